@@ -1,0 +1,106 @@
+"""Configuration: every `MICDR_*` variable, parsed once into a frozen object.
+
+Nothing else reads `os.environ`; `create_app(settings)` and the CLI hand this object down.
+With nothing set, the embedded default runs (SQLite store, SQLite index, in-process worker).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A `MICDR_*` variable has a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("micdr-data")
+    mongo_url: str | None = None
+    mongo_database: str = "micdr"
+    elasticsearch_url: str | None = None
+    index_prefix: str = "micdr"
+    redis_url: str | None = None
+    base_path: str = "/fhir"
+    public_base_url: str | None = None
+    allow_update_create: bool = True
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_bundle_entries: int = 10_000
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    ig_mode: bool = True
+    accepted_identifier_systems: tuple[str, ...] = field(default_factory=tuple)
+    log_level: str = "INFO"
+
+    @property
+    def deployment(self) -> str:
+        """`embedded` when no engine URL is configured, else `full`."""
+        return "full" if self.mongo_url or self.elasticsearch_url or self.redis_url else "embedded"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "micdr.sqlite3"
+
+    def validate(self) -> None:
+        configured = [self.mongo_url, self.elasticsearch_url, self.redis_url]
+        if any(configured) and not all(configured):
+            raise SettingsError(
+                "the full stack needs MICDR_MONGO_URL, MICDR_ELASTICSEARCH_URL and MICDR_REDIS_URL "
+                "together (set all three, or none for the embedded default)"
+            )
+        if not 1 <= self.default_page_size <= self.max_page_size:
+            raise SettingsError("MICDR_DEFAULT_PAGE_SIZE must be between 1 and MICDR_MAX_PAGE_SIZE")
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be a boolean (1/0, true/false), not {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, not {value}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read `MICDR_*` from `env` (default: the process environment); `overrides` win (CLI flags)."""
+    env = os.environ if env is None else env
+    systems = tuple(s for s in env.get("MICDR_IDENTIFIER_SYSTEMS", "").split(",") if s.strip())
+    values: dict[str, object] = {
+        "data_dir": Path(env.get("MICDR_DATA_DIR") or "micdr-data"),
+        "mongo_url": env.get("MICDR_MONGO_URL") or None,
+        "mongo_database": env.get("MICDR_MONGO_DATABASE") or "micdr",
+        "elasticsearch_url": env.get("MICDR_ELASTICSEARCH_URL") or None,
+        "index_prefix": env.get("MICDR_INDEX_PREFIX") or "micdr",
+        "redis_url": env.get("MICDR_REDIS_URL") or None,
+        "public_base_url": env.get("MICDR_PUBLIC_BASE_URL") or None,
+        "allow_update_create": _flag(env, "MICDR_ALLOW_UPDATE_CREATE", True),
+        "max_body_bytes": _int(env, "MICDR_MAX_BODY_BYTES", 32 * 1024 * 1024),
+        "max_bundle_entries": _int(env, "MICDR_MAX_BUNDLE_ENTRIES", 10_000),
+        "default_page_size": _int(env, "MICDR_DEFAULT_PAGE_SIZE", 20),
+        "max_page_size": _int(env, "MICDR_MAX_PAGE_SIZE", 1000),
+        "ig_mode": _flag(env, "MICDR_IG_MODE", True),
+        "accepted_identifier_systems": tuple(s.strip() for s in systems),
+        "log_level": (env.get("MICDR_LOG_LEVEL") or "INFO").upper(),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)  # type: ignore[arg-type]
+    settings.validate()
+    return settings

@@ -1,0 +1,381 @@
+"""`ResourceStore` and `CommitLog` on MongoDB through the PyMongo async API (Motor-compatible subset).
+
+No multi-document transactions (standalone servers, FerretDB and mongomock have none): the commit
+point is one single-document write, the transaction-log record flipping `pending -> committed`.
+
+1. take a sequence number, insert the log record `pending`;
+2. insert the new version documents (`_id = Type/id/N`: a version is taken once) and the claims
+   (`_id` = business key: a claim is taken once); a duplicate key aborts: roll back, raise;
+3. flip the log record to `committed` only if still `pending` — the commit point;
+4. roll forward: mark versions committed, move the current documents (only ever to a higher
+   version), flip the record to `applied`.
+
+A crash before 3 leaves pending versions nobody reads and a pending record `recover` rolls back;
+a crash after 3 leaves a committed record `recover` rolls forward. See
+docs/implementation/write-path.md and docs/decisions/0002-no-multi-document-transactions.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from app.fhir.clock import format_instant, utc_now
+from app.store.names import CLAIMS, COUNTERS, CURRENT, TX_SEQUENCE, TXLOG, VERSIONS
+from app.store.port import (
+    ClaimTaken,
+    CommittedTransaction,
+    HistoryQuery,
+    ServiceStatus,
+    StoredResource,
+    StoreError,
+    VersionConflict,
+)
+from app.tx.commands import Claim, Transaction, Write
+
+_DUPLICATE_KEY = 11000
+_FIELDS = {"type": 1, "id": 1, "version": 1, "op": 1, "last_updated": 1, "resource": 1}
+
+
+def _stored(doc: Mapping[str, Any]) -> StoredResource:
+    return StoredResource(
+        type=doc["type"],
+        id=doc["id"],
+        version=doc["version"],
+        last_updated=doc["last_updated"],
+        deleted=doc["op"] == "delete",
+        resource=doc.get("resource"),
+        op=doc["op"],
+    )
+
+
+def _version_doc(write: Write, seq: int, last_updated: str) -> dict[str, Any]:
+    return {
+        "_id": f"{write.type}/{write.id}/{write.version}",
+        "type": write.type,
+        "id": write.id,
+        "version": write.version,
+        "tx": seq,
+        "state": "pending",
+        "op": write.op,
+        "last_updated": last_updated,
+        "ident": list(write.identifiers),
+        "resource": write.resource,
+    }
+
+
+class MongoResourceStore:
+    """Store on a database handle from `pymongo.AsyncMongoClient` (or mongomock-motor in tests)."""
+
+    def __init__(self, database: Any) -> None:
+        self._db = database
+        self._versions = database[VERSIONS]
+        self._current = database[CURRENT]
+        self._txlog = database[TXLOG]
+        self._claims = database[CLAIMS]
+        self._counters = database[COUNTERS]
+
+    @classmethod
+    async def open(cls, database: Any) -> MongoResourceStore:
+        store = cls(database)
+        await store._current.create_index([("type", ASCENDING), ("ident", ASCENDING)])
+        await store._versions.create_index([("last_updated", DESCENDING)])
+        await store._versions.create_index([("type", ASCENDING), ("last_updated", DESCENDING)])
+        await store._versions.create_index([("type", ASCENDING), ("id", ASCENDING)])
+        await store._versions.create_index([("tx", ASCENDING)])
+        await store._txlog.create_index([("state", ASCENDING), ("indexed", ASCENDING)])
+        await store._txlog.create_index([("origin", ASCENDING)])
+        return store
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def commit(self, tx: Transaction) -> int:
+        counter = await self._counters.find_one_and_update(
+            {"_id": TX_SEQUENCE},
+            {"$inc": {"seq": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        seq = int(counter["seq"])
+        now = utc_now()
+        await self._txlog.insert_one(
+            {
+                "_id": seq,
+                "state": "pending",
+                "started": now,
+                "refs": [[w.type, w.id, w.version] for w in tx.writes],
+                "origin": tx.origin,
+                "indexed": False,
+            }
+        )
+        try:
+            await self._check_versions(tx.writes)
+            await self._insert_versions(tx.writes, seq, tx.last_updated or now)
+            for claim in tx.claims:
+                await self._take_claim(claim, seq)
+            flipped = await self._txlog.update_one(
+                {"_id": seq, "state": "pending"},
+                {"$set": {"state": "committed", "committed_at": utc_now()}},
+            )
+            if flipped.modified_count != 1:
+                raise StoreError(f"transaction {seq} was rolled back by recovery before commit")
+        except BaseException:
+            await self._roll_back(seq)
+            raise
+        await self._roll_forward(seq, tx.writes)
+        return seq
+
+    async def _check_versions(self, writes: Sequence[Write]) -> None:
+        # Versions are contiguous: N may only follow a current N-1. (Uniqueness of N, enforced by
+        # `_id`, is what makes racing writers safe; this check refuses gaps.)
+        keys = [w.ref for w in writes]
+        docs = await self._current.find({"_id": {"$in": keys}}, {"version": 1}).to_list(None)
+        current = {d["_id"]: d["version"] for d in docs}
+        for write in writes:
+            if current.get(write.ref, 0) != write.version - 1:
+                raise VersionConflict(write.ref, write.version)
+
+    async def _insert_versions(self, writes: Sequence[Write], seq: int, last_updated: str) -> None:
+        docs = [
+            _version_doc(w, seq, (w.resource or {}).get("meta", {}).get("lastUpdated") or last_updated)
+            for w in writes
+        ]
+        if not docs:
+            return
+        try:
+            await self._versions.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            taken = next((e for e in errors if e.get("code") == _DUPLICATE_KEY), None)
+            if taken is None:
+                raise StoreError(str(exc)) from exc
+            write = writes[taken.get("index", 0)]
+            raise VersionConflict(write.ref, write.version) from None
+
+    async def _take_claim(self, claim: Claim, seq: int) -> None:
+        try:
+            await self._claims.insert_one({"_id": claim.key, "ref": claim.ref, "tx": seq})
+            return
+        except DuplicateKeyError:
+            pass
+        holder = await self._claims.find_one({"_id": claim.key})
+        if holder is None:
+            raise ClaimTaken(claim.key, "(released meanwhile)")
+        if holder["ref"] != claim.ref and await self._claim_is_live(claim, holder):
+            raise ClaimTaken(claim.key, holder["ref"])
+        taken = await self._claims.update_one(
+            {"_id": claim.key, "tx": holder["tx"]}, {"$set": {"ref": claim.ref, "tx": seq}}
+        )
+        if taken.modified_count != 1:
+            raise ClaimTaken(claim.key, "(taken over meanwhile)")
+
+    async def _claim_is_live(self, claim: Claim, holder: Mapping[str, Any]) -> bool:
+        record = await self._txlog.find_one({"_id": holder["tx"]}, {"state": 1})
+        if record is not None and record["state"] in ("pending", "committed"):
+            return True  # still being written, or committed and about to be rolled forward
+        current = await self._current.find_one(
+            {"_id": holder["ref"], "ident": claim.token, "op": {"$ne": "delete"}}, {"_id": 1}
+        )
+        return current is not None
+
+    async def _roll_back(self, seq: int) -> None:
+        record = await self._txlog.find_one_and_update(
+            {"_id": seq, "state": "pending"},
+            {"$set": {"state": "aborted"}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if record is None:
+            return  # it committed after all: leave it to roll forward
+        await self._versions.delete_many({"tx": seq, "state": "pending"})
+        await self._claims.delete_many({"tx": seq})
+
+    async def _roll_forward(self, seq: int, writes: Sequence[Write] | None = None) -> None:
+        if writes is None:
+            docs = await self._versions.find({"tx": seq}).to_list(None)
+        else:
+            docs = [
+                {
+                    "type": w.type,
+                    "id": w.id,
+                    "version": w.version,
+                    "op": w.op,
+                    "last_updated": (w.resource or {}).get("meta", {}).get("lastUpdated"),
+                    "ident": list(w.identifiers),
+                    "resource": w.resource,
+                }
+                for w in writes
+            ]
+        await self._versions.update_many({"tx": seq}, {"$set": {"state": "committed"}})
+        if docs:
+            await self._move_current(docs)
+        await self._txlog.update_one({"_id": seq}, {"$set": {"state": "applied"}})
+
+    async def _move_current(self, docs: list[dict[str, Any]]) -> None:
+        # One update per resource, sent concurrently (mongomock cannot run pymongo's bulk_write).
+        await asyncio.gather(*(self._move_one(doc) for doc in docs))
+
+    async def _move_one(self, doc: dict[str, Any]) -> None:
+        fields = {k: doc[k] for k in ("type", "id", "version", "op", "last_updated", "resource")}
+        fields["ident"] = doc.get("ident", []) if doc["op"] != "delete" else []
+        try:
+            # Only ever forward: an older roll-forward arriving late must not move it back.
+            await self._current.update_one(
+                {"_id": f"{doc['type']}/{doc['id']}", "version": {"$lt": doc["version"]}},
+                {"$set": fields},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # a newer version is already current
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def read(self, type: str, id: str) -> StoredResource | None:
+        doc = await self._current.find_one({"_id": f"{type}/{id}"}, _FIELDS)
+        return _stored(doc) if doc else None
+
+    async def read_many(self, refs: Sequence[tuple[str, str]]) -> list[StoredResource]:
+        if not refs:
+            return []
+        keys = [f"{t}/{i}" for t, i in refs]
+        docs = await self._current.find({"_id": {"$in": keys}}, _FIELDS).to_list(None)
+        return [_stored(d) for d in docs]
+
+    async def vread(self, type: str, id: str, version: int) -> StoredResource | None:
+        doc = await self._versions.find_one({"_id": f"{type}/{id}/{version}"})
+        if doc is None:
+            return None
+        if doc["state"] != "committed" and not await self._is_committed(doc["tx"]):
+            return None
+        return _stored(doc)
+
+    async def _is_committed(self, seq: int) -> bool:
+        record = await self._txlog.find_one({"_id": seq}, {"state": 1})
+        return record is not None and record["state"] in ("committed", "applied")
+
+    async def history(self, query: HistoryQuery) -> list[StoredResource]:
+        filt: dict[str, Any] = {"state": "committed"}
+        if query.type is not None:
+            filt["type"] = query.type
+        if query.id is not None:
+            filt["id"] = query.id
+        if query.since is not None:
+            filt["last_updated"] = {"$gte": query.since}
+        if query.before is not None:
+            filt["$or"] = _older_than(query.before)
+        order = [("last_updated", DESCENDING), ("type", DESCENDING), ("id", DESCENDING),
+                 ("version", DESCENDING)]
+        if query.at is None:
+            docs = await self._versions.find(filt, _FIELDS).sort(order).limit(query.count).to_list(None)
+            return [_stored(d) for d in docs]
+        return await self._history_at(filt, order, query)
+
+    async def _history_at(
+        self, filt: dict[str, Any], order: list[tuple[str, int]], query: HistoryQuery
+    ) -> list[StoredResource]:
+        # _at: versions current at some moment from `at` on = newer than `at`, plus each
+        # resource's latest version at `at`. Scanned in order, newest first.
+        assert query.at is not None
+        out: list[StoredResource] = []
+        seen_before_at: set[str] = set()
+        async for doc in self._versions.find(filt, _FIELDS).sort(order):
+            ref = f"{doc['type']}/{doc['id']}"
+            if doc["last_updated"] > query.at:
+                out.append(_stored(doc))
+            elif ref not in seen_before_at:
+                seen_before_at.add(ref)
+                out.append(_stored(doc))
+            if len(out) >= query.count:
+                break
+        return out
+
+    async def find_by_identifier(
+        self, type: str, tokens: Sequence[str]
+    ) -> Mapping[str, list[str]]:
+        found: dict[str, list[str]] = {t: [] for t in tokens}
+        if not tokens:
+            return found
+        cursor = self._current.find(
+            {"type": type, "ident": {"$in": list(tokens)}, "op": {"$ne": "delete"}},
+            {"id": 1, "ident": 1},
+        )
+        async for doc in cursor:
+            for token in doc.get("ident", []):
+                if token in found:
+                    found[token].append(doc["id"])
+        for ids in found.values():
+            ids.sort()
+        return found
+
+    async def status(self) -> ServiceStatus:
+        try:
+            info = await self._db.command("buildInfo")
+        except (PyMongoError, OSError) as exc:
+            return ServiceStatus("store", False, detail=str(exc))
+        name = "FerretDB" if "ferretdb" in str(info).lower() else "MongoDB"
+        return ServiceStatus("store", True, f"{name} {info.get('version', '?')}")
+
+    # -- commit log -----------------------------------------------------------------------
+
+    async def unindexed(self, limit: int) -> list[CommittedTransaction]:
+        docs = await (
+            self._txlog.find({"state": "applied", "indexed": False})
+            .sort("_id", ASCENDING)
+            .limit(limit)
+            .to_list(None)
+        )
+        return [
+            CommittedTransaction(
+                d["_id"], tuple((t, i, v) for t, i, v in d["refs"]), d.get("committed_at", "")
+            )
+            for d in docs
+        ]
+
+    async def mark_indexed(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            await self._txlog.update_many({"_id": {"$in": list(seqs)}}, {"$set": {"indexed": True}})
+
+    async def oldest_unindexed(self) -> str | None:
+        doc = await self._txlog.find_one(
+            {"state": {"$in": ["committed", "applied"]}, "indexed": False},
+            sort=[("_id", ASCENDING)],
+        )
+        return doc.get("committed_at") if doc else None
+
+    async def committed_origin(self, origin: str) -> int | None:
+        doc = await self._txlog.find_one(
+            {"origin": origin, "state": {"$in": ["committed", "applied"]}}, {"_id": 1}
+        )
+        return int(doc["_id"]) if doc else None
+
+    async def recover(self, stale_after_seconds: float) -> tuple[int, int]:
+        forward = 0
+        async for record in self._txlog.find({"state": "committed"}, {"_id": 1}):
+            await self._roll_forward(record["_id"])
+            forward += 1
+        cutoff = format_instant(datetime.now(UTC) - timedelta(seconds=stale_after_seconds))
+        back = 0
+        async for record in self._txlog.find(
+            {"state": "pending", "started": {"$lt": cutoff}}, {"_id": 1}
+        ):
+            await self._roll_back(record["_id"])
+            back += 1
+        return forward, back
+
+    async def close(self) -> None:
+        return None
+
+
+def _older_than(before: tuple[str, str, str, int]) -> list[dict[str, Any]]:
+    """Keyset condition (last_updated, type, id, version) < before, for descending history."""
+    lu, type_, id_, version = before
+    return [
+        {"last_updated": {"$lt": lu}},
+        {"last_updated": lu, "type": {"$lt": type_}},
+        {"last_updated": lu, "type": type_, "id": {"$lt": id_}},
+        {"last_updated": lu, "type": type_, "id": id_, "version": {"$lt": version}},
+    ]

@@ -1,0 +1,330 @@
+"""`ResourceStore` and `CommitLog` on an embedded SQLite file (the embedded default).
+
+SQLite has real transactions, so here the commit point is SQLite's own COMMIT: the version rows,
+the current rows, the identifier rows, the claims and the commit-log row are written in one
+`BEGIN IMMEDIATE` transaction, and a crash anywhere before COMMIT leaves nothing behind (SQLite's
+journal). All calls run on one dedicated thread with one connection (WAL mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from app.fhir.clock import utc_now
+from app.store.names import CLAIMS, CURRENT, IDENTIFIERS, TXLOG, VERSIONS
+from app.store.port import (
+    ClaimTaken,
+    CommittedTransaction,
+    HistoryQuery,
+    ServiceStatus,
+    StoredResource,
+    VersionConflict,
+)
+from app.tx.commands import Claim, Transaction, Write
+
+T = TypeVar("T")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {VERSIONS} (
+  type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, tx INTEGER NOT NULL,
+  op TEXT NOT NULL, last_updated TEXT NOT NULL, body BLOB,
+  PRIMARY KEY (type, id, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {VERSIONS}_by_time ON {VERSIONS} (last_updated, type, id, version);
+CREATE INDEX IF NOT EXISTS {VERSIONS}_by_type_time
+  ON {VERSIONS} (type, last_updated, id, version);
+CREATE TABLE IF NOT EXISTS {CURRENT} (
+  type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, op TEXT NOT NULL,
+  last_updated TEXT NOT NULL, body BLOB,
+  PRIMARY KEY (type, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {IDENTIFIERS} (
+  type TEXT NOT NULL, token TEXT NOT NULL, id TEXT NOT NULL,
+  PRIMARY KEY (type, token, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {IDENTIFIERS}_by_id ON {IDENTIFIERS} (type, id);
+CREATE TABLE IF NOT EXISTS {CLAIMS} (
+  key TEXT PRIMARY KEY, ref TEXT NOT NULL, tx INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {TXLOG} (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, committed_at TEXT NOT NULL, refs BLOB NOT NULL,
+  origin TEXT, indexed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS {TXLOG}_unindexed ON {TXLOG} (indexed, seq);
+CREATE INDEX IF NOT EXISTS {TXLOG}_origin ON {TXLOG} (origin);
+"""
+
+
+def _stored(row: sqlite3.Row | tuple[Any, ...]) -> StoredResource:
+    type_, id_, version, op, last_updated, body = row
+    return StoredResource(
+        type=type_,
+        id=id_,
+        version=version,
+        last_updated=last_updated,
+        deleted=op == "delete",
+        resource=orjson.loads(body) if body is not None else None,
+        op=op,
+    )
+
+
+class SqliteResourceStore:
+    """The embedded store; one instance per process owns the file's write connection."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="micdr-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteResourceStore:
+        store = cls(path)
+        await store._run(store._connect)
+        return store
+
+    def _connect(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.executescript(_SCHEMA)
+        self._conn = conn
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        assert self._conn is not None, "store is closed"
+        return self._conn
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def commit(self, tx: Transaction) -> int:
+        return await self._run(self._commit, tx)
+
+    def _commit(self, tx: Transaction) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for write in tx.writes:
+                self._check_version(write)
+            committed_at = utc_now()
+            refs = [[w.type, w.id, w.version] for w in tx.writes]
+            cur = db.execute(
+                f"INSERT INTO {TXLOG} (committed_at, refs, origin) VALUES (?, ?, ?)",
+                (committed_at, orjson.dumps(refs), tx.origin),
+            )
+            seq = int(cur.lastrowid or 0)
+            for claim in tx.claims:
+                self._take_claim(claim, seq)
+            for write in tx.writes:
+                self._apply(write, seq)
+            db.execute("COMMIT")
+            return seq
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _check_version(self, write: Write) -> None:
+        row = self._db.execute(
+            f"SELECT version FROM {CURRENT} WHERE type = ? AND id = ?", (write.type, write.id)
+        ).fetchone()
+        current = row[0] if row else 0
+        if current != write.version - 1:
+            raise VersionConflict(write.ref, write.version)
+
+    def _take_claim(self, claim: Claim, seq: int) -> None:
+        db = self._db
+        row = db.execute(f"SELECT ref FROM {CLAIMS} WHERE key = ?", (claim.key,)).fetchone()
+        if row is not None and row[0] != claim.ref and self._claim_is_live(claim, row[0]):
+            raise ClaimTaken(claim.key, row[0])
+        db.execute(
+            f"INSERT OR REPLACE INTO {CLAIMS} (key, ref, tx) VALUES (?, ?, ?)",
+            (claim.key, claim.ref, seq),
+        )
+
+    def _claim_is_live(self, claim: Claim, holder: str) -> bool:
+        # Live = the holder is a current, undeleted resource still carrying the identifier.
+        holder_type, _, holder_id = holder.partition("/")
+        row = self._db.execute(
+            f"SELECT 1 FROM {IDENTIFIERS} i JOIN {CURRENT} c ON c.type = i.type AND c.id = i.id "
+            "WHERE i.type = ? AND i.id = ? AND i.token = ? AND c.op != 'delete'",
+            (holder_type, holder_id, claim.token),
+        ).fetchone()
+        return row is not None
+
+    def _apply(self, write: Write, seq: int) -> None:
+        db = self._db
+        body = orjson.dumps(write.resource) if write.resource is not None else None
+        last_updated = (write.resource or {}).get("meta", {}).get("lastUpdated") or utc_now()
+        try:
+            db.execute(
+                f"INSERT INTO {VERSIONS} (type, id, version, tx, op, last_updated, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (write.type, write.id, write.version, seq, write.op, last_updated, body),
+            )
+        except sqlite3.IntegrityError:
+            raise VersionConflict(write.ref, write.version) from None
+        db.execute(
+            f"INSERT OR REPLACE INTO {CURRENT} (type, id, version, op, last_updated, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (write.type, write.id, write.version, write.op, last_updated, body),
+        )
+        db.execute(f"DELETE FROM {IDENTIFIERS} WHERE type = ? AND id = ?", (write.type, write.id))
+        if write.op != "delete":
+            db.executemany(
+                f"INSERT OR IGNORE INTO {IDENTIFIERS} (type, token, id) VALUES (?, ?, ?)",
+                [(write.type, token, write.id) for token in write.identifiers],
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def read(self, type: str, id: str) -> StoredResource | None:
+        return await self._run(self._read, type, id)
+
+    def _read(self, type_: str, id_: str) -> StoredResource | None:
+        row = self._db.execute(
+            f"SELECT type, id, version, op, last_updated, body FROM {CURRENT} "
+            "WHERE type = ? AND id = ?",
+            (type_, id_),
+        ).fetchone()
+        return _stored(row) if row else None
+
+    async def read_many(self, refs: Sequence[tuple[str, str]]) -> list[StoredResource]:
+        return await self._run(self._read_many, list(refs))
+
+    def _read_many(self, refs: list[tuple[str, str]]) -> list[StoredResource]:
+        out: list[StoredResource] = []
+        for start in range(0, len(refs), 400):
+            chunk = refs[start : start + 400]
+            where = " OR ".join("(type = ? AND id = ?)" for _ in chunk)
+            params = [v for ref in chunk for v in ref]
+            rows = self._db.execute(
+                f"SELECT type, id, version, op, last_updated, body FROM {CURRENT} WHERE {where}",
+                params,
+            ).fetchall()
+            out.extend(_stored(r) for r in rows)
+        return out
+
+    async def vread(self, type: str, id: str, version: int) -> StoredResource | None:
+        return await self._run(self._vread, type, id, version)
+
+    def _vread(self, type_: str, id_: str, version: int) -> StoredResource | None:
+        row = self._db.execute(
+            f"SELECT type, id, version, op, last_updated, body FROM {VERSIONS} "
+            "WHERE type = ? AND id = ? AND version = ?",
+            (type_, id_, version),
+        ).fetchone()
+        return _stored(row) if row else None
+
+    async def history(self, query: HistoryQuery) -> list[StoredResource]:
+        return await self._run(self._history, query)
+
+    def _history(self, q: HistoryQuery) -> list[StoredResource]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if q.type is not None:
+            clauses.append("type = ?")
+            params.append(q.type)
+        if q.id is not None:
+            clauses.append("id = ?")
+            params.append(q.id)
+        if q.since is not None:
+            clauses.append("last_updated >= ?")
+            params.append(q.since)
+        if q.at is not None:
+            # _at: the versions that were current at that instant, plus later ones.
+            clauses.append(
+                f"(last_updated > ? OR version = (SELECT MAX(v2.version) FROM {VERSIONS} v2 "
+                f"WHERE v2.type = {VERSIONS}.type AND v2.id = {VERSIONS}.id "
+                "AND v2.last_updated <= ?))"
+            )
+            params += [q.at, q.at]
+        if q.before is not None:
+            clauses.append("(last_updated, type, id, version) < (?, ?, ?, ?)")
+            params += list(q.before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT type, id, version, op, last_updated, body FROM {VERSIONS} {where} "
+            "ORDER BY last_updated DESC, type DESC, id DESC, version DESC LIMIT ?",
+            [*params, q.count],
+        ).fetchall()
+        return [_stored(r) for r in rows]
+
+    async def find_by_identifier(
+        self, type: str, tokens: Sequence[str]
+    ) -> Mapping[str, list[str]]:
+        return await self._run(self._find_by_identifier, type, list(tokens))
+
+    def _find_by_identifier(self, type_: str, tokens: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {t: [] for t in tokens}
+        for start in range(0, len(tokens), 500):
+            chunk = tokens[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            rows = self._db.execute(
+                f"SELECT token, id FROM {IDENTIFIERS} WHERE type = ? AND token IN ({marks}) "
+                "ORDER BY id",
+                [type_, *chunk],
+            ).fetchall()
+            for token, id_ in rows:
+                found[token].append(id_)
+        return found
+
+    async def status(self) -> ServiceStatus:
+        return ServiceStatus("store", True, f"SQLite {sqlite3.sqlite_version}", str(self._path))
+
+    # -- commit log -----------------------------------------------------------------------
+
+    async def unindexed(self, limit: int) -> list[CommittedTransaction]:
+        return await self._run(self._unindexed, limit)
+
+    def _unindexed(self, limit: int) -> list[CommittedTransaction]:
+        rows = self._db.execute(
+            f"SELECT seq, refs, committed_at FROM {TXLOG} WHERE indexed = 0 ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            CommittedTransaction(seq, tuple((t, i, v) for t, i, v in orjson.loads(refs)), at)
+            for seq, refs, at in rows
+        ]
+
+    async def mark_indexed(self, seqs: Sequence[int]) -> None:
+        await self._run(self._mark_indexed, list(seqs))
+
+    def _mark_indexed(self, seqs: list[int]) -> None:
+        self._db.executemany(f"UPDATE {TXLOG} SET indexed = 1 WHERE seq = ?", [(s,) for s in seqs])
+
+    async def oldest_unindexed(self) -> str | None:
+        return await self._run(self._oldest_unindexed)
+
+    def _oldest_unindexed(self) -> str | None:
+        row = self._db.execute(
+            f"SELECT MIN(committed_at) FROM {TXLOG} WHERE indexed = 0"
+        ).fetchone()
+        return row[0] if row else None
+
+    async def committed_origin(self, origin: str) -> int | None:
+        return await self._run(self._committed_origin, origin)
+
+    def _committed_origin(self, origin: str) -> int | None:
+        row = self._db.execute(f"SELECT seq FROM {TXLOG} WHERE origin = ?", (origin,)).fetchone()
+        return row[0] if row else None
+
+    async def recover(self, stale_after_seconds: float) -> tuple[int, int]:
+        # SQLite's journal already rolled back any transaction cut short by a crash.
+        return (0, 0)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)

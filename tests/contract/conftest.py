@@ -1,0 +1,58 @@
+"""Adapters as fixture parameters: one suite, every store.
+
+SQLite and mongomock-motor always run; FerretDB runs when MICDR_TEST_MONGO_URL is set and is
+mandatory when MICDR_REQUIRE_SERVICES=1 (CI).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.store.mongo import MongoResourceStore
+from app.store.sqlite import SqliteResourceStore
+
+STORES = ["sqlite", "mongomock", "ferretdb"]
+
+
+async def open_store(kind: str, tmp_path: Path) -> tuple[Any, Any]:
+    """(store, cleanup) for one adapter kind."""
+    if kind == "sqlite":
+        store = await SqliteResourceStore.open(tmp_path / "store.sqlite3")
+        return store, store.close
+    if kind == "mongomock":
+        from mongomock_motor import AsyncMongoMockClient
+
+        client = AsyncMongoMockClient()
+        store = await MongoResourceStore.open(client[f"t{uuid.uuid4().hex[:8]}"])
+        return store, store.close
+    url = os.environ.get("MICDR_TEST_MONGO_URL")
+    if not url:
+        if os.environ.get("MICDR_REQUIRE_SERVICES") == "1":
+            pytest.fail("MICDR_REQUIRE_SERVICES=1 but MICDR_TEST_MONGO_URL is not set")
+        pytest.skip("FerretDB not configured (MICDR_TEST_MONGO_URL unset)")
+    from pymongo import AsyncMongoClient
+
+    client = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
+    name = f"micdr_test_{uuid.uuid4().hex[:10]}"
+    store = await MongoResourceStore.open(client[name])
+
+    async def cleanup() -> None:
+        await client.drop_database(name)
+        await client.close()
+
+    return store, cleanup
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    store, cleanup = await open_store(request.param, tmp_path)
+    try:
+        yield store
+    finally:
+        await cleanup()

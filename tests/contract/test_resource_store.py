@@ -1,0 +1,166 @@
+"""The `ResourceStore` / `CommitLog` contract (app/store/port.py), run on every adapter."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from app.store.port import ClaimTaken, HistoryQuery, VersionConflict
+from app.tx.commands import Claim, Transaction, Write
+
+
+def patient(id_: str, version: int, at: str, family: str = "Doe") -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": id_,
+        "meta": {"versionId": str(version), "lastUpdated": at},
+        "name": [{"family": family}],
+    }
+
+
+def put(id_: str, version: int, at: str, family: str = "Doe", **kw: Any) -> Write:
+    return Write("Patient", id_, version, "create" if version == 1 else "update",
+                 patient(id_, version, at, family), **kw)
+
+
+async def test_commit_then_read_answers_the_current_version(store: Any) -> None:
+    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
+    await store.commit(Transaction((put("a", 2, "2024-01-02T00:00:00.000Z", "Roe"),)))
+    current = await store.read("Patient", "a")
+    assert (current.version, current.deleted) == (2, False)
+    assert current.resource["name"] == [{"family": "Roe"}]
+    assert (await store.vread("Patient", "a", 1)).resource["name"] == [{"family": "Doe"}]
+    assert await store.vread("Patient", "a", 3) is None
+    assert await store.read("Patient", "missing") is None
+
+
+async def test_a_version_is_taken_once(store: Any) -> None:
+    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
+    with pytest.raises(VersionConflict):
+        await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:01.000Z"),)))
+    with pytest.raises(VersionConflict):
+        await store.commit(Transaction((put("a", 3, "2024-01-01T00:00:01.000Z"),)))
+    assert (await store.read("Patient", "a")).version == 1
+
+
+async def test_a_failing_write_leaves_nothing_of_its_transaction(store: Any) -> None:
+    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
+    tx = Transaction((put("b", 1, "2024-01-01T00:00:01.000Z"), put("a", 1, "2024-01-01T00:00:01.000Z")))
+    with pytest.raises(VersionConflict):
+        await store.commit(tx)
+    assert await store.read("Patient", "b") is None
+    assert await store.vread("Patient", "b", 1) is None
+    history = await store.history(HistoryQuery(type="Patient"))
+    assert [(h.id, h.version) for h in history] == [("a", 1)]
+
+
+async def test_concurrent_writers_of_one_version_exactly_one_wins(store: Any) -> None:
+    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
+    results = await asyncio.gather(
+        *[store.commit(Transaction((put("a", 2, "2024-01-02T00:00:00.000Z", f"F{i}"),)))
+          for i in range(20)],
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if isinstance(r, int)) == 1
+    assert sum(1 for r in results if isinstance(r, VersionConflict)) == 19
+    assert (await store.read("Patient", "a")).version == 2
+
+
+async def test_delete_leaves_a_tombstone_in_history(store: Any) -> None:
+    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
+    await store.commit(Transaction((Write("Patient", "a", 2, "delete", None),)))
+    current = await store.read("Patient", "a")
+    assert (current.version, current.deleted, current.resource) == (2, True, None)
+    history = await store.history(HistoryQuery(type="Patient", id="a"))
+    assert [(h.version, h.deleted) for h in history] == [(2, True), (1, False)]
+
+
+async def test_history_orders_newest_first_and_pages_by_keyset(store: Any) -> None:
+    for i, at in enumerate(["2024-01-01", "2024-01-03", "2024-01-02"]):
+        await store.commit(Transaction((put(f"p{i}", 1, f"{at}T00:00:00.000Z"),)))
+    first = await store.history(HistoryQuery(count=2))
+    assert [h.id for h in first] == ["p1", "p2"]
+    last = first[-1]
+    rest = await store.history(
+        HistoryQuery(count=2, before=(last.last_updated, last.type, last.id, last.version))
+    )
+    assert [h.id for h in rest] == ["p0"]
+    since = await store.history(HistoryQuery(since="2024-01-02T00:00:00.000Z"))
+    assert [h.id for h in since] == ["p1", "p2"]
+
+
+async def test_history_at_includes_the_version_current_then(store: Any) -> None:
+    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
+    await store.commit(Transaction((put("a", 2, "2024-01-05T00:00:00.000Z"),)))
+    await store.commit(Transaction((put("a", 3, "2024-01-09T00:00:00.000Z"),)))
+    at = await store.history(HistoryQuery(type="Patient", id="a", at="2024-01-06T00:00:00.000Z"))
+    assert [h.version for h in at] == [3, 2]
+
+
+async def test_find_by_identifier_answers_live_resources_per_token(store: Any) -> None:
+    await store.commit(Transaction((
+        put("a", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1", "1")),
+        put("b", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1", "1", "t|2", "2")),
+        put("c", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|3", "3")),
+    )))
+    await store.commit(Transaction((Write("Patient", "c", 2, "delete", None),)))
+    found = await store.find_by_identifier("Patient", ["s|1", "2", "s|3", "x|9"])
+    assert dict(found) == {"s|1": ["a", "b"], "2": ["b"], "s|3": [], "x|9": []}
+    assert dict(await store.find_by_identifier("Observation", ["s|1"])) == {"s|1": []}
+
+
+async def test_a_claim_is_taken_once_and_stale_claims_are_taken_over(store: Any) -> None:
+    claim_a = Claim("Patient", "s|1", "Patient/a")
+    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1",)),),
+                                   (claim_a,)))
+    with pytest.raises(ClaimTaken):
+        await store.commit(Transaction((put("b", 1, "2024-01-01T00:00:00.000Z"),),
+                                       (Claim("Patient", "s|1", "Patient/b"),)))
+    assert await store.read("Patient", "b") is None
+    # Once the holder no longer carries the identifier, the claim is stale.
+    await store.commit(Transaction((put("a", 2, "2024-01-02T00:00:00.000Z"),)))
+    await store.commit(Transaction((put("b", 1, "2024-01-03T00:00:00.000Z", identifiers=("s|1",)),),
+                                   (Claim("Patient", "s|1", "Patient/b"),)))
+    assert dict(await store.find_by_identifier("Patient", ["s|1"])) == {"s|1": ["b"]}
+
+
+async def test_concurrent_claims_exactly_one_wins(store: Any) -> None:
+    results = await asyncio.gather(
+        *[store.commit(Transaction((put(f"p{i}", 1, "2024-01-01T00:00:00.000Z",
+                                        identifiers=("s|1",)),),
+                                   (Claim("Patient", "s|1", f"Patient/p{i}"),)))
+          for i in range(10)],
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if isinstance(r, int)) == 1
+    assert sum(1 for r in results if isinstance(r, ClaimTaken)) == 9
+    assert len((await store.find_by_identifier("Patient", ["s|1"]))["s|1"]) == 1
+
+
+async def test_commit_log_is_the_indexing_outbox(store: Any) -> None:
+    seq1 = await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
+    seq2 = await store.commit(Transaction((put("a", 2, "2024-01-02T00:00:00.000Z"),
+                                           put("b", 1, "2024-01-02T00:00:00.000Z")),
+                                          origin="job-1"))
+    pending = await store.unindexed(10)
+    assert [(c.seq, c.refs) for c in pending] == [
+        (seq1, (("Patient", "a", 1),)),
+        (seq2, (("Patient", "a", 2), ("Patient", "b", 1))),
+    ]
+    assert await store.oldest_unindexed() is not None
+    await store.mark_indexed([seq1])
+    assert [c.seq for c in await store.unindexed(10)] == [seq2]
+    await store.mark_indexed([seq2])
+    assert await store.unindexed(10) == []
+    assert await store.oldest_unindexed() is None
+    assert await store.committed_origin("job-1") == seq2
+    assert await store.committed_origin("job-2") is None
+
+
+async def test_read_many_answers_current_versions(store: Any) -> None:
+    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),
+                                    put("b", 1, "2024-01-01T00:00:00.000Z"))))
+    found = await store.read_many([("Patient", "a"), ("Patient", "b"), ("Patient", "zz")])
+    assert sorted(f.id for f in found) == ["a", "b"]
