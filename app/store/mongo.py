@@ -1,4 +1,4 @@
-"""`ResourceStore` and `CommitLog` on MongoDB through the PyMongo async API (Motor-compatible subset).
+"""`ResourceStore` and `CommitLog` on MongoDB, PyMongo async API (the subset Motor also has).
 
 No multi-document transactions (standalone servers, FerretDB and mongomock have none): the commit
 point is one single-document write, the transaction-log record flipping `pending -> committed`.
@@ -18,6 +18,7 @@ docs/implementation/write-path.md and docs/decisions/0002-no-multi-document-tran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -142,7 +143,9 @@ class MongoResourceStore:
 
     async def _insert_versions(self, writes: Sequence[Write], seq: int, last_updated: str) -> None:
         docs = [
-            _version_doc(w, seq, (w.resource or {}).get("meta", {}).get("lastUpdated") or last_updated)
+            _version_doc(
+                w, seq, (w.resource or {}).get("meta", {}).get("lastUpdated") or last_updated
+            )
             for w in writes
         ]
         if not docs:
@@ -222,15 +225,14 @@ class MongoResourceStore:
     async def _move_one(self, doc: dict[str, Any]) -> None:
         fields = {k: doc[k] for k in ("type", "id", "version", "op", "last_updated", "resource")}
         fields["ident"] = doc.get("ident", []) if doc["op"] != "delete" else []
-        try:
-            # Only ever forward: an older roll-forward arriving late must not move it back.
+        # Only ever forward: an older roll-forward arriving late must not move it back (the
+        # upsert then hits the newer document's _id: a duplicate key, nothing to do).
+        with contextlib.suppress(DuplicateKeyError):
             await self._current.update_one(
                 {"_id": f"{doc['type']}/{doc['id']}", "version": {"$lt": doc["version"]}},
                 {"$set": fields},
                 upsert=True,
             )
-        except DuplicateKeyError:
-            pass  # a newer version is already current
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -267,10 +269,19 @@ class MongoResourceStore:
             filt["last_updated"] = {"$gte": query.since}
         if query.before is not None:
             filt["$or"] = _older_than(query.before)
-        order = [("last_updated", DESCENDING), ("type", DESCENDING), ("id", DESCENDING),
-                 ("version", DESCENDING)]
+        order = [
+            ("last_updated", DESCENDING),
+            ("type", DESCENDING),
+            ("id", DESCENDING),
+            ("version", DESCENDING),
+        ]
         if query.at is None:
-            docs = await self._versions.find(filt, _FIELDS).sort(order).limit(query.count).to_list(None)
+            docs = (
+                await self._versions.find(filt, _FIELDS)
+                .sort(order)
+                .limit(query.count)
+                .to_list(None)
+            )
             return [_stored(d) for d in docs]
         return await self._history_at(filt, order, query)
 
@@ -293,9 +304,7 @@ class MongoResourceStore:
                 break
         return out
 
-    async def find_by_identifier(
-        self, type: str, tokens: Sequence[str]
-    ) -> Mapping[str, list[str]]:
+    async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:
         found: dict[str, list[str]] = {t: [] for t in tokens}
         if not tokens:
             return found

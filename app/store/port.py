@@ -102,9 +102,7 @@ class ResourceStore(Protocol):
 
     async def history(self, query: HistoryQuery) -> list[StoredResource]: ...
 
-    async def find_by_identifier(
-        self, type: str, tokens: Sequence[str]
-    ) -> Mapping[str, list[str]]:
+    async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:
         """For each token (`system|value`, `|value` or `value`), the ids of the live resources of
         `type` carrying it. One round trip for all tokens."""
 

@@ -260,9 +260,7 @@ class SqliteResourceStore:
         ).fetchall()
         return [_stored(r) for r in rows]
 
-    async def find_by_identifier(
-        self, type: str, tokens: Sequence[str]
-    ) -> Mapping[str, list[str]]:
+    async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:
         return await self._run(self._find_by_identifier, type, list(tokens))
 
     def _find_by_identifier(self, type_: str, tokens: list[str]) -> dict[str, list[str]]:

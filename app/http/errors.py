@@ -1,0 +1,69 @@
+"""Every exception becomes an OperationOutcome with the right status; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from app.fhir.outcome import FhirError
+from app.http.render import render_error
+from app.store.port import StoreError
+
+log = logging.getLogger("micdr.http")
+
+_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    413: "too-costly",
+    415: "not-supported",
+    429: "throttled",
+}
+
+
+def on_fhir_error(request: Request, exc: FhirError) -> Response[bytes]:
+    return render_error(request, exc)
+
+
+def on_http_exception(request: Request, exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status == 404:
+        detail = f"{request.method} {request.url.path} is not a FHIR endpoint of this server"
+    elif status == 405:
+        detail = f"{request.method} is not supported on {request.url.path}"
+    elif status == 413:
+        detail = "the request body is larger than this server accepts (MICDR_MAX_BODY_BYTES)"
+    else:
+        detail = str(exc.detail)
+    err = FhirError.of(status, _CODES.get(status, "processing"), detail)
+    if exc.headers:
+        err.headers.update(exc.headers)
+    return render_error(request, err)
+
+
+def on_store_error(request: Request, exc: StoreError) -> Response[bytes]:
+    log.error("store error: %s", exc)
+    return render_error(
+        request, FhirError.of(503, "transient", "the resource store is unavailable; retry later")
+    )
+
+
+def on_unexpected(request: Request, exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return render_error(
+        request,
+        FhirError.of(500, "exception", "internal server error; the server log has the details"),
+    )
+
+
+HANDLERS = {
+    FhirError: on_fhir_error,
+    HTTPException: on_http_exception,
+    StoreError: on_store_error,
+    Exception: on_unexpected,
+}

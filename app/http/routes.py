@@ -1,0 +1,127 @@
+"""The interaction table: one row per FHIR interaction, from which both the Litestar routes and
+the CapabilityStatement are generated (so they cannot disagree)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request, Response, route
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
+
+from app.fhir.outcome import FhirError
+from app.http.negotiation import parse_body
+from app.http.render import render
+from app.interactions.batch import batch
+from app.interactions.capabilities import capabilities
+from app.interactions.context import Services
+from app.interactions.create import create
+from app.interactions.delete import delete
+from app.interactions.history import history
+from app.interactions.patch import patch
+from app.interactions.read import read
+from app.interactions.result import FhirRequest, FhirResponse
+from app.interactions.transaction import transaction
+from app.interactions.update import update
+from app.interactions.vread import vread
+
+Interaction = Callable[[Services, FhirRequest], Awaitable[FhirResponse]]
+
+
+@dataclass(frozen=True)
+class Row:
+    """`code` is the CapabilityStatement interaction code; `level` is system, type or instance."""
+
+    code: str
+    method: str
+    path: str
+    level: str
+    run: Interaction
+    body: bool = False
+
+
+async def system_bundle(services: Services, request: FhirRequest) -> FhirResponse:
+    """`POST [base]` and `POST [base]/Bundle`: a transaction or a batch, by Bundle.type (R5, R6)."""
+    kind = request.body.get("type") if isinstance(request.body, dict) else None
+    if kind == "transaction":
+        return await transaction(services, request)
+    if kind == "batch":
+        return await batch(services, request)
+    raise FhirError.of(
+        400,
+        "invalid",
+        f"Bundle.type must be transaction or batch to be processed, not {kind!r}",
+        "Bundle.type",
+    )
+
+
+TABLE: tuple[Row, ...] = (
+    Row("transaction", "POST", "/", "system", system_bundle, body=True),
+    Row("history-system", "GET", "/_history", "system", history),
+    Row("transaction", "POST", "/Bundle", "system", system_bundle, body=True),
+    Row("create", "POST", "/{type:str}", "type", create, body=True),
+    Row("update", "PUT", "/{type:str}", "type", update, body=True),
+    Row("patch", "PATCH", "/{type:str}", "type", patch, body=True),
+    Row("delete", "DELETE", "/{type:str}", "type", delete),
+    Row("history-type", "GET", "/{type:str}/_history", "type", history),
+    Row("read", "GET", "/{type:str}/{id:str}", "instance", read),
+    Row("update", "PUT", "/{type:str}/{id:str}", "instance", update, body=True),
+    Row("patch", "PATCH", "/{type:str}/{id:str}", "instance", patch, body=True),
+    Row("delete", "DELETE", "/{type:str}/{id:str}", "instance", delete),
+    Row("history-instance", "GET", "/{type:str}/{id:str}/_history", "instance", history),
+    Row("vread", "GET", "/{type:str}/{id:str}/_history/{vid:str}", "instance", vread),
+)
+
+
+def base_url(request: Request, services: Services) -> str:
+    configured = services.settings.public_base_url
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.base_url}".rstrip("/") + services.settings.base_path
+
+
+async def fhir_request(request: Request, services: Services, body: bool) -> FhirRequest:
+    params = request.path_params
+    type_ = params.get("type")
+    if type_ is not None and type_ not in services.resource_types:
+        raise FhirError.of(404, "not-supported", f"{type_!r} is not a FHIR R4 resource type")
+    return FhirRequest(
+        base=base_url(request, services),
+        type=type_,
+        id=params.get("id"),
+        version=params.get("vid"),
+        query=tuple(request.query_params.items()) if request.query_params else (),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=parse_body(await request.body(), request.headers.get("content-type"))
+        if body
+        else None,
+    )
+
+
+def _handler(row: Row, base_path: str) -> HTTPRouteHandler:
+    async def handle(request: Request) -> Response[bytes]:
+        services: Services = request.app.state.services
+        fhir = await fhir_request(request, services, row.body)
+        if row.body and fhir.body is None:
+            raise FhirError.of(400, "required", f"{row.method} needs a request body")
+        return render(request, await row.run(services, fhir))
+
+    path = base_path + (row.path if row.path != "/" else "")
+    handle.__name__ = f"{row.code}_{row.level}_{row.method.lower()}"
+    return route(
+        path or "/", http_method=[HttpMethod(row.method)], name=handle.__name__ + path, status_code=200
+    )(handle)
+
+
+def fhir_routes(base_path: str) -> list[Any]:
+    codes = [row.code for row in TABLE]
+
+    @route(f"{base_path}/metadata", http_method=["GET"], name="capabilities")
+    async def metadata(request: Request) -> Response[bytes]:
+        services: Services = request.app.state.services
+        fhir = FhirRequest(base=base_url(request, services))
+        return render(request, await capabilities(services, fhir, codes))
+
+    return [metadata, *(_handler(row, base_path) for row in TABLE)]

@@ -1,0 +1,35 @@
+"""batch: `POST [base]` with a `batch` Bundle (http.html#transaction): every entry on its own,
+each with its own status, or an OperationOutcome where it failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.fhir.bundles import bundle, status_line
+from app.fhir.clock import utc_now
+from app.fhir.outcome import FhirError, operation_outcome
+from app.interactions._write import execute
+from app.interactions.context import Services
+from app.interactions.result import FhirRequest, FhirResponse
+from app.interactions.transaction import bundle_entries, prefer_return, response_entry
+from app.tx.entry import entry_from_bundle
+
+
+async def batch(services: Services, request: FhirRequest) -> FhirResponse:
+    prefer = prefer_return(request)
+    out: list[dict[str, Any]] = []
+    for index, raw in enumerate(bundle_entries(services, request.body, "batch")):
+        try:
+            entry = entry_from_bundle(index, raw, services.resource_types)
+            plan = await execute(services, [entry])
+            out.append(response_entry(plan.results[0], request.base, prefer))
+        except FhirError as err:
+            out.append(
+                {
+                    "response": {
+                        "status": status_line(err.status),
+                        "outcome": operation_outcome(err.issues),
+                    }
+                }
+            )
+    return FhirResponse(200, bundle("batch-response", out, utc_now()))

@@ -1,0 +1,86 @@
+"""capabilities: `GET [base]/metadata` (http.html#capabilities), generated from the interaction
+table in app/http/routes.py so that it says exactly what the server does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from app.fhir.clock import utc_now
+from app.interactions.context import Services
+from app.interactions.result import FhirRequest, FhirResponse
+
+SOFTWARE_VERSION = "0.1.0"
+
+# CapabilityStatement interaction codes of type and instance level, in the spec's order.
+_TYPE_CODES = (
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+_SYSTEM_CODES = ("transaction", "batch", "search-system", "history-system")
+
+
+def capability_statement(
+    services: Services,
+    base: str,
+    codes: Iterable[str],
+    search_params: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    implemented = set(codes)
+    if "transaction" in implemented:
+        implemented.add("batch")  # the same endpoint answers batch Bundles
+    type_interactions = [{"code": c} for c in _TYPE_CODES if c in implemented]
+    resources = []
+    for type_ in sorted(services.resource_types):
+        entry: dict[str, Any] = {
+            "type": type_,
+            "interaction": type_interactions,
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": services.settings.allow_update_create,
+            "conditionalCreate": True,
+            "conditionalRead": "full-support",
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "referencePolicy": ["literal", "logical"],
+        }
+        if search_params and type_ in search_params:
+            entry["searchParam"] = search_params[type_]
+        resources.append(entry)
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": utc_now(),
+        "publisher": "miCDR",
+        "kind": "instance",
+        "software": {"name": "miCDR", "version": SOFTWARE_VERSION},
+        "implementation": {
+            "description": "miCDR medical imaging clinical data repository "
+            f"({services.settings.deployment} deployment). An update whose content equals the "
+            "current version is a no-op: no new version is written.",
+            "url": base,
+        },
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/fhir+xml"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": resources,
+                "interaction": [{"code": c} for c in _SYSTEM_CODES if c in implemented],
+            }
+        ],
+    }
+
+
+async def capabilities(
+    services: Services, request: FhirRequest, codes: Iterable[str]
+) -> FhirResponse:
+    return FhirResponse(200, capability_statement(services, request.base, codes))

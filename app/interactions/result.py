@@ -1,0 +1,34 @@
+"""An interaction's answer as data; app/http/render.py puts it on the wire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FhirRequest:
+    """The parts of an HTTP request the interactions use, already split by the router."""
+
+    base: str
+    type: str | None = None
+    id: str | None = None
+    version: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def param(self, name: str) -> str | None:
+        return next((v for k, v in self.query if k == name), None)
+
+
+@dataclass(frozen=True)
+class FhirResponse:
+    status: int
+    resource: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # Create/update/patch answers honour `Prefer: return=...`.
+    is_write: bool = False

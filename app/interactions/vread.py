@@ -1,0 +1,22 @@
+"""vread: `GET [base]/[type]/[id]/_history/[vid]` (http.html#vread)."""
+
+from __future__ import annotations
+
+from app.fhir.outcome import FhirError
+from app.interactions._respond import etag_only, gone
+from app.interactions.context import Services
+from app.interactions.result import FhirRequest, FhirResponse
+
+
+async def vread(services: Services, request: FhirRequest) -> FhirResponse:
+    assert request.type is not None and request.id is not None and request.version is not None
+    if not request.version.isdigit():
+        raise FhirError.of(404, "not-found", f"version {request.version!r} is not a version number")
+    stored = await services.store.vread(request.type, request.id, int(request.version))
+    if stored is None:
+        raise FhirError.of(
+            404, "not-found", f"{request.type}/{request.id} has no version {request.version}"
+        )
+    if stored.deleted:
+        raise gone(stored, request.base)
+    return FhirResponse(200, stored.resource, etag_only(stored))
