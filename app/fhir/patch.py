@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jsonpatch
@@ -18,7 +17,7 @@ def apply_patch(resource: dict[str, Any], patch: Any) -> dict[str, Any]:
     if isinstance(patch, dict) and patch.get("resourceType") == "Parameters":
         from app.fhir.fhirpath_patch import apply_fhirpath_patch
 
-        return apply_fhirpath_patch(copy.deepcopy(resource), patch)
+        return apply_fhirpath_patch(resource, patch)  # never modifies `resource`
     raise FhirError.of(
         400,
         "structure",
