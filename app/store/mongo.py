@@ -10,8 +10,9 @@ point is one single-document write, the transaction-log record flipping `pending
 4. roll forward: mark versions committed, move the current documents (only ever to a higher
    version), flip the record to `applied`.
 
-A crash before 3 leaves pending versions nobody reads and a pending record `recover` rolls back;
-a crash after 3 leaves a committed record `recover` rolls forward. See
+A crash before 3 leaves pending versions nobody reads and a pending record `recover` rolls back
+(`pending -> aborting -> aborted`); a crash after 3 leaves a committed record `recover` rolls
+forward. Both repairs are idempotent, so a crash during recovery is repaired by the next one. See
 docs/implementation/write-path.md and docs/decisions/0002-no-multi-document-transactions.md.
 """
 
@@ -40,6 +41,7 @@ from app.store.port import (
 from app.tx.commands import Claim, Transaction, Write
 
 _DUPLICATE_KEY = 11000
+_SEQUENCE_ATTEMPTS = 100
 _FIELDS = {"type": 1, "id": 1, "version": 1, "op": 1, "last_updated": 1, "resource": 1}
 
 
@@ -55,7 +57,9 @@ def _stored(doc: Mapping[str, Any]) -> StoredResource:
     )
 
 
-def _version_doc(write: Write, seq: int, last_updated: str) -> dict[str, Any]:
+def _version_doc(write: Write, seq: int, tx_time: str) -> dict[str, Any]:
+    # A resource's own meta.lastUpdated wins; a delete (no resource) takes the transaction's time.
+    last_updated = (write.resource or {}).get("meta", {}).get("lastUpdated") or tx_time
     return {
         "_id": f"{write.type}/{write.id}/{write.version}",
         "type": write.type,
@@ -96,27 +100,12 @@ class MongoResourceStore:
     # -- writes ---------------------------------------------------------------------------
 
     async def commit(self, tx: Transaction) -> int:
-        counter = await self._counters.find_one_and_update(
-            {"_id": TX_SEQUENCE},
-            {"$inc": {"seq": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        seq = int(counter["seq"])
         now = utc_now()
-        await self._txlog.insert_one(
-            {
-                "_id": seq,
-                "state": "pending",
-                "started": now,
-                "refs": [[w.type, w.id, w.version] for w in tx.writes],
-                "origin": tx.origin,
-                "indexed": False,
-            }
-        )
+        seq = await self._begin(tx, now)
+        docs = [_version_doc(w, seq, tx.last_updated or now) for w in tx.writes]
         try:
             await self._check_versions(tx.writes)
-            await self._insert_versions(tx.writes, seq, tx.last_updated or now)
+            await self._insert_versions(tx.writes, docs)
             for claim in tx.claims:
                 await self._take_claim(claim, seq)
             flipped = await self._txlog.update_one(
@@ -128,8 +117,42 @@ class MongoResourceStore:
         except BaseException:
             await self._roll_back(seq)
             raise
-        await self._roll_forward(seq, tx.writes)
+        await self._roll_forward(seq, docs)
         return seq
+
+    async def _begin(self, tx: Transaction, now: str) -> int:
+        """Take a sequence number and insert the `pending` log record under it.
+
+        The record's `_id` is what makes a number taken once: FerretDB 1.x runs the `$inc` as a
+        read then a write, so two concurrent commits can draw the same number (or race on the
+        counter's upsert); the loser draws again.
+        """
+        for _ in range(_SEQUENCE_ATTEMPTS):
+            try:
+                counter = await self._counters.find_one_and_update(
+                    {"_id": TX_SEQUENCE},
+                    {"$inc": {"seq": 1}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                seq = int(counter["seq"])
+                await self._txlog.insert_one(
+                    {
+                        "_id": seq,
+                        "state": "pending",
+                        "started": now,
+                        # objects, not [type, id, version] triples: FerretDB has no nested arrays
+                        "refs": [
+                            {"type": w.type, "id": w.id, "version": w.version} for w in tx.writes
+                        ],
+                        "origin": tx.origin,
+                        "indexed": False,
+                    }
+                )
+                return seq
+            except DuplicateKeyError:
+                continue
+        raise StoreError(f"no free transaction number after {_SEQUENCE_ATTEMPTS} attempts")
 
     async def _check_versions(self, writes: Sequence[Write]) -> None:
         # Versions are contiguous: N may only follow a current N-1. (Uniqueness of N, enforced by
@@ -141,13 +164,7 @@ class MongoResourceStore:
             if current.get(write.ref, 0) != write.version - 1:
                 raise VersionConflict(write.ref, write.version)
 
-    async def _insert_versions(self, writes: Sequence[Write], seq: int, last_updated: str) -> None:
-        docs = [
-            _version_doc(
-                w, seq, (w.resource or {}).get("meta", {}).get("lastUpdated") or last_updated
-            )
-            for w in writes
-        ]
+    async def _insert_versions(self, writes: Sequence[Write], docs: list[dict[str, Any]]) -> None:
         if not docs:
             return
         try:
@@ -187,32 +204,26 @@ class MongoResourceStore:
         return current is not None
 
     async def _roll_back(self, seq: int) -> None:
+        # `pending -> aborting` is the decision: the flip to committed can no longer match.
+        # `aborting -> aborted` once the leftovers are gone; a crash in between leaves `aborting`,
+        # which `recover` finishes. Already `aborted` is cleaned again: a writer racing recovery
+        # may have inserted after recovery's clean-up, and cleans up after itself here.
         record = await self._txlog.find_one_and_update(
-            {"_id": seq, "state": "pending"},
-            {"$set": {"state": "aborted"}},
+            {"_id": seq, "state": {"$in": ["pending", "aborting", "aborted"]}},
+            {"$set": {"state": "aborting"}},
             return_document=ReturnDocument.AFTER,
         )
         if record is None:
             return  # it committed after all: leave it to roll forward
         await self._versions.delete_many({"tx": seq, "state": "pending"})
         await self._claims.delete_many({"tx": seq})
+        await self._txlog.update_one({"_id": seq}, {"$set": {"state": "aborted"}})
 
-    async def _roll_forward(self, seq: int, writes: Sequence[Write] | None = None) -> None:
-        if writes is None:
+    async def _roll_forward(self, seq: int, docs: list[dict[str, Any]] | None = None) -> None:
+        # `docs` are the version documents as inserted (the committing process has them);
+        # recovery reads them back. Either way the current documents get the same fields.
+        if docs is None:
             docs = await self._versions.find({"tx": seq}).to_list(None)
-        else:
-            docs = [
-                {
-                    "type": w.type,
-                    "id": w.id,
-                    "version": w.version,
-                    "op": w.op,
-                    "last_updated": (w.resource or {}).get("meta", {}).get("lastUpdated"),
-                    "ident": list(w.identifiers),
-                    "resource": w.resource,
-                }
-                for w in writes
-            ]
         await self._versions.update_many({"tx": seq}, {"$set": {"state": "committed"}})
         if docs:
             await self._move_current(docs)
@@ -339,7 +350,9 @@ class MongoResourceStore:
         )
         return [
             CommittedTransaction(
-                d["_id"], tuple((t, i, v) for t, i, v in d["refs"]), d.get("committed_at", "")
+                d["_id"],
+                tuple((r["type"], r["id"], r["version"]) for r in d["refs"]),
+                d.get("committed_at", ""),
             )
             for d in docs
         ]
@@ -368,9 +381,9 @@ class MongoResourceStore:
             forward += 1
         cutoff = format_instant(datetime.now(UTC) - timedelta(seconds=stale_after_seconds))
         back = 0
-        async for record in self._txlog.find(
-            {"state": "pending", "started": {"$lt": cutoff}}, {"_id": 1}
-        ):
+        # `$lte`: with stale_after_seconds=0 a record started this very millisecond is stale too.
+        stale = {"state": "pending", "started": {"$lte": cutoff}}
+        async for record in self._txlog.find({"$or": [stale, {"state": "aborting"}]}, {"_id": 1}):
             await self._roll_back(record["_id"])
             back += 1
         return forward, back
