@@ -1,99 +1,72 @@
-"""Opens and closes the engines of the chosen deployment; puts `Services` on `app.state`.
-
-Embedded: SQLite store. Full stack: MongoDB (PyMongo async). The index and the queue join here
-as their issues land; every engine is opened here and nowhere else.
-"""
+"""The API process's lifespan: opens the deployment's engines (app/engines.py), recovers the
+store, starts the projection doorbell, and puts `Services` on `app.state`."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 
 from litestar import Litestar
 
+from app.engines import Engines, StartupError, open_engines
 from app.fhir.validate import resource_types, validate_resource
-from app.interactions.context import Services, Store
+from app.interactions.context import Services
 from app.settings import Settings
 from app.store.port import StoreError
+from workers.context import JobContext
+from workers.inprocess import InProcessRunner
 
 STALE_TRANSACTION_SECONDS = 60.0
-
-
-class StartupError(RuntimeError):
-    """An engine could not be opened; the message is one line for the operator."""
-
-
-@dataclass
-class Engines:
-    store: Store
-    mongo_client: object | None = None
-
-
-async def open_store(settings: Settings) -> Engines:
-    if settings.mongo_url:
-        from pymongo import AsyncMongoClient
-        from pymongo.errors import PyMongoError
-
-        from app.store.mongo import MongoResourceStore
-
-        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-            settings.mongo_url, serverSelectionTimeoutMS=5000, tz_aware=True
-        )
-        try:
-            await client.admin.command("ping")
-            store = await MongoResourceStore.open(client[settings.mongo_database])
-        except PyMongoError as exc:
-            await client.close()
-            raise StartupError(f"MongoDB at {settings.mongo_url} is unreachable: {exc}") from None
-        return Engines(store, client)
-    from app.store.sqlite import SqliteResourceStore
-
-    try:
-        return Engines(await SqliteResourceStore.open(settings.sqlite_path))
-    except OSError as exc:
-        raise StartupError(f"cannot use data dir {settings.data_dir}: {exc}") from None
-    except Exception as exc:  # sqlite3 errors: unwritable or corrupt file
-        raise StartupError(f"cannot open {settings.sqlite_path}: {exc}") from None
-
-
-async def close_engines(engines: Engines) -> None:
-    await engines.store.close()
-    if engines.mongo_client is not None:
-        await engines.mongo_client.close()  # type: ignore[attr-defined]
-
-
-async def _no_indexer_yet(seq: int) -> None:
-    return None
-
-
-def build_services(settings: Settings, engines: Engines) -> Services:
-    return Services(
-        settings=settings,
-        store=engines.store,
-        validate=validate_resource,
-        resource_types=resource_types(),
-        on_commit=_no_indexer_yet,
-    )
-
 
 OpenEngines = Callable[[Settings], Awaitable[Engines]]
 
 
+async def _doorbell(
+    settings: Settings, engines: Engines
+) -> tuple[Callable[[int], Awaitable[None]], Callable[[], Awaitable[int]] | None]:
+    """(on_commit, drain): in-process projection (embedded) or arq (full stack)."""
+    if engines.index is None:  # TEMPORARY until the embedded index engine lands (same session)
+        return _nothing, None
+    if settings.redis_url:
+        from workers.arq_settings import ArqQueue
+
+        queue = await ArqQueue.open(settings.redis_url)
+        engines.closers.append(queue.close)
+        return queue.wake, None
+    runner = InProcessRunner(JobContext(settings, engines.store, engines.index, engines.registry))
+    await runner.start()
+    engines.closers.append(runner.stop)
+    return runner.wake, runner.drain
+
+
+async def _nothing(seq: int) -> None:
+    return None
+
+
 def lifespan(
-    settings: Settings, open_engines: OpenEngines = open_store
+    settings: Settings, open_with: OpenEngines = open_engines
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def run(app: Litestar) -> AsyncIterator[None]:
-        engines = await open_engines(settings)
+        engines = await open_with(settings)
         try:
             try:
                 await engines.store.recover(STALE_TRANSACTION_SECONDS)
             except StoreError as exc:
                 raise StartupError(f"recovery failed: {exc}") from None
-            app.state.services = build_services(settings, engines)
+            on_commit, drain = await _doorbell(settings, engines)
+            app.state.services = Services(
+                settings=settings,
+                store=engines.store,
+                index=engines.index,
+                registry=engines.registry,
+                validate=validate_resource,
+                resource_types=resource_types(),
+                on_commit=on_commit,
+                drain=drain,
+            )
             yield
         finally:
-            await close_engines(engines)
+            await engines.close()
 
     return run

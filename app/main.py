@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from litestar import Litestar, Request, get
 
+from app.engines import open_engines
 from app.http.errors import HANDLERS
 from app.http.routes import fhir_routes
-from app.lifespan import OpenEngines, lifespan, open_store
+from app.lifespan import OpenEngines, lifespan
 from app.settings import Settings
 
 
@@ -15,19 +18,34 @@ async def health(request: Request) -> dict[str, object]:
     services = request.app.state.services
     store = await services.store.status()
     lag_since = await services.store.oldest_unindexed()
+    index = await services.index.status() if services.index is not None else None
+    up = store.up and (index is None or index.up)
     return {
-        "status": "up" if store.up else "down",
+        "status": "up" if up else "down",
         "deployment": services.settings.deployment,
         "store": {"up": store.up, "version": store.version, "detail": store.detail},
-        "index": {"oldest_unindexed_commit": lag_since},
+        "index": {
+            "up": bool(index and index.up),
+            "version": index.version if index else "",
+            "oldest_unindexed_commit": lag_since,
+            "lag_seconds": lag_seconds(lag_since),
+        },
     }
 
 
-def create_app(settings: Settings, open_engines: OpenEngines = open_store) -> Litestar:
+def lag_seconds(oldest: str | None) -> float:
+    """Age of the oldest committed-but-unindexed transaction (0 when the index is current)."""
+    if oldest is None:
+        return 0.0
+    then = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
+    return round(max(0.0, (datetime.now(UTC) - then).total_seconds()), 3)
+
+
+def create_app(settings: Settings, open_with: OpenEngines = open_engines) -> Litestar:
     """The app for `settings`; `open_engines` lets tests hand in engines (e.g. mongomock)."""
     return Litestar(
         route_handlers=[health, *fhir_routes(settings.base_path)],
-        lifespan=[lifespan(settings, open_engines)],
+        lifespan=[lifespan(settings, open_with)],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,

@@ -34,6 +34,9 @@ class Settings:
     ig_mode: bool = True
     accepted_identifier_systems: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "INFO"
+    # Signs paging links. Set MICDR_SECRET when several API processes serve one deployment;
+    # otherwise each process draws its own and links do not survive a restart.
+    page_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
 
     @property
     def deployment(self) -> str:
@@ -100,6 +103,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "accepted_identifier_systems": tuple(s.strip() for s in systems),
         "log_level": (env.get("MICDR_LOG_LEVEL") or "INFO").upper(),
     }
+    if env.get("MICDR_SECRET"):
+        values["page_secret"] = env["MICDR_SECRET"].encode()
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)  # type: ignore[arg-type]
     settings.validate()

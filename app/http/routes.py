@@ -12,7 +12,7 @@ from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
 
 from app.fhir.outcome import FhirError
-from app.http.negotiation import parse_body
+from app.http.negotiation import media_type, parse_body
 from app.http.render import render
 from app.interactions.batch import batch
 from app.interactions.capabilities import capabilities
@@ -40,6 +40,7 @@ class Row:
     level: str
     run: Interaction
     body: bool = False
+    form: bool = False  # an application/x-www-form-urlencoded body (POST _search)
 
 
 async def system_bundle(services: Services, request: FhirRequest) -> FhirResponse:
@@ -57,10 +58,20 @@ async def system_bundle(services: Services, request: FhirRequest) -> FhirRespons
     )
 
 
+async def search(services: Services, request: FhirRequest) -> FhirResponse:
+    # TEMPORARY lazy import until indexing/plan/parse.py lands (same session).
+    from app.interactions.search import search as run
+
+    return await run(services, request)
+
+
 TABLE: tuple[Row, ...] = (
     Row("transaction", "POST", "/", "system", system_bundle, body=True),
     Row("history-system", "GET", "/_history", "system", history),
     Row("transaction", "POST", "/Bundle", "system", system_bundle, body=True),
+    Row("search-system", "GET", "/", "system", search),
+    Row("search-type", "GET", "/{type:str}", "type", search),
+    Row("search-type", "POST", "/{type:str}/_search", "type", search, form=True),
     Row("create", "POST", "/{type:str}", "type", create, body=True),
     Row("update", "PUT", "/{type:str}", "type", update, body=True),
     Row("patch", "PATCH", "/{type:str}", "type", patch, body=True),
@@ -82,7 +93,22 @@ def base_url(request: Request, services: Services) -> str:
     return f"{request.base_url}".rstrip("/") + services.settings.base_path
 
 
-async def fhir_request(request: Request, services: Services, body: bool) -> FhirRequest:
+async def _body(request: Request, row: Row) -> Any:
+    raw = await request.body()
+    if row.form:
+        kind = media_type(request.headers.get("content-type"))
+        if raw and kind != "application/x-www-form-urlencoded":
+            raise FhirError.of(
+                415, "not-supported", "POST _search takes application/x-www-form-urlencoded"
+            )
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FhirError.of(400, "structure", "the form body is not UTF-8") from None
+    return parse_body(raw, request.headers.get("content-type"))
+
+
+async def fhir_request(request: Request, services: Services, row: Row) -> FhirRequest:
     params = request.path_params
     type_ = params.get("type")
     if type_ is not None and type_ not in services.resource_types:
@@ -94,16 +120,14 @@ async def fhir_request(request: Request, services: Services, body: bool) -> Fhir
         version=params.get("vid"),
         query=tuple(request.query_params.items()) if request.query_params else (),
         headers={k.lower(): v for k, v in request.headers.items()},
-        body=parse_body(await request.body(), request.headers.get("content-type"))
-        if body
-        else None,
+        body=await _body(request, row) if row.body or row.form else None,
     )
 
 
 def _handler(row: Row, base_path: str) -> HTTPRouteHandler:
     async def handle(request: Request) -> Response[bytes]:
         services: Services = request.app.state.services
-        fhir = await fhir_request(request, services, row.body)
+        fhir = await fhir_request(request, services, row)
         if row.body and fhir.body is None:
             raise FhirError.of(400, "required", f"{row.method} needs a request body")
         return render(request, await row.run(services, fhir))
@@ -111,7 +135,10 @@ def _handler(row: Row, base_path: str) -> HTTPRouteHandler:
     path = base_path + (row.path if row.path != "/" else "")
     handle.__name__ = f"{row.code}_{row.level}_{row.method.lower()}"
     return route(
-        path or "/", http_method=[HttpMethod(row.method)], name=handle.__name__ + path, status_code=200
+        path or "/",
+        http_method=[HttpMethod(row.method)],
+        name=handle.__name__ + path,
+        status_code=200,
     )(handle)
 
 

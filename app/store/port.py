@@ -127,3 +127,7 @@ class CommitLog(Protocol):
         answers (rolled forward, rolled back)."""
 
     async def close(self) -> None: ...
+
+
+class Store(ResourceStore, CommitLog, Protocol):
+    """Both store ports; every adapter implements the two."""

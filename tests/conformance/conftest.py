@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.lifespan import Engines
+from app.engines import Engines
 from app.main import create_app
 from app.settings import Settings, load_settings
 from app.store.mongo import MongoResourceStore
@@ -28,6 +28,7 @@ def episode(n: int) -> dict[str, Any]:
 
 
 async def _mongomock_engines(settings: Settings) -> Engines:
+    """The MongoDB store on mongomock-motor, with the embedded SQLite index."""
     from mongomock_motor import AsyncMongoMockClient
 
     client = AsyncMongoMockClient()

@@ -1,0 +1,131 @@
+"""`micdr`: serve | worker. Configuration errors are one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.settings import Settings, SettingsError, load_settings
+
+
+class CliError(Exception):
+    """Something the operator must fix; printed as one line."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".micdr-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CliError(f"data dir {path} is not writable: {exc.strerror or exc}") from None
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CliError(f"port {port} on {host} is already in use") from None
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _check_engines(settings: Settings) -> None:
+    """Reach every configured engine before serving, so a bad URL is one clear line."""
+    import asyncio
+
+    from app.engines import StartupError, check_engines
+
+    try:
+        asyncio.run(check_engines(settings))
+    except StartupError as exc:
+        raise CliError(str(exc)) from None
+
+
+def serve(args: argparse.Namespace) -> None:
+    settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
+    if not _is_loopback(args.host) and not args.insecure:
+        raise CliError(
+            f"refusing to listen on {args.host} without authentication configured; "
+            "bind to 127.0.0.1 or pass --insecure"
+        )
+    if settings.deployment == "embedded":
+        _check_data_dir(settings.data_dir)
+    _check_port(args.host, args.port)
+    _check_engines(settings)
+    import uvicorn
+
+    from app.main import create_app
+
+    where = f"http://{args.host}:{args.port}{settings.base_path}"
+    print(f"miCDR ({settings.deployment}) serving FHIR R4 at {where}", file=sys.stderr, flush=True)
+    if _is_loopback(args.host):
+        print("listening on loopback only (no authentication configured)", file=sys.stderr)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def worker(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    if settings.deployment != "full":
+        raise CliError(
+            "micdr worker runs the full stack's workers: set MICDR_REDIS_URL and friends"
+        )
+    _check_engines(settings)
+    from workers.arq_settings import run_worker
+
+    run_worker(settings)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="micdr", description="miCDR FHIR R4 imaging repository")
+    sub = top.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve the FHIR API")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"), help="embedded data")
+    s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without auth")
+    s.set_defaults(run=serve)
+    w = sub.add_parser("worker", help="run the full stack's arq worker")
+    w.set_defaults(run=worker)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (CliError, SettingsError) as exc:
+        print(f"micdr: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

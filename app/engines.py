@@ -1,0 +1,121 @@
+"""Open and close the engines of the configured deployment (no web framework here: the API's
+lifespan, `micdr worker` and the CLI commands share it).
+
+Embedded: SQLite store + SQLite index in one file, projection in-process.
+Full stack: MongoDB store, Elasticsearch index, projection by arq workers on Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from app.settings import Settings
+from app.store.port import Store
+from indexing.engines.port import SearchIndex
+from indexing.registry import SearchParamRegistry
+
+
+class StartupError(RuntimeError):
+    """An engine could not be opened; the message is one line for the operator."""
+
+
+@dataclass
+class Engines:
+    store: Store
+    index: SearchIndex | None = None
+    registry: SearchParamRegistry = field(default_factory=SearchParamRegistry.load)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+        self.closers.clear()
+
+
+async def _open_mongo(
+    settings: Settings, engines_closers: list[Callable[[], Awaitable[None]]]
+) -> Store:
+    from pymongo import AsyncMongoClient
+    from pymongo.errors import PyMongoError
+
+    from app.store.mongo import MongoResourceStore
+
+    assert settings.mongo_url is not None
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        settings.mongo_url, serverSelectionTimeoutMS=5000
+    )
+    try:
+        await client.admin.command("ping")
+        store = await MongoResourceStore.open(client[settings.mongo_database])
+    except PyMongoError as exc:
+        await client.close()
+        raise StartupError(f"MongoDB at {settings.mongo_url} is unreachable: {exc}") from None
+    engines_closers.append(client.close)
+    return store
+
+
+async def _open_sqlite_store(settings: Settings) -> Store:
+    from app.store.sqlite import SqliteResourceStore
+
+    try:
+        return await SqliteResourceStore.open(settings.sqlite_path)
+    except Exception as exc:  # OSError or sqlite3.Error: unwritable, corrupt
+        raise StartupError(
+            f"cannot open the embedded store {settings.sqlite_path}: {exc}"
+        ) from None
+
+
+async def _open_index(settings: Settings, registry: SearchParamRegistry) -> SearchIndex | None:
+    if settings.elasticsearch_url:
+        from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
+
+        try:
+            return await ElasticsearchSearchIndex.open(
+                settings.elasticsearch_url, settings.index_prefix, registry
+            )
+        except Exception as exc:
+            raise StartupError(
+                f"Elasticsearch at {settings.elasticsearch_url} is unreachable: {exc}"
+            ) from None
+    try:  # TEMPORARY until the embedded index engine lands (same session)
+        from indexing.engines.sqlite.adapter import SqliteSearchIndex
+    except ImportError:
+        return None
+    try:
+        return await SqliteSearchIndex.open(settings.sqlite_path, registry)
+    except Exception as exc:
+        raise StartupError(
+            f"cannot open the embedded index {settings.sqlite_path}: {exc}"
+        ) from None
+
+
+async def open_engines(settings: Settings) -> Engines:
+    closers: list[Callable[[], Awaitable[None]]] = []
+    registry = SearchParamRegistry.load()
+    if settings.mongo_url:
+        store = await _open_mongo(settings, closers)
+    else:
+        store = await _open_sqlite_store(settings)
+    closers.append(store.close)
+    try:
+        index = await _open_index(settings, registry)
+    except StartupError:
+        for close in reversed(closers):
+            await close()
+        raise
+    if index is not None:
+        closers.append(index.close)
+    return Engines(store=store, index=index, registry=registry, closers=closers)
+
+
+async def check_engines(settings: Settings) -> None:
+    """Open and close every configured engine once (the CLI's pre-flight check)."""
+    engines = await open_engines(settings)
+    try:
+        if settings.redis_url:
+            from workers.arq_settings import ping_redis
+
+            await ping_redis(settings.redis_url)
+    finally:
+        await engines.close()

@@ -1,0 +1,67 @@
+"""The search index port: version-guarded writes of index documents, and resolved-plan queries.
+
+Contract (executable copy: tests/contract/test_search_index.py; vectors: tests/vectors/):
+
+- `write` is idempotent and version-guarded: an op whose version is not newer than the indexed
+  one for (type, id) changes nothing, so a stale or repeated projection never overwrites a newer
+  one. A delete is a tombstone op (document None) with the deleting version; tombstones are kept
+  so a late, older op cannot resurrect the resource. Indexes of a type are created on its
+  first write.
+- `search` answers a page of hits for a plan whose chains and `_has` are already resolved
+  (`RefIn`/`IdIn`), in the plan's sort order with a unique tie-breaker, never tombstones. `after`
+  is the `cursor` of the previous page's last hit (opaque, JSON-serialisable): pages never repeat
+  or skip a resource. Writes become visible after at most `refresh()` (Elasticsearch's refresh
+  interval; immediately on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from indexing.plan.plan import SearchPlan
+
+
+@dataclass(frozen=True)
+class IndexOp:
+    type: str
+    id: str
+    version: int
+    document: dict[str, Any] | None  # None: a tombstone (the resource was deleted)
+
+
+@dataclass(frozen=True)
+class Hit:
+    type: str
+    id: str
+    version: int
+    cursor: Any  # the sort values to continue after this hit
+
+
+@dataclass(frozen=True)
+class HitPage:
+    hits: list[Hit]
+    total: int | None = None  # only when asked for
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    up: bool
+    version: str = ""
+    detail: str = ""
+
+
+class SearchIndex(Protocol):
+    async def write(self, ops: Sequence[IndexOp]) -> None: ...
+
+    async def search(
+        self, plan: SearchPlan, after: Any = None, with_total: bool = False
+    ) -> HitPage: ...
+
+    async def refresh(self) -> None:
+        """Make every completed write visible to `search` (tests and `micdr load` use it)."""
+
+    async def status(self) -> IndexStatus: ...
+
+    async def close(self) -> None: ...
