@@ -119,6 +119,10 @@ def check_entry(entry: Entry) -> None:
         raise FhirError.of(
             400, "required", f"{entry.method} needs a resource", entry.at("resource")
         )
+    if entry.resource is not None and not isinstance(entry.resource, dict):
+        raise FhirError.of(
+            400, "structure", "the resource must be a JSON object", entry.at("resource")
+        )
     if entry.method == "POST" and entry.id is not None:
         raise FhirError.of(
             400,
