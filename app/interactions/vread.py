@@ -7,12 +7,16 @@ from app.interactions._respond import etag_only, gone
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
 
+_MAX_VERSION = 2**63 - 1
+
 
 async def vread(services: Services, request: FhirRequest) -> FhirResponse:
     assert request.type is not None and request.id is not None and request.version is not None
-    if not request.version.isdigit():
-        raise FhirError.of(404, "not-found", f"version {request.version!r} is not a version number")
-    stored = await services.store.vread(request.type, request.id, int(request.version))
+    version = request.version
+    # ASCII digits only ("²".isdigit() is true), and within the stores' 64-bit integers.
+    if not (version.isascii() and version.isdigit()) or int(version) > _MAX_VERSION:
+        raise FhirError.of(404, "not-found", f"version {version!r} is not a version number")
+    stored = await services.store.vread(request.type, request.id, int(version))
     if stored is None:
         raise FhirError.of(
             404, "not-found", f"{request.type}/{request.id} has no version {request.version}"

@@ -51,3 +51,19 @@ async def test_vread_of_the_delete_version_is_410(client: AsyncTestClient[Any]) 
 async def test_vread_of_an_unknown_id_is_404(client: AsyncTestClient[Any]) -> None:
     response = await client.get("/fhir/Patient/nope/_history/1")
     assert response.status_code == 404
+
+
+async def test_vread_of_a_version_beyond_64_bits_is_404(client: AsyncTestClient[Any]) -> None:
+    id_ = await two_versions(client)
+    response = await client.get(f"/fhir/Patient/{id_}/_history/99999999999999999999999")
+    assert response.status_code == 404
+    assert response.json()["issue"][0]["diagnostics"] == (
+        "version '99999999999999999999999' is not a version number"
+    )
+
+
+async def test_vread_of_a_non_ascii_digit_version_is_404(client: AsyncTestClient[Any]) -> None:
+    id_ = await two_versions(client)
+    response = await client.get(f"/fhir/Patient/{id_}/_history/\u00b2")
+    assert response.status_code == 404
+    assert response.json()["issue"][0]["code"] == "not-found"
