@@ -127,7 +127,7 @@ class SqliteResourceStore:
             for claim in tx.claims:
                 self._take_claim(claim, seq)
             for write in tx.writes:
-                self._apply(write, seq)
+                self._apply(write, seq, tx.last_updated or committed_at)
             db.execute("COMMIT")
             return seq
         except BaseException:
@@ -162,10 +162,11 @@ class SqliteResourceStore:
         ).fetchone()
         return row is not None
 
-    def _apply(self, write: Write, seq: int) -> None:
+    def _apply(self, write: Write, seq: int, tx_time: str) -> None:
         db = self._db
         body = orjson.dumps(write.resource) if write.resource is not None else None
-        last_updated = (write.resource or {}).get("meta", {}).get("lastUpdated") or utc_now()
+        # As in the MongoDB store: meta.lastUpdated, else (a delete) the transaction's time.
+        last_updated = (write.resource or {}).get("meta", {}).get("lastUpdated") or tx_time
         try:
             db.execute(
                 f"INSERT INTO {VERSIONS} (type, id, version, tx, op, last_updated, body) "
