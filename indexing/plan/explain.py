@@ -70,7 +70,7 @@ def explain_predicate(predicate: Predicate) -> str:
         return f"{predicate.param} {predicate.prefix} [{predicate.gte}, {predicate.lte}]"
     if isinstance(predicate, NumberMatch):
         unit = ""
-        if predicate.quantity:
+        if predicate.quantity and (predicate.system or predicate.code):
             unit = f" {predicate.system or '*'}|{predicate.code or '*'}"
         return (
             f"{predicate.param} {predicate.prefix} {predicate.value:g}"

@@ -4,7 +4,17 @@
 `resource_type=None`) in order. Criteria become `Clause`s (comma = OR inside one clause, a
 repeated parameter = another clause, ANDed); result parameters (`_sort`, `_count`, `_include`,
 ...) fill the plan's other fields. What each predicate means is specified in
-`indexing/plan/plan.py`; `docs/implementation/search-plan.md` lists what is supported.
+`indexing/plan/plan.py`.
+
+Supported: every parameter type but `special`; modifiers `:missing` (all), `:exact`/`:contains`
+(string), `:text`/`:not`/`:of-type` (token), `:[type]`/`:identifier` (reference), `:above`/
+`:below` (uri); all nine prefixes on date, number and quantity; chains (`:[type]`, nested),
+`_has` (nested), `_id`, `_lastUpdated`, `_tag`, `_profile`, `_security`, `_source`; `_sort`,
+`_count`, `_total`, `_include`/`_revinclude` (`:iterate`), `_summary`, `_elements`, `_type`.
+Not supported (unknown in strict mode): token `:in`/`:not-in`/`:above`/`:below` (they need a
+terminology server), `special` parameters (`near`), `_text`/`_content`/`_query`/`_list`/
+`_contained`/`_filter`, versioned canonical references (`url|version`: the plan's RefMatch has
+no version to compare).
 
 Errors: a malformed value is always `InvalidSearch(400, "invalid")`. An unknown parameter or an
 unsupported modifier is `InvalidSearch(400, "not-supported")` when `strict`
@@ -239,19 +249,32 @@ class _Parser:
                 raise invalid(where, f"{modifier} is not a target of {param.code!r}")
             target = modifier
         else:
-            inner_code = tail.partition(".")[0].partition(":")[0]
-            candidates = [t for t in targets if self._knows(t, inner_code)]
-            if len(candidates) != 1:
-                raise invalid(
-                    where,
-                    f"the chain through {param.code!r} is ambiguous (it can"
-                    f" refer to {', '.join(targets) or 'any type'}): name the type,"
-                    f" e.g. {param.code}:{(candidates or targets or ('Patient',))[0]}"
-                    f".{tail}",
-                )
-            target = candidates[0]
+            target = self._chain_target(param, targets, tail, where)
         inner_key, inner = self._criterion((target,), tail, raw, where)
         return f"{canonical}.{inner_key}", [Chain(param.code, target, Clause(tuple(inner)))]
+
+    def _chain_target(
+        self, param: SearchParam, targets: tuple[str, ...], tail: str, where: str
+    ) -> str:
+        """The single target, else the one target that defines the chained parameter (R4
+        §3.1.1.6.4: a chain through a parameter with several target types is ambiguous)."""
+        if len(targets) == 1:
+            return targets[0]
+        inner_code = tail.partition(".")[0].partition(":")[0]
+        candidates = [t for t in targets if self._knows(t, inner_code)]
+        if len(candidates) == 1:
+            return candidates[0]
+        if targets and not candidates:
+            raise Unsupported(
+                f"{where}: no target of {param.code!r} has a parameter {inner_code!r}"
+            )
+        example = (candidates or targets or ("Patient",))[0]
+        raise invalid(
+            where,
+            f"the chain through {param.code!r} is ambiguous (it can refer to"
+            f" {', '.join(candidates or targets) or 'any type'}): name the type,"
+            f" e.g. {param.code}:{example}.{tail}",
+        )
 
     def _has(
         self, types: tuple[str, ...], key: str, raw: str, where: str
