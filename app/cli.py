@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from app.settings import Settings, SettingsError, load_settings
 
@@ -102,6 +103,52 @@ def worker(args: argparse.Namespace) -> None:
     run_worker(settings)
 
 
+def load(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from app.load import done_keys, http_submitter, load, store_submitter, units
+
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise CliError(f"no such file or folder: {', '.join(missing)}")
+    report = Path(args.report)
+    settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
+    if not args.url:
+        _check_engines(settings)
+    done = done_keys(report)
+    total = sum(1 for u in units(paths) if u.key not in done)
+    columns = (
+        TextColumn("loading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+    )
+
+    async def run() -> tuple[int, int, int]:
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task("load", total=total, failed=0)
+            failed = 0
+
+            def step(outcome: Any) -> None:
+                nonlocal failed
+                failed += 0 if outcome.ok else 1
+                bar.update(task, advance=1, failed=failed)
+
+            submitter = http_submitter(args.url) if args.url else store_submitter(settings)
+            async with submitter as submit:
+                outcomes = await load(paths, submit, report, args.concurrency, step)
+        ok = sum(1 for o in outcomes if o.ok)
+        return ok, len(outcomes) - ok, sum(o.resources for o in outcomes)
+
+    ok, failed, resources = asyncio.run(run())
+    print(f"loaded {ok} units ({resources} resources), {failed} failed; report: {report}")
+    if failed:
+        raise SystemExit(1)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="micdr", description="miCDR FHIR R4 imaging repository")
     sub = top.add_subparsers(dest="command", required=True)
@@ -111,6 +158,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"), help="embedded data")
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without auth")
     s.set_defaults(run=serve)
+    ld = sub.add_parser("load", help="load Bundles and NDJSON files or folders")
+    ld.add_argument("paths", nargs="+")
+    ld.add_argument("--url", help="a running server's FHIR base (default: straight into the store)")
+    ld.add_argument("--concurrency", type=int, default=8)
+    ld.add_argument("--report", default="micdr-load-report.jsonl", help="outcomes, one per line")
+    ld.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
+    ld.set_defaults(run=load)
     w = sub.add_parser("worker", help="run the full stack's arq worker")
     w.set_defaults(run=worker)
     return top

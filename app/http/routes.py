@@ -14,7 +14,7 @@ from litestar.handlers import HTTPRouteHandler
 from app.fhir.outcome import FhirError
 from app.http.negotiation import media_type, parse_body
 from app.http.render import render
-from app.interactions.batch import batch
+from app.interactions.bundle import submit_bundle
 from app.interactions.capabilities import capabilities
 from app.interactions.context import Services
 from app.interactions.create import create
@@ -23,7 +23,6 @@ from app.interactions.history import history
 from app.interactions.patch import patch
 from app.interactions.read import read
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.transaction import transaction
 from app.interactions.update import update
 from app.interactions.vread import vread
 
@@ -43,21 +42,6 @@ class Row:
     form: bool = False  # an application/x-www-form-urlencoded body (POST _search)
 
 
-async def system_bundle(services: Services, request: FhirRequest) -> FhirResponse:
-    """`POST [base]` and `POST [base]/Bundle`: a transaction or a batch, by Bundle.type (R5, R6)."""
-    kind = request.body.get("type") if isinstance(request.body, dict) else None
-    if kind == "transaction":
-        return await transaction(services, request)
-    if kind == "batch":
-        return await batch(services, request)
-    raise FhirError.of(
-        400,
-        "invalid",
-        f"Bundle.type must be transaction or batch to be processed, not {kind!r}",
-        "Bundle.type",
-    )
-
-
 async def search(services: Services, request: FhirRequest) -> FhirResponse:
     # TEMPORARY lazy import until indexing/plan/parse.py lands (same session).
     from app.interactions.search import search as run
@@ -66,9 +50,9 @@ async def search(services: Services, request: FhirRequest) -> FhirResponse:
 
 
 TABLE: tuple[Row, ...] = (
-    Row("transaction", "POST", "/", "system", system_bundle, body=True),
+    Row("transaction", "POST", "/", "system", submit_bundle, body=True),
     Row("history-system", "GET", "/_history", "system", history),
-    Row("transaction", "POST", "/Bundle", "system", system_bundle, body=True),
+    Row("transaction", "POST", "/Bundle", "system", submit_bundle, body=True),
     Row("search-system", "GET", "/", "system", search),
     Row("search-type", "GET", "/{type:str}", "type", search),
     Row("search-type", "POST", "/{type:str}/_search", "type", search, form=True),
