@@ -234,12 +234,14 @@ def _type_modifier(modifier: str | None, targets: tuple[str, ...], where: str) -
 def _reference(
     code: str, targets: tuple[str, ...], type_modifier: str | None, value: str, where: str
 ) -> list[Predicate]:
-    """`Type/id`, `id` (typed by `:Type` or by the targets), or an absolute URL (matched as
-    written, and as `Type/id` when it is a RESTful URL: the index keeps both)."""
-    if len(split_unescaped(value, "|")) > 1:
-        raise Unsupported(
-            f"{where}: versioned canonical references (url|version) are not supported"
-        )
+    """`Type/id`, `id` (typed by `:Type` or by the targets), an absolute URL (matched as
+    written, and as `Type/id` when it is a RESTful URL: the index keeps both), or a canonical
+    `url|version` (the compilers compare the url and the version apart)."""
+    pieces = [unescape(piece) for piece in split_unescaped(value, "|")]
+    if len(pieces) > 1:  # a versioned canonical, `url|version` (R4 references.html#canonical)
+        if len(pieces) != 2 or ":" not in pieces[0] or not pieces[1]:
+            raise invalid(where, f"{value!r} is not a reference or a canonical url|version")
+        return [RefMatch(code, f"{pieces[0]}|{pieces[1]}", type=type_modifier)]
     text = unescape(value)
     parts = reference_parts(text)
     if parts is not None:

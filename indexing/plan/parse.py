@@ -13,8 +13,7 @@ Supported: every parameter type but `special`; modifiers `:missing` (all), `:exa
 `_count`, `_total`, `_include`/`_revinclude` (`:iterate`), `_summary`, `_elements`, `_type`.
 Not supported (unknown in strict mode): token `:in`/`:not-in`/`:above`/`:below` (they need a
 terminology server), `special` parameters (`near`), `_text`/`_content`/`_query`/`_list`/
-`_contained`/`_filter`, versioned canonical references (`url|version`: the plan's RefMatch has
-no version to compare).
+`_contained`/`_filter`.
 
 Errors: a malformed value is always `InvalidSearch(400, "invalid")`. An unknown parameter or an
 unsupported modifier is `InvalidSearch(400, "not-supported")` when `strict`
@@ -349,6 +348,8 @@ class _Parser:
             self.includes.append(Include(source, "*", iterate=iterate))
             self.self_params.append((canonical_key, "*"))
             return
+        if value == "*":
+            raise Unsupported(f"{key}: _revinclude=* is not supported; name Source:parameter")
         pieces = value.split(":")
         if len(pieces) not in (2, 3) or not all(pieces):
             raise invalid(key, f"{value!r} is not [type]:[parameter] or [type]:[parameter]:[type]")

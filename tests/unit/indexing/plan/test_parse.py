@@ -294,6 +294,19 @@ REFERENCES = [
         f"Observation?subject:identifier={HCN}|5566009041",
         [RefMatch("subject", f"{HCN}|5566009041", identifier=True)],
     ),
+    (
+        "ServiceRequest?instantiates-canonical=http://x.org/PlanDefinition/ct|1.0",
+        [RefMatch("instantiates-canonical", "http://x.org/PlanDefinition/ct|1.0")],
+    ),
+    (
+        "ServiceRequest?instantiates-canonical=http://x.org/PlanDefinition/ct",
+        [
+            RefMatch(
+                "instantiates-canonical", "http://x.org/PlanDefinition/ct", type="PlanDefinition"
+            ),
+            RefMatch("instantiates-canonical", "PlanDefinition/ct", type="PlanDefinition"),
+        ],
+    ),
     ("Observation?subject:identifier=MRN1", [RefMatch("subject", "MRN1", identifier=True)]),
     ("Patient?general-practitioner:missing=false", [Missing("general-practitioner", False)]),
     (
@@ -628,6 +641,9 @@ INVALID = [
     "Observation?value-quantity=5.4|mg",
     "Observation?value-quantity=gt|x|y",
     "Observation?subject=Foo/1",
+    "Observation?subject=Patient/1|2",
+    "Observation?subject=http://x/a|1|2",
+    "Observation?subject=http://x/a|",
     "Observation?subject=a b",
     "Observation?subject:Patient=Group/1",
     "Observation?subject:Practitioner=1",
@@ -682,7 +698,6 @@ UNSUPPORTED = [
     "Patient?name:nope=x",
     "Patient?birthdate:exact=2024",
     "Observation?subject:above=Patient/1",
-    "Observation?subject=http://x/ValueSet/v|1.0",
     "ValueSet?url:contains=x",
     "Patient?_id:not=1",
     "Patient?_text=x",
@@ -702,6 +717,7 @@ UNSUPPORTED = [
     "DiagnosticReport?_include:foo=DiagnosticReport:subject",
     "DiagnosticReport?_include=DiagnosticReport:nope",
     "DiagnosticReport?_revinclude=Observation:performer",
+    "DiagnosticReport?_revinclude=*",
     "?_type=Patient,Observation&name=x",  # `name` exists on Patient only
 ]
 
