@@ -285,7 +285,13 @@ def _reference(match: RefMatch, field: str) -> dict[str, Any]:
             return _all([query, {"term": {f"{field}.type": match.type}}])
         return query
     if ":" in match.ref:  # absolute URL, urn:uuid:, canonical: kept in full in `url` or `ref`
-        return _any([{"term": {f"{field}.url": match.ref}}, {"term": {f"{field}.ref": match.ref}}])
+        queries = [{"term": {f"{field}.url": match.ref}}, {"term": {f"{field}.ref": match.ref}}]
+        url, bar, version = match.ref.rpartition("|")
+        if bar and url and version:  # a versioned canonical: `url|version`
+            queries.append(
+                _all([{"term": {f"{field}.url": url}}, {"term": {f"{field}.version": version}}])
+            )
+        return _any(queries)
     if "/" in match.ref:
         return {"term": {f"{field}.ref": match.ref}}
     query = {"term": {f"{field}.id": match.ref}}

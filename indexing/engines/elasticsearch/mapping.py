@@ -157,8 +157,8 @@ def param_kind(registry: SearchParamRegistry, param: SearchParam) -> dict[str, A
 
 def _param_mapping(registry: SearchParamRegistry, param: SearchParam) -> dict[str, Any] | None:
     kind = param_kind(registry, param)
-    if kind is None or kind == "special":
-        return None
+    if kind is None or kind == "special" or not param.expression.strip():
+        return None  # never extracted (`_text`, `_content`, `_query`): no field
     if isinstance(kind, dict):
         components = {code: _value_mapping(str(t)) for code, t in kind.items()}
         return {"type": "nested", "properties": {c: m for c, m in components.items() if m}}
