@@ -44,6 +44,7 @@ async def execute(
             validate=services.validate,
             apply_patch=apply_patch,
             allow_update_create=services.settings.allow_update_create,
+            rules=services.rules,
         )
         plan = plan_transaction(entries, resolution, opts)
         if not plan.transaction.writes:
@@ -123,6 +124,8 @@ async def resolve(services: Services, entries: list[Entry]) -> Resolution:
         ids = match_ids(c, dict(by_type.get(c.type, {})), live_ids)
         matches[c.key] = ids or []
     refs = _touched(entries, matches)
+    if services.rules is not None:
+        refs |= services.rules.derived_refs(refs)
     current = {r.ref: r for r in await services.store.read_many(sorted(refs))} if refs else {}
     return Resolution(matches, current)
 

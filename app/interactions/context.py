@@ -8,6 +8,7 @@ from typing import Any
 
 from app.settings import Settings
 from app.store.port import Store
+from app.tx.plan import WriteRules
 from indexing.engines.port import SearchIndex
 from indexing.registry import SearchParamRegistry
 
@@ -24,3 +25,5 @@ class Services:
     on_commit: Callable[[int], Awaitable[None]]
     # Embedded only: project everything committed so far, now (tests, `micdr load`).
     drain: Callable[[], Awaitable[int]] | None = None
+    # Rules over whole writes (the IG's, in IG mode); None for a plain FHIR server.
+    rules: WriteRules | None = None

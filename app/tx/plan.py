@@ -9,8 +9,8 @@ depends on entry order beyond FHIR's processing phases (R13).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from app.fhir.meta import identifier_tokens, same_content, with_meta
 from app.fhir.outcome import FhirError, Issue
@@ -57,6 +57,18 @@ class _Target:
     result: EntryResult | None = None
 
 
+class WriteRules(Protocol):
+    """Rules that see a whole planned write (the IG's: app/ig/). `derived_refs` names the extra
+    resources whose current versions `augment` needs (read in the same round trip as the
+    others); `augment` may refuse the write (FhirError) or add writes to the same transaction."""
+
+    def derived_refs(self, refs: set[tuple[str, str]]) -> set[tuple[str, str]]: ...
+
+    def augment(
+        self, writes: list[Write], current: Mapping[str, StoredResource], now: str
+    ) -> list[Write]: ...
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     now: str
@@ -64,7 +76,7 @@ class PlanOptions:
     validate: Validate
     apply_patch: ApplyPatch
     allow_update_create: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    rules: WriteRules | None = None
 
 
 def conditional_references(entries: list[Entry]) -> list[Criteria]:
@@ -95,6 +107,8 @@ def plan_transaction(
             writes.append(write)
             if target.claim_token is not None and target.create:
                 claims.append(Claim(target.entry.type, target.claim_token, write.ref))
+    if opts.rules is not None and writes:
+        writes += opts.rules.augment(writes, resolution.current, opts.now)
     ordered = tuple(results[e.index] for e in entries)
     return TransactionPlan(Transaction(tuple(writes), tuple(claims), opts.now), ordered)
 
@@ -389,6 +403,7 @@ __all__ = [
     "PlanOptions",
     "Resolution",
     "TransactionPlan",
+    "WriteRules",
     "conditional_references",
     "match_ids",
     "plan_transaction",
