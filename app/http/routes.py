@@ -23,6 +23,7 @@ from app.interactions.history import history
 from app.interactions.patch import patch
 from app.interactions.read import read
 from app.interactions.result import FhirRequest, FhirResponse
+from app.interactions.search import search
 from app.interactions.update import update
 from app.interactions.vread import vread
 
@@ -40,13 +41,6 @@ class Row:
     run: Interaction
     body: bool = False
     form: bool = False  # an application/x-www-form-urlencoded body (POST _search)
-
-
-async def search(services: Services, request: FhirRequest) -> FhirResponse:
-    # TEMPORARY lazy import until indexing/plan/parse.py lands (same session).
-    from app.interactions.search import search as run
-
-    return await run(services, request)
 
 
 TABLE: tuple[Row, ...] = (
