@@ -1,0 +1,99 @@
+"""The rows of one index document (pure): what `SqliteSearchIndex.write` inserts.
+
+A value's kind is read from its shape (docs: indexing/document.py): `forms` -> token, `norm` ->
+string, `ref` -> reference, `uri` -> uri, `gte` with `value` -> number/quantity, `gte` alone ->
+date, otherwise a composite (component code -> value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from indexing.engines.sqlite.schema import (
+    DATE,
+    NUMBER,
+    OF_TYPE,
+    PARAM,
+    REF_IDENTIFIER,
+    REFERENCE,
+    STRING,
+    TOKEN,
+    TOKEN_TEXT,
+    URI,
+)
+from indexing.registry import RESERVED_DOCUMENT_FIELDS
+
+__all__ = ["COMPONENT_SEPARATOR", "Rows", "document_rows"]
+
+COMPONENT_SEPARATOR = "$"
+
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
+def document_rows(type_: str, id_: str, document: Mapping[str, Any]) -> Rows:
+    """Rows per table (value tables and idx_param) for one resource's document."""
+    rows: Rows = {}
+    for param, values in document.items():
+        if param in RESERVED_DOCUMENT_FIELDS or not isinstance(values, list) or not values:
+            continue
+        rows.setdefault(PARAM, []).append((type_, id_, param))
+        for group, value in enumerate(values, start=1):
+            if not isinstance(value, Mapping):
+                continue
+            if _is_composite(value):
+                for component, part in value.items():
+                    if isinstance(part, Mapping):
+                        name = f"{param}{COMPONENT_SEPARATOR}{component}"
+                        _value_rows(rows, type_, id_, name, group, part)
+            else:
+                _value_rows(rows, type_, id_, param, 0, value)
+    return rows
+
+
+def _is_composite(value: Mapping[str, Any]) -> bool:
+    return bool(value) and all(isinstance(part, Mapping) for part in value.values())
+
+
+def _value_rows(
+    rows: Rows, type_: str, id_: str, param: str, grp: int, value: Mapping[str, Any]
+) -> None:
+    head = (type_, id_, param, grp)
+    if "forms" in value or "text" in value:
+        code = value.get("code")
+        rows.setdefault(TOKEN, []).extend((*head, form, code) for form in value.get("forms") or ())
+        if value.get("text"):
+            rows.setdefault(TOKEN_TEXT, []).append((*head, value["text"]))
+        rows.setdefault(OF_TYPE, []).extend((*head, form) for form in value.get("of_type") or ())
+    elif "norm" in value:
+        rows.setdefault(STRING, []).append((*head, value["norm"], value.get("exact")))
+    elif "ref" in value:
+        rows.setdefault(REFERENCE, []).append(
+            (
+                *head,
+                value.get("ref"),
+                value.get("url"),
+                value.get("type"),
+                value.get("id"),
+                value.get("version"),
+            )
+        )
+        rows.setdefault(REF_IDENTIFIER, []).extend(
+            (*head, form) for form in value.get("identifier") or ()
+        )
+    elif "uri" in value:
+        rows.setdefault(URI, []).append((*head, value["uri"]))
+    elif "value" in value:
+        rows.setdefault(NUMBER, []).append(
+            (
+                *head,
+                value["value"],
+                value.get("gte"),
+                value.get("lte"),
+                value.get("system"),
+                value.get("code"),
+                value.get("unit"),
+            )
+        )
+    elif "gte" in value:
+        rows.setdefault(DATE, []).append((*head, value["gte"], value.get("lte")))

@@ -1,0 +1,155 @@
+"""`SearchIndex` on an embedded SQLite file (the embedded default; port: indexing/engines/port.py).
+
+The index tables (schema.py) may live in the store's file: they are all prefixed `idx_`. All calls
+run on one dedicated thread with one connection (WAL mode), like app/store/sqlite.py. A batch of
+ops is one SQLite transaction, so a crash leaves either the whole batch or none of it; the
+version guard makes replaying it harmless. Writes are visible to the next search: `refresh` has
+nothing to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from indexing.engines.port import Hit, HitPage, IndexOp, IndexStatus
+from indexing.engines.sqlite._rows import Rows, document_rows
+from indexing.engines.sqlite.compile import compile_count, compile_query
+from indexing.engines.sqlite.schema import PARAM, RESOURCE, SCHEMA, VALUE_COLUMNS
+from indexing.plan.plan import SearchPlan
+from indexing.registry import SearchParamRegistry
+
+__all__ = ["SqliteSearchIndex"]
+
+T = TypeVar("T")
+
+_TABLES = (PARAM, *VALUE_COLUMNS)
+_INSERTS = {
+    PARAM: f"INSERT INTO {PARAM} (type, id, param) VALUES (?, ?, ?)",
+    **{
+        table: f"INSERT INTO {table} (type, id, param, grp, {', '.join(columns)})"
+        f" VALUES ({', '.join('?' * (4 + len(columns)))})"
+        for table, columns in VALUE_COLUMNS.items()
+    },
+}
+
+
+class SqliteSearchIndex:
+    """The embedded search index; one instance per process owns the file's index writes."""
+
+    def __init__(self, path: Path, registry: SearchParamRegistry) -> None:
+        self._path = path
+        self._registry = registry
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="micdr-sqlite-index")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path, registry: SearchParamRegistry) -> SqliteSearchIndex:
+        index = cls(path, registry)
+        await index._run(index._connect)
+        return index
+
+    def _connect(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.executescript(SCHEMA)
+        self._conn = conn
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        assert self._conn is not None, "index is closed"
+        return self._conn
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def write(self, ops: Sequence[IndexOp]) -> None:
+        if ops:
+            await self._run(self._write, list(ops))
+
+    def _write(self, ops: list[IndexOp]) -> None:
+        newest: dict[tuple[str, str], IndexOp] = {}
+        for op in ops:  # within a batch, only the highest version of a resource counts
+            known = newest.get((op.type, op.id))
+            if known is None or op.version > known.version:
+                newest[(op.type, op.id)] = op
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows: Rows = {}
+            resources: list[tuple[Any, ...]] = []
+            for (type_, id_), op in newest.items():
+                stored = db.execute(
+                    f"SELECT version FROM {RESOURCE} WHERE type = ? AND id = ?", (type_, id_)
+                ).fetchone()
+                if stored is not None:
+                    if stored[0] >= op.version:
+                        continue  # stale or repeated: the version guard
+                    for table in _TABLES:
+                        db.execute(f"DELETE FROM {table} WHERE type = ? AND id = ?", (type_, id_))
+                last_updated = ""
+                if op.document is not None:
+                    last_updated = str(op.document.get("lastUpdated") or "")
+                    for table, table_rows in document_rows(type_, id_, op.document).items():
+                        rows.setdefault(table, []).extend(table_rows)
+                resources.append((type_, id_, op.version, last_updated, op.document is None))
+            db.executemany(
+                f"INSERT OR REPLACE INTO {RESOURCE} (type, id, version, last_updated, deleted)"
+                " VALUES (?, ?, ?, ?, ?)",
+                resources,
+            )
+            for table, table_rows in rows.items():
+                db.executemany(_INSERTS[table], table_rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- search ---------------------------------------------------------------------------
+
+    async def search(
+        self, plan: SearchPlan, after: Any = None, with_total: bool = False
+    ) -> HitPage:
+        sql, params = compile_query(plan, self._registry, after=after)
+        count = compile_count(plan, self._registry) if with_total else None
+        return await self._run(self._search, sql, params, count)
+
+    def _search(self, sql: str, params: list[Any], count: tuple[str, list[Any]] | None) -> HitPage:
+        db = self._db
+        hits = [
+            Hit(type=row[0], id=row[1], version=row[2], cursor=[*row[3:], row[0], row[1]])
+            for row in db.execute(sql, params)
+        ]
+        total = int(db.execute(count[0], count[1]).fetchone()[0]) if count else None
+        return HitPage(hits=hits, total=total)
+
+    async def refresh(self) -> None:
+        """Nothing to do: every committed write is already visible."""
+
+    async def status(self) -> IndexStatus:
+        try:
+            indexed = await self._run(self._count_resources)
+        except (sqlite3.Error, AssertionError) as error:
+            return IndexStatus(up=False, version=sqlite3.sqlite_version, detail=str(error))
+        return IndexStatus(
+            up=True, version=f"SQLite {sqlite3.sqlite_version}", detail=f"{indexed} resources"
+        )
+
+    def _count_resources(self) -> int:
+        row = self._db.execute(f"SELECT COUNT(*) FROM {RESOURCE} WHERE deleted = 0").fetchone()
+        return int(row[0])
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._run(self._db.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)

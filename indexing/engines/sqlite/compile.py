@@ -1,0 +1,416 @@
+"""A resolved `SearchPlan` as SQL over the index tables (indexing/engines/sqlite/schema.py). Pure.
+
+Every value is bound as a parameter; only table and column names, chosen here, enter the text.
+
+- Each predicate selects `(type, id)` pairs from its value table; the resource matches when its
+  pair is IN that set (NOT IN for `:not` / `ne`, so a resource without values satisfies those).
+  A clause ORs its predicates, the plan ANDs its clauses; tombstones never match.
+- Composite parts are joined on `(type, id, grp)`: they must hold within one composite value.
+- Sort: each key is a per-resource value computed by a correlated subquery (ascending: the
+  smallest value, descending: the largest; dates: interval start ascending, end descending;
+  strings `norm`, tokens `code`, references `ref`, numbers and quantities `value`, uris `uri`;
+  `_id` and `_lastUpdated` from the bookkeeping row), missing values last, then `(type, id)`
+  ascending as the unique tie-breaker. Without sort keys the order is `(type, id)` ascending:
+  the primary key, so the cheapest stable order.
+- Paging is keyset: `after` is the previous page's last cursor `[key values..., type, id]` and
+  the next page starts strictly after it in that order, so pages never repeat or skip a resource
+  whose sort values did not change in between.
+- `ap` (approximately): the query range is widened by 10% of the number, or for a date by 10% of
+  the time between the query and `now` (R4 search.html §3.1.1.4.1 prefixes), then any value
+  intersecting it matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from indexing._fhirpath import RESOURCE_TYPES
+from indexing.engines.sqlite._rows import COMPONENT_SEPARATOR
+from indexing.engines.sqlite.schema import (
+    DATE,
+    NUMBER,
+    OF_TYPE,
+    PARAM,
+    REF_IDENTIFIER,
+    REFERENCE,
+    RESOURCE,
+    STRING,
+    TOKEN,
+    TOKEN_TEXT,
+    URI,
+)
+from indexing.normalize import MAX_INSTANT, MIN_INSTANT, format_instant
+from indexing.plan.plan import (
+    Chain,
+    Clause,
+    CompositeMatch,
+    DateMatch,
+    Has,
+    IdIn,
+    Missing,
+    NumberMatch,
+    Predicate,
+    RefIn,
+    RefMatch,
+    SearchPlan,
+    SortKey,
+    StringMatch,
+    TokenMatch,
+    UriMatch,
+)
+from indexing.registry import SearchParamRegistry
+
+__all__ = ["approximate_date_range", "approximate_number_range", "compile_count", "compile_query"]
+
+# Greater than any character a normalised string can continue with: `norm >= v AND norm < v+MAX`
+# is "starts with v" and can use the (param, norm) index, unlike LIKE (case-insensitive, escapes).
+_MAX_CHAR = "\U0010ffff"
+
+# Per-resource sort value: (table, ascending aggregate, descending aggregate).
+_SORT_SOURCES: dict[str, tuple[str, str, str]] = {
+    "date": (DATE, "MIN(v.gte)", "MAX(v.lte)"),
+    "string": (STRING, "MIN(v.norm)", "MAX(v.norm)"),
+    "token": (TOKEN, "MIN(v.code)", "MAX(v.code)"),
+    "reference": (REFERENCE, "MIN(v.ref)", "MAX(v.ref)"),
+    "number": (NUMBER, "MIN(v.value)", "MAX(v.value)"),
+    "quantity": (NUMBER, "MIN(v.value)", "MAX(v.value)"),
+    "uri": (URI, "MIN(v.uri)", "MAX(v.uri)"),
+}
+
+Params = list[Any]
+
+
+def compile_query(
+    plan: SearchPlan,
+    registry: SearchParamRegistry,
+    after: Sequence[Any] | None = None,
+    limit: int | None = None,
+    now: datetime | None = None,
+) -> tuple[str, Params]:
+    """`(sql, params)` selecting `type, id, version, k0..kn` of one page (limit: plan.count)
+    after the cursor `after`. Raises ValueError on an unresolved Chain/Has, an unknown sort
+    parameter or a cursor of the wrong length."""
+    params: Params = []
+    keys = [_sort_expression(key, plan.types, registry, params) for key in plan.sort]
+    columns = "".join(f", {expression} AS k{n}" for n, expression in enumerate(keys))
+    where = _where(plan, params, now or datetime.now(UTC))
+    inner = f"SELECT r.type AS t, r.id AS i, r.version AS ver{columns} FROM {RESOURCE} r {where}"
+    sql = f"SELECT * FROM ({inner})"
+    if after is not None:
+        if len(after) != len(keys) + 2:
+            raise ValueError(f"cursor {after!r} does not fit {len(keys)} sort key(s)")
+        sql += " WHERE " + _after(plan.sort, list(after), 0, params)
+    order = [
+        f"k{n} IS NULL, k{n}{' DESC' if key.descending else ''}" for n, key in enumerate(plan.sort)
+    ]
+    sql += f" ORDER BY {', '.join([*order, 't', 'i'])} LIMIT ?"
+    params.append(plan.count if limit is None else limit)
+    return sql, params
+
+
+def compile_count(
+    plan: SearchPlan, registry: SearchParamRegistry, now: datetime | None = None
+) -> tuple[str, Params]:
+    """`(sql, params)` counting every match of the plan (sort and paging ignored)."""
+    del registry  # the filter needs no parameter types; kept for symmetry with compile_query
+    params: Params = []
+    where = _where(plan, params, now or datetime.now(UTC))
+    return f"SELECT COUNT(*) FROM {RESOURCE} r {where}", params
+
+
+# -- filter -----------------------------------------------------------------------------------
+
+
+def _where(plan: SearchPlan, params: Params, now: datetime) -> str:
+    conditions = ["r.deleted = 0"]
+    if plan.types:
+        conditions.append(f"r.type IN ({_marks(plan.types)})")
+        params.extend(plan.types)
+    for clause in plan.clauses:
+        conditions.append(_clause(clause, plan.types, params, now))
+    return "WHERE " + " AND ".join(conditions)
+
+
+def _clause(clause: Clause, types: Sequence[str], params: Params, now: datetime) -> str:
+    if not clause.any_of:
+        return "0"
+    parts = [_predicate(predicate, types, params, now) for predicate in clause.any_of]
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+
+def _predicate(predicate: Predicate, types: Sequence[str], params: Params, now: datetime) -> str:
+    if isinstance(predicate, Chain | Has):
+        raise ValueError(
+            f"{type(predicate).__name__} must be resolved to RefIn/IdIn before compiling"
+        )
+    if isinstance(predicate, IdIn):
+        if not predicate.ids:
+            return "1" if predicate.negate else "0"
+        params.extend(predicate.ids)
+        return f"r.id {'NOT IN' if predicate.negate else 'IN'} ({_marks(predicate.ids)})"
+    if isinstance(predicate, Missing):
+        params.append(predicate.param)
+        params.extend(types)
+        return (
+            f"(r.type, r.id) {'NOT IN' if predicate.missing else 'IN'} (SELECT type, id"
+            f" FROM {PARAM} WHERE param = ?{_type_filter('', types)})"
+        )
+    if isinstance(predicate, CompositeMatch):
+        return _composite(predicate, types, params, now)
+    negate = _negated(predicate)
+    table, condition, values = _value_condition(predicate, "v", now)
+    params.append(predicate.param)
+    params.extend(values)
+    params.extend(types)
+    return (
+        f"(r.type, r.id) {'NOT IN' if negate else 'IN'} (SELECT v.type, v.id FROM {table} v"
+        f" WHERE v.param = ? AND {condition}{_type_filter('v.', types)})"
+    )
+
+
+def _composite(
+    predicate: CompositeMatch, types: Sequence[str], params: Params, now: datetime
+) -> str:
+    if not predicate.parts:
+        raise ValueError(f"composite {predicate.param!r} has no parts")
+    joins: list[str] = []
+    conditions: list[str] = []
+    for n, part in enumerate(predicate.parts):
+        if isinstance(part, IdIn | Missing | CompositeMatch | RefIn | Chain | Has):
+            raise ValueError(f"{type(part).__name__} cannot be a composite part")
+        if _negated(part):
+            raise ValueError("a composite part cannot be negated")
+        alias = f"v{n}"
+        table, condition, values = _value_condition(part, alias, now)
+        if n == 0:
+            joins.append(f"{table} {alias}")
+        else:
+            joins.append(
+                f"JOIN {table} {alias} ON {alias}.type = v0.type AND {alias}.id = v0.id"
+                f" AND {alias}.grp = v0.grp"
+            )
+        conditions.append(f"{alias}.param = ? AND {condition}")
+        params.append(f"{predicate.param}{COMPONENT_SEPARATOR}{part.param}")
+        params.extend(values)
+    params.extend(types)
+    return (
+        f"(r.type, r.id) IN (SELECT v0.type, v0.id FROM {' '.join(joins)}"
+        f" WHERE {' AND '.join(conditions)} AND v0.grp > 0{_type_filter('v0.', types)})"
+    )
+
+
+def _negated(predicate: Predicate) -> bool:
+    if isinstance(predicate, TokenMatch):
+        return predicate.negate
+    if isinstance(predicate, DateMatch | NumberMatch):
+        return predicate.prefix == "ne"
+    return False
+
+
+def _value_condition(predicate: Predicate, v: str, now: datetime) -> tuple[str, str, Params]:
+    """(table, condition on alias `v`, its parameters) for the positive form of a predicate."""
+    if isinstance(predicate, StringMatch):
+        if predicate.mode == "exact":
+            return STRING, f"{v}.exact = ?", [predicate.value]
+        if predicate.mode == "contains":
+            return STRING, f"instr({v}.norm, ?) > 0", [predicate.value]
+        return (
+            STRING,
+            f"{v}.norm >= ? AND {v}.norm < ?",
+            [
+                predicate.value,
+                predicate.value + _MAX_CHAR,
+            ],
+        )
+    if isinstance(predicate, TokenMatch):
+        if predicate.text:
+            return (
+                TOKEN_TEXT,
+                f"{v}.text >= ? AND {v}.text < ?",
+                [
+                    predicate.form,
+                    predicate.form + _MAX_CHAR,
+                ],
+            )
+        return (OF_TYPE if predicate.of_type else TOKEN), f"{v}.form = ?", [predicate.form]
+    if isinstance(predicate, DateMatch):
+        low, high = predicate.gte, predicate.lte
+        if predicate.prefix == "ap":
+            low, high = approximate_date_range(low, high, now)
+        condition, values = _range_condition(predicate.prefix, v, low, high)
+        return DATE, condition, values
+    if isinstance(predicate, NumberMatch):
+        low_n, high_n = predicate.gte, predicate.lte
+        if predicate.prefix == "ap":
+            low_n, high_n = approximate_number_range(predicate.value, low_n, high_n)
+        condition, values = _range_condition(predicate.prefix, v, low_n, high_n)
+        if predicate.system is not None:
+            condition += f" AND {v}.system = ?"
+            values.append(predicate.system)
+        if predicate.code is not None:
+            if predicate.system is not None:
+                condition += f" AND {v}.code = ?"
+                values.append(predicate.code)
+            else:  # `5.4||mg`: the code or the unit (R4 search.html quantity)
+                condition += f" AND ({v}.code = ? OR {v}.unit = ?)"
+                values.extend([predicate.code, predicate.code])
+        return NUMBER, condition, values
+    if isinstance(predicate, RefMatch):
+        return _reference_condition(predicate, v)
+    if isinstance(predicate, RefIn):
+        if not predicate.refs:
+            return REFERENCE, "0", []
+        return REFERENCE, f"{v}.ref IN ({_marks(predicate.refs)})", list(predicate.refs)
+    if isinstance(predicate, UriMatch):
+        if predicate.mode == "below":
+            return (
+                URI,
+                f"{v}.uri >= ? AND {v}.uri < ?",
+                [
+                    predicate.value,
+                    predicate.value + _MAX_CHAR,
+                ],
+            )
+        if predicate.mode == "above":
+            return (
+                URI,
+                f"{v}.uri <= ? AND substr(?, 1, length({v}.uri)) = {v}.uri",
+                [
+                    predicate.value,
+                    predicate.value,
+                ],
+            )
+        return URI, f"{v}.uri = ?", [predicate.value]
+    raise ValueError(f"cannot compile {type(predicate).__name__}")
+
+
+def _range_condition(prefix: str, v: str, low: Any, high: Any) -> tuple[str, Params]:
+    """Interval semantics of plan.py: value [gte, lte] against the query [low, high]."""
+    eq = (f"({v}.gte >= ? AND {v}.lte <= ?)", [low, high])
+    if prefix in ("eq", "ne"):  # ne is the negation of eq, applied by the caller
+        return eq[0], list(eq[1])
+    if prefix == "gt":
+        return f"{v}.lte > ?", [high]
+    if prefix == "lt":
+        return f"{v}.gte < ?", [low]
+    if prefix == "ge":
+        return f"({v}.lte > ? OR {eq[0]})", [high, *eq[1]]
+    if prefix == "le":
+        return f"({v}.gte < ? OR {eq[0]})", [low, *eq[1]]
+    if prefix == "sa":
+        return f"{v}.gte > ?", [high]
+    if prefix == "eb":
+        return f"{v}.lte < ?", [low]
+    if prefix == "ap":
+        return f"({v}.gte <= ? AND {v}.lte >= ?)", [high, low]
+    raise ValueError(f"unknown prefix {prefix!r}")
+
+
+def _reference_condition(predicate: RefMatch, v: str) -> tuple[str, str, Params]:
+    if predicate.identifier:
+        return REF_IDENTIFIER, f"{v}.form = ?", [predicate.ref]
+    ref = predicate.ref
+    conditions: list[str] = []
+    values: Params = []
+    if ":" in ref.split("/", 1)[0]:  # absolute URL, urn or canonical (`scheme:` before any /)
+        url, _, version = ref.partition("|")
+        conditions.append(f"{v}.url = ?")
+        values.append(url)
+        if version:
+            conditions.append(f"{v}.version = ?")
+            values.append(version)
+    else:
+        segments = ref.split("/")
+        if len(segments) == 4 and segments[2] == "_history":
+            conditions.append(f"{v}.ref = ? AND {v}.version = ?")
+            values.extend([f"{segments[0]}/{segments[1]}", segments[3]])
+        elif len(segments) == 1:  # a bare id: any target type unless `:Type` says which
+            conditions.append(f"{v}.target_id = ?")
+            values.append(ref)
+        else:
+            conditions.append(f"{v}.ref = ?")
+            values.append(ref)
+    if predicate.type is not None:
+        conditions.append(f"{v}.target_type = ?")
+        values.append(predicate.type)
+    return REFERENCE, " AND ".join(conditions), values
+
+
+def approximate_number_range(value: float, low: float, high: float) -> tuple[float, float]:
+    """The `ap` range of a number: its precision range widened to at least ±10% of it."""
+    width = abs(value) * 0.1
+    return min(low, value - width), max(high, value + width)
+
+
+def approximate_date_range(low: str, high: str, now: datetime) -> tuple[str, str]:
+    """The `ap` range of a date: widened on both sides by 10% of its distance from `now`."""
+    start, end = _instant(low), _instant(high)
+    middle = start + (end - start) / 2
+    width = abs(now - middle) * 0.1
+    try:
+        widened_low = format_instant(start - width)
+    except OverflowError:
+        widened_low = MIN_INSTANT
+    try:
+        widened_high = format_instant(end + width)
+    except OverflowError:
+        widened_high = MAX_INSTANT
+    return widened_low, widened_high
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# -- sort and paging ----------------------------------------------------------------------------
+
+
+def _sort_expression(
+    key: SortKey, types: Sequence[str], registry: SearchParamRegistry, params: Params
+) -> str:
+    if key.param == "_id":
+        return "r.id"
+    if key.param == "_lastUpdated":
+        return "r.last_updated"
+    kind = _param_type(key.param, types, registry)
+    source = _SORT_SOURCES.get(kind or "")
+    if source is None:
+        raise ValueError(f"cannot sort by {key.param!r} (type {kind or 'unknown'})")
+    table, ascending, descending = source
+    params.append(key.param)
+    aggregate = descending if key.descending else ascending
+    return (
+        f"(SELECT {aggregate} FROM {table} v WHERE v.type = r.type AND v.id = r.id AND v.param = ?)"
+    )
+
+
+def _param_type(code: str, types: Sequence[str], registry: SearchParamRegistry) -> str | None:
+    for resource_type in types or sorted(RESOURCE_TYPES):
+        param = registry.get(resource_type, code)
+        if param is not None:
+            return param.type
+    return None
+
+
+def _after(keys: Sequence[SortKey], cursor: list[Any], n: int, params: Params) -> str:
+    """Rows strictly after `cursor` in ORDER BY order (keys, nulls last; then type, id)."""
+    if n == len(keys):
+        params.extend(cursor[n : n + 2])
+        return "(t, i) > (?, ?)"
+    column, value = f"k{n}", cursor[n]
+    if value is None:  # among the missing values, which sort last: only the tie-breaker is left
+        return f"({column} IS NULL AND {_after(keys, cursor, n + 1, params)})"
+    params.extend([value, value])
+    operator = "<" if keys[n].descending else ">"
+    tail = _after(keys, cursor, n + 1, params)
+    return f"({column} {operator} ? OR {column} IS NULL OR ({column} = ? AND {tail}))"
+
+
+def _type_filter(prefix: str, types: Sequence[str]) -> str:
+    return f" AND {prefix}type IN ({_marks(types)})" if types else ""
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
