@@ -230,7 +230,8 @@ class MongoResourceStore:
         await self._txlog.update_one({"_id": seq}, {"$set": {"state": "applied"}})
 
     async def _move_current(self, docs: list[dict[str, Any]]) -> None:
-        # One update per resource, sent concurrently (mongomock cannot run pymongo's bulk_write).
+        # One update per resource, sent concurrently: mongomock cannot run pymongo's bulk_write
+        # (docs/decisions/0003-pymongo-async-not-motor.md).
         await asyncio.gather(*(self._move_one(doc) for doc in docs))
 
     async def _move_one(self, doc: dict[str, Any]) -> None:
