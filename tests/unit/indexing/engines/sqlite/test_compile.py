@@ -1,0 +1,138 @@
+"""`compile_query` / `compile_count` (indexing/engines/sqlite/compile.py): pure plan -> SQL.
+
+Semantics are pinned by tests/vectors through the contract suite; these tests pin the compiler's
+own guarantees: values only ever as bound parameters, unresolved plans refused, cursors checked.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from indexing.engines.sqlite._rows import document_rows
+from indexing.engines.sqlite.compile import (
+    approximate_date_range,
+    approximate_number_range,
+    compile_count,
+    compile_query,
+)
+from indexing.plan.plan import (
+    Chain,
+    Clause,
+    Has,
+    IdIn,
+    RefMatch,
+    SearchPlan,
+    SortKey,
+    StringMatch,
+    TokenMatch,
+    UriMatch,
+)
+from indexing.registry import SearchParamRegistry
+
+HOSTILE = "x'); DROP TABLE idx_resource; --"
+
+
+def test_values_are_bound_never_concatenated(registry: SearchParamRegistry) -> None:
+    plan = SearchPlan(
+        types=(HOSTILE,),
+        clauses=(
+            Clause((StringMatch("family", HOSTILE), TokenMatch("identifier", HOSTILE))),
+            Clause((RefMatch("subject", HOSTILE), UriMatch("url", HOSTILE, "above"))),
+            Clause((IdIn((HOSTILE,)),)),
+        ),
+    )
+    sql, params = compile_query(plan, registry, after=[HOSTILE, HOSTILE])
+    assert HOSTILE not in sql
+    assert HOSTILE in params
+    assert sql.count("?") == len(params)
+    count_sql, count_params = compile_count(plan, registry)
+    assert HOSTILE not in count_sql
+    assert count_sql.count("?") == len(count_params)
+
+
+def test_sort_params_come_before_filter_params(registry: SearchParamRegistry) -> None:
+    plan = SearchPlan(
+        types=("Patient",),
+        clauses=(Clause((StringMatch("family", "doe"),)),),
+        sort=(SortKey("birthdate", descending=True),),
+        count=7,
+    )
+    sql, params = compile_query(plan, registry, after=["2000-01-01T00:00:00.000Z", "Patient", "1"])
+    assert params[0] == "birthdate"
+    assert params[-1] == 7
+    assert sql.count("?") == len(params)
+
+
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        Chain("subject", "Patient", Clause((StringMatch("name", "x"),))),
+        Has("Observation", "subject", Clause((TokenMatch("code", "x"),))),
+    ],
+)
+def test_unresolved_chain_or_has_is_refused(
+    registry: SearchParamRegistry, predicate: Chain | Has
+) -> None:
+    plan = SearchPlan(types=("Patient",), clauses=(Clause((predicate,)),))
+    with pytest.raises(ValueError, match="resolved"):
+        compile_query(plan, registry)
+
+
+def test_cursor_must_fit_the_sort_keys(registry: SearchParamRegistry) -> None:
+    plan = SearchPlan(types=("Patient",), sort=(SortKey("family"),))
+    with pytest.raises(ValueError, match="cursor"):
+        compile_query(plan, registry, after=["Patient", "1"])
+
+
+def test_sort_by_a_parameter_that_cannot_sort_is_refused(registry: SearchParamRegistry) -> None:
+    plan = SearchPlan(types=("Observation",), sort=(SortKey("code-value-quantity"),))
+    with pytest.raises(ValueError, match="cannot sort"):
+        compile_query(plan, registry)
+
+
+def test_approximate_number_widens_by_ten_percent() -> None:
+    low, high = approximate_number_range(100.0, 99.5, 100.5)
+    assert (low, high) == pytest.approx((90.0, 110.0))
+    assert approximate_number_range(0.0, -0.5, 0.5) == (-0.5, 0.5)
+
+
+def test_approximate_date_widens_by_a_tenth_of_the_distance_to_now() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    low, high = approximate_date_range("2020-01-01T00:00:00.000Z", "2020-01-01T23:59:59.999Z", now)
+    year = 365.25 * 86400
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    assert (start - _instant(low)).total_seconds() == pytest.approx(year, rel=1e-3)
+    assert (_instant(high) - start).total_seconds() == pytest.approx(year + 86400, rel=1e-3)
+    assert approximate_date_range("0001-01-01T00:00:00.000Z", low, now)[0].startswith("0001")
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_composite_values_share_a_group_per_value() -> None:
+    document = {
+        "id": "o1",
+        "resourceType": "Observation",
+        "versionId": 1,
+        "lastUpdated": "2024-01-01T00:00:00.000Z",
+        "code-value-quantity": [
+            {
+                "code": {"forms": ["a"], "code": "a"},
+                "value-quantity": {"gte": 1, "lte": 2, "value": 1.5},
+            },
+            {
+                "code": {"forms": ["b"], "code": "b"},
+                "value-quantity": {"gte": 3, "lte": 4, "value": 3.5},
+            },
+        ],
+    }
+    rows = document_rows("Observation", "o1", document)
+    assert rows["idx_token"] == [
+        ("Observation", "o1", "code-value-quantity$code", 1, "a", "a"),
+        ("Observation", "o1", "code-value-quantity$code", 2, "b", "b"),
+    ]
+    assert [row[3] for row in rows["idx_number"]] == [1, 2]
+    assert rows["idx_param"] == [("Observation", "o1", "code-value-quantity")]
