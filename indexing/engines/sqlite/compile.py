@@ -381,8 +381,11 @@ def _sort_expression(
     table, ascending, descending = source
     params.append(key.param)
     aggregate = descending if key.descending else ascending
+    # INDEXED BY: without statistics the planner prefers the (param, lte) index for MAX(lte),
+    # a scan of every value of the parameter per row; the per-resource index is a point lookup.
     return (
-        f"(SELECT {aggregate} FROM {table} v WHERE v.type = r.type AND v.id = r.id AND v.param = ?)"
+        f"(SELECT {aggregate} FROM {table} v INDEXED BY {table}_by_resource"
+        " WHERE v.type = r.type AND v.id = r.id AND v.param = ?)"
     )
 
 
