@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import time
 import uuid
@@ -42,31 +41,15 @@ def registry() -> SearchParamRegistry:
 
 
 @pytest.fixture
-def es_url(request: pytest.FixtureRequest) -> str:
-    """`elasticsearch_url` from tests/integration/conftest.py when it exists, else the
-    environment; skipped when unset unless MICDR_REQUIRE_SERVICES=1."""
-    try:
-        return str(request.getfixturevalue("elasticsearch_url"))
-    except pytest.FixtureLookupError:
-        pass
-    url = os.environ.get("MICDR_TEST_ELASTICSEARCH_URL")
-    if not url:
-        if os.environ.get("MICDR_REQUIRE_SERVICES") == "1":
-            pytest.fail("MICDR_REQUIRE_SERVICES=1 but MICDR_TEST_ELASTICSEARCH_URL is not set")
-        pytest.skip("Elasticsearch not configured (MICDR_TEST_ELASTICSEARCH_URL unset)")
-    return url
-
-
-@pytest.fixture
 def prefix() -> str:
     return f"micdr-it-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
 async def index(
-    es_url: str, prefix: str, registry: SearchParamRegistry
+    elasticsearch_url: str, prefix: str, registry: SearchParamRegistry
 ) -> AsyncIterator[ElasticsearchSearchIndex]:
-    opened = await ElasticsearchSearchIndex.open(es_url, prefix, registry)
+    opened = await ElasticsearchSearchIndex.open(elasticsearch_url, prefix, registry)
     try:
         yield opened
     finally:
@@ -75,8 +58,8 @@ async def index(
 
 
 @pytest.fixture
-async def http(es_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=es_url, timeout=30) as client:
+async def http(elasticsearch_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=elasticsearch_url, timeout=30) as client:
         yield client
 
 
