@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from app.engines import Engines
 from app.fhir.validate import resource_types, validate_resource
+from app.ig.rules import IgRules
 from app.interactions.context import Services
 from app.settings import Settings
 from workers.context import JobContext
@@ -49,4 +50,5 @@ async def build_services(settings: Settings, engines: Engines) -> Services:
         resource_types=resource_types(),
         on_commit=on_commit,
         drain=drain,
+        rules=IgRules.from_settings(settings) if settings.ig_mode else None,
     )

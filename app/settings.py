@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+EXAMPLE_SYSTEMS = "https://example.org/fhir/NamingSystem"
+CONTRIBUTOR_KIND_SYSTEM = "https://example.org/fhir/CodeSystem/micdr-contributor-kind"
+
 
 class SettingsError(ValueError):
     """A `MICDR_*` variable has a value the server cannot use."""
@@ -33,6 +36,21 @@ class Settings:
     max_page_size: int = 1000
     ig_mode: bool = True
     accepted_identifier_systems: tuple[str, ...] = field(default_factory=tuple)
+    # IG identifier rules (app/ig/identifiers.py, docs/ig.md). The system defaults are the example
+    # systems of shared/data/micdr-examples; a deployment names Ontario Health's assigned ones.
+    ig_rules_scope: str = "submissions"
+    contributor_kind: str = "hospital"
+    hospital_org_types: tuple[str, ...] = (
+        "http://terminology.hl7.org/CodeSystem/v3-RoleCode|HOSP",
+        f"{CONTRIBUTOR_KIND_SYSTEM}|hospital",
+    )
+    ichsc_org_types: tuple[str, ...] = (f"{CONTRIBUTOR_KIND_SYSTEM}|ichsc",)
+    mrn_systems: tuple[str, ...] = (f"{EXAMPLE_SYSTEMS}/hospital-a-mrn",)
+    licence_systems: tuple[str, ...] = (f"{EXAMPLE_SYSTEMS}/cpso-licence",)
+    upi_systems: tuple[str, ...] = (f"{EXAMPLE_SYSTEMS}/ontario-upi",)
+    accession_systems: tuple[str, ...] = (f"{EXAMPLE_SYSTEMS}/hospital-a-accession",)
+    placer_systems: tuple[str, ...] = (f"{EXAMPLE_SYSTEMS}/hospital-a-placer",)
+    filler_systems: tuple[str, ...] = ()
     log_level: str = "INFO"
     # Signs paging links. Set MICDR_SECRET when several API processes serve one deployment;
     # otherwise each process draws its own and links do not survive a restart.
@@ -54,6 +72,10 @@ class Settings:
                 "the full stack needs MICDR_MONGO_URL, MICDR_ELASTICSEARCH_URL and MICDR_REDIS_URL "
                 "together (set all three, or none for the embedded default)"
             )
+        if self.contributor_kind not in ("hospital", "ichsc"):
+            raise SettingsError("MICDR_CONTRIBUTOR_KIND must be hospital or ichsc")
+        if self.ig_rules_scope not in ("submissions", "all"):
+            raise SettingsError("MICDR_IG_RULES_SCOPE must be submissions or all")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise SettingsError("MICDR_DEFAULT_PAGE_SIZE must be between 1 and MICDR_MAX_PAGE_SIZE")
 
@@ -82,6 +104,26 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    """A comma-separated list; None when unset (the default applies), () when set empty."""
+    raw = env.get(name)
+    if raw is None:
+        return None
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+
+_LISTS = {
+    "hospital_org_types": "MICDR_HOSPITAL_ORG_TYPES",
+    "ichsc_org_types": "MICDR_ICHSC_ORG_TYPES",
+    "mrn_systems": "MICDR_MRN_SYSTEMS",
+    "licence_systems": "MICDR_LICENCE_SYSTEMS",
+    "upi_systems": "MICDR_UPI_SYSTEMS",
+    "accession_systems": "MICDR_ACCESSION_SYSTEMS",
+    "placer_systems": "MICDR_PLACER_SYSTEMS",
+    "filler_systems": "MICDR_FILLER_SYSTEMS",
+}
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read `MICDR_*` from `env` (default: the process environment); `overrides` win (CLI flags)."""
     env = os.environ if env is None else env
@@ -102,7 +144,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "ig_mode": _flag(env, "MICDR_IG_MODE", True),
         "accepted_identifier_systems": tuple(s.strip() for s in systems),
         "log_level": (env.get("MICDR_LOG_LEVEL") or "INFO").upper(),
+        "ig_rules_scope": (env.get("MICDR_IG_RULES_SCOPE") or "submissions").lower(),
+        "contributor_kind": (env.get("MICDR_CONTRIBUTOR_KIND") or "hospital").lower(),
     }
+    values.update({k: v for k, n in _LISTS.items() if (v := _list(env, n)) is not None})
     if env.get("MICDR_SECRET"):
         values["page_secret"] = env["MICDR_SECRET"].encode()
     values.update({k: v for k, v in overrides.items() if v is not None})
