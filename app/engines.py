@@ -66,7 +66,7 @@ async def _open_sqlite_store(settings: Settings) -> Store:
         ) from None
 
 
-async def _open_index(settings: Settings, registry: SearchParamRegistry) -> SearchIndex | None:
+async def _open_index(settings: Settings, registry: SearchParamRegistry) -> SearchIndex:
     if settings.elasticsearch_url:
         from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
 
@@ -78,10 +78,8 @@ async def _open_index(settings: Settings, registry: SearchParamRegistry) -> Sear
             raise StartupError(
                 f"Elasticsearch at {settings.elasticsearch_url} is unreachable: {exc}"
             ) from None
-    try:  # TEMPORARY until the embedded index engine lands (same session)
-        from indexing.engines.sqlite.adapter import SqliteSearchIndex
-    except ImportError:
-        return None
+    from indexing.engines.sqlite.adapter import SqliteSearchIndex
+
     try:
         return await SqliteSearchIndex.open(settings.sqlite_path, registry)
     except Exception as exc:
@@ -104,8 +102,7 @@ async def open_engines(settings: Settings) -> Engines:
         for close in reversed(closers):
             await close()
         raise
-    if index is not None:
-        closers.append(index.close)
+    closers.append(index.close)
     return Engines(store=store, index=index, registry=registry, closers=closers)
 
 

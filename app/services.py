@@ -15,16 +15,11 @@ from workers.inprocess import InProcessRunner
 STALE_TRANSACTION_SECONDS = 60.0
 
 
-async def _nothing(seq: int) -> None:
-    return None
-
-
 async def _doorbell(
     settings: Settings, engines: Engines
 ) -> tuple[Callable[[int], Awaitable[None]], Callable[[], Awaitable[int]] | None]:
     """(on_commit, drain): in-process projection (embedded) or arq (full stack)."""
-    if engines.index is None:  # TEMPORARY until the embedded index engine lands (same session)
-        return _nothing, None
+    assert engines.index is not None, "open_engines always opens an index"
     if settings.redis_url:
         from workers.arq_settings import ArqQueue
 

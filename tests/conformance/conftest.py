@@ -31,8 +31,14 @@ async def _mongomock_engines(settings: Settings) -> Engines:
     """The MongoDB store on mongomock-motor, with the embedded SQLite index."""
     from mongomock_motor import AsyncMongoMockClient
 
+    from indexing.engines.sqlite.adapter import SqliteSearchIndex
+
     client = AsyncMongoMockClient()
-    return Engines(await MongoResourceStore.open(client[f"t{uuid.uuid4().hex[:8]}"]))
+    engines = Engines(await MongoResourceStore.open(client[f"t{uuid.uuid4().hex[:8]}"]))
+    index = await SqliteSearchIndex.open(settings.sqlite_path, engines.registry)
+    engines.index = index
+    engines.closers.append(index.close)
+    return engines
 
 
 @pytest.fixture(params=["embedded", "mongo"])
@@ -46,3 +52,19 @@ async def client(
         app = create_app(settings)
     async with AsyncTestClient(app=app, base_url="http://micdr.local") as c:
         yield c
+
+
+async def indexed(client: AsyncTestClient[Any], timeout: float = 20.0) -> None:
+    """Wait until the background projection has indexed every commit (GET /health shows no
+    unindexed commit). The app runs on the test client's own event loop, so tests watch it
+    through HTTP rather than calling into it."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        health = (await client.get("/health")).json()
+        if health["index"]["oldest_unindexed_commit"] is None:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the index did not catch up within {timeout}s: {health}")
