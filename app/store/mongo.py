@@ -332,6 +332,26 @@ class MongoResourceStore:
             ids.sort()
         return found
 
+    async def resource_types(self) -> list[str]:
+        return sorted(await self._current.distinct("type"))
+
+    async def scan(self, type: str, after_id: str | None, limit: int) -> list[StoredResource]:
+        # `_id` is `Type/id`: a range on it is a walk of the primary key. `Type0` bounds it ('0'
+        # follows '/'), and resource type names are letters only.
+        docs = await (
+            self._current.find(
+                {"_id": {"$gt": f"{type}/{after_id or ''}", "$lt": f"{type}0"}, "type": type},
+                _FIELDS,
+            )
+            .sort("_id", ASCENDING)
+            .limit(limit)
+            .to_list(None)
+        )
+        return [_stored(d) for d in docs]
+
+    async def count(self, type: str) -> int:
+        return int(await self._current.count_documents({"type": type, "op": {"$ne": "delete"}}))
+
     async def status(self) -> ServiceStatus:
         try:
             info = await self._db.command("buildInfo")

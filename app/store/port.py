@@ -129,5 +129,23 @@ class CommitLog(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(ResourceStore, CommitLog, Protocol):
-    """Both store ports; every adapter implements the two."""
+class ResourceScan(Protocol):
+    """Every current resource, type by type, in id order: what a reindex reads.
+
+    - `resource_types` names every type with at least one current document (deleted included).
+    - `scan` answers the current versions (tombstones included: a reindex projects them as
+      tombstones) of `type` with an id greater than `after_id` (None: from the first), in id
+      order, at most `limit`; paging on the last id never repeats or skips a resource that
+      existed throughout the scan.
+    - `count` answers the live (undeleted) current resources of `type`.
+    """
+
+    async def resource_types(self) -> list[str]: ...
+
+    async def scan(self, type: str, after_id: str | None, limit: int) -> list[StoredResource]: ...
+
+    async def count(self, type: str) -> int: ...
+
+
+class Store(ResourceStore, CommitLog, ResourceScan, Protocol):
+    """The store ports; every adapter implements all three."""

@@ -278,6 +278,40 @@ class SqliteResourceStore:
                 found[token].append(id_)
         return found
 
+    async def resource_types(self) -> list[str]:
+        return await self._run(self._resource_types)
+
+    def _resource_types(self) -> list[str]:
+        # A skip scan of the (type, id) key: one probe per type, not one row per resource.
+        types: list[str] = []
+        row = self._db.execute(f"SELECT MIN(type) FROM {CURRENT}").fetchone()
+        while row is not None and row[0] is not None:
+            types.append(row[0])
+            row = self._db.execute(
+                f"SELECT MIN(type) FROM {CURRENT} WHERE type > ?", (row[0],)
+            ).fetchone()
+        return types
+
+    async def scan(self, type: str, after_id: str | None, limit: int) -> list[StoredResource]:
+        return await self._run(self._scan, type, after_id, limit)
+
+    def _scan(self, type_: str, after_id: str | None, limit: int) -> list[StoredResource]:
+        rows = self._db.execute(
+            f"SELECT type, id, version, op, last_updated, body FROM {CURRENT} "
+            "WHERE type = ? AND id > ? ORDER BY id LIMIT ?",
+            (type_, after_id or "", limit),
+        ).fetchall()
+        return [_stored(r) for r in rows]
+
+    async def count(self, type: str) -> int:
+        return await self._run(self._count, type)
+
+    def _count(self, type_: str) -> int:
+        row = self._db.execute(
+            f"SELECT COUNT(*) FROM {CURRENT} WHERE type = ? AND op != 'delete'", (type_,)
+        ).fetchone()
+        return int(row[0])
+
     async def status(self) -> ServiceStatus:
         return ServiceStatus("store", True, f"SQLite {sqlite3.sqlite_version}", str(self._path))
 
