@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +29,16 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from app.fhir.clock import format_instant, utc_now
-from app.store.names import CLAIMS, COUNTERS, CURRENT, TX_SEQUENCE, TXLOG, VERSIONS
+from app.store.names import (
+    CLAIMS,
+    COUNTERS,
+    CURRENT,
+    SUBMISSION_KEYS,
+    SUBMISSIONS,
+    TX_SEQUENCE,
+    TXLOG,
+    VERSIONS,
+)
 from app.store.port import (
     ClaimTaken,
     CommittedTransaction,
@@ -36,12 +46,16 @@ from app.store.port import (
     ServiceStatus,
     StoredResource,
     StoreError,
+    Submission,
+    SubmissionStats,
     VersionConflict,
 )
 from app.tx.commands import Claim, Transaction, Write
 
 _DUPLICATE_KEY = 11000
 _SEQUENCE_ATTEMPTS = 100
+# A claim younger than this whose submission is missing belongs to a submit in progress.
+_CLAIM_GRACE_SECONDS = 30.0
 _FIELDS = {"type": 1, "id": 1, "version": 1, "op": 1, "last_updated": 1, "resource": 1}
 
 
@@ -84,6 +98,8 @@ class MongoResourceStore:
         self._txlog = database[TXLOG]
         self._claims = database[CLAIMS]
         self._counters = database[COUNTERS]
+        self._submissions = database[SUBMISSIONS]
+        self._submission_keys = database[SUBMISSION_KEYS]
 
     @classmethod
     async def open(cls, database: Any) -> MongoResourceStore:
@@ -95,6 +111,9 @@ class MongoResourceStore:
         await store._versions.create_index([("tx", ASCENDING)])
         await store._txlog.create_index([("state", ASCENDING), ("indexed", ASCENDING)])
         await store._txlog.create_index([("origin", ASCENDING)])
+        await store._submissions.create_index([("state", ASCENDING), ("created", ASCENDING)])
+        await store._submissions.create_index([("callback.state", ASCENDING)])
+        await store._submissions.create_index([("expires", ASCENDING)])
         return store
 
     # -- writes ---------------------------------------------------------------------------
@@ -408,6 +427,135 @@ class MongoResourceStore:
             await self._roll_back(record["_id"])
             back += 1
         return forward, back
+
+    # -- asynchronous submissions ---------------------------------------------------------
+    # One document per submission (`_id` = its id); every change is one single-document
+    # update, conditional where it is a state transition. The idempotency claim is a document
+    # of its own whose `_id` is the key, taken before the submission exists (so a submission
+    # never exists unclaimed); a claim whose submission is gone (a crash in between, or purged)
+    # is taken over.
+
+    async def submit(self, submission: Submission) -> Submission:
+        key = submission.claim_key
+        if key is not None:
+            for _ in range(_SEQUENCE_ATTEMPTS):
+                try:
+                    await self._submission_keys.insert_one(
+                        {"_id": key, "id": submission.id, "at": time.time()}
+                    )
+                    break
+                except DuplicateKeyError:
+                    pass
+                held = await self._submission_keys.find_one({"_id": key})
+                if held is None:
+                    continue
+                existing = await self.submission(held["id"])
+                if existing is not None:
+                    return existing
+                if time.time() - held.get("at", 0.0) < _CLAIM_GRACE_SECONDS:
+                    # its submitter is (probably) about to insert the submission: look again
+                    await asyncio.sleep(0.05)
+                    continue
+                taken = await self._submission_keys.update_one(
+                    {"_id": key, "id": held["id"]},
+                    {"$set": {"id": submission.id, "at": time.time()}},
+                )
+                if taken.modified_count == 1:
+                    break
+            else:
+                raise StoreError(f"could not take the idempotency claim {key}")
+        doc = submission.to_doc()
+        doc["_id"] = doc.pop("id")
+        await self._submissions.insert_one(doc)
+        return submission
+
+    @staticmethod
+    def _submission_of(doc: Mapping[str, Any] | None) -> Submission | None:
+        if doc is None:
+            return None
+        fields = dict(doc)
+        fields["id"] = fields.pop("_id")
+        return Submission.from_doc(fields)
+
+    async def submission(self, id: str) -> Submission | None:
+        return self._submission_of(await self._submissions.find_one({"_id": id}))
+
+    async def claim_submission(
+        self, id: str, owner: str, now: float, lease_until: float
+    ) -> Submission | None:
+        doc = await self._submissions.find_one_and_update(
+            {"_id": id, "state": "queued", "not_before": {"$lte": now}},
+            {
+                "$set": {
+                    "state": "running",
+                    "owner": owner,
+                    "lease_until": lease_until,
+                    "updated": now,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return self._submission_of(doc)
+
+    async def update_submission(
+        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> Submission | None:
+        doc = await self._submissions.find_one_and_update(
+            {"_id": id, **expect},
+            {"$set": dict(changes)},
+            return_document=ReturnDocument.AFTER,
+        )
+        return self._submission_of(doc)
+
+    async def due_submissions(self, now: float, limit: int) -> list[Submission]:
+        cursor = (
+            self._submissions.find(
+                {
+                    "$or": [
+                        {"state": "queued", "not_before": {"$lte": now}},
+                        {"state": "running", "lease_until": {"$lte": now}},
+                    ]
+                }
+            )
+            .sort("created", ASCENDING)
+            .limit(limit)
+        )
+        return [s for d in await cursor.to_list(None) if (s := self._submission_of(d))]
+
+    async def undelivered_callbacks(self, now: float, limit: int) -> list[Submission]:
+        cursor = (
+            self._submissions.find({"callback.state": "pending", "callback.next_at": {"$lte": now}})
+            .sort("callback.next_at", ASCENDING)
+            .limit(limit)
+        )
+        return [s for d in await cursor.to_list(None) if (s := self._submission_of(d))]
+
+    async def submission_stats(self) -> SubmissionStats:
+        async def count(filt: dict[str, Any]) -> int:
+            return int(await self._submissions.count_documents(filt))
+
+        queued, running, failed, dead, callbacks = await asyncio.gather(
+            count({"state": "queued"}),
+            count({"state": "running"}),
+            count({"state": "failed"}),
+            count({"state": "dead"}),
+            count({"callback.state": "failed"}),
+        )
+        oldest = await self._submissions.find_one(
+            {"state": "queued"}, {"created": 1}, sort=[("created", ASCENDING)]
+        )
+        return SubmissionStats(
+            queued, running, failed, dead, oldest["created"] if oldest else None, callbacks
+        )
+
+    async def purge_submissions(self, before: float) -> int:
+        expired = {"expires": {"$ne": None, "$lt": before}}
+        ids = [d["_id"] async for d in self._submissions.find(expired, {"_id": 1})]
+        if not ids:
+            return 0
+        await self._submission_keys.delete_many({"id": {"$in": ids}})
+        gone = await self._submissions.delete_many({"_id": {"$in": ids}})
+        return int(gone.deleted_count)
 
     async def close(self) -> None:
         return None

@@ -16,7 +16,7 @@ docs/implementation/write-path.md):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from app.tx.commands import Transaction
@@ -147,5 +147,93 @@ class ResourceScan(Protocol):
     async def count(self, type: str) -> int: ...
 
 
-class Store(ResourceStore, CommitLog, ResourceScan, Protocol):
-    """The store ports; every adapter implements all three."""
+@dataclass(frozen=True)
+class Submission:
+    """One asynchronous request (docs/implementation/async.md has the states and fields).
+
+    `request` holds what is needed to run it: `interaction`, `method`, `base`, `type`, `id`,
+    `query` (pairs), `headers` (the ones that matter) and `body`. `result` is the answer
+    (`status`, `headers`, `body`); `journal` maps a commit origin to the entry results planned
+    for it (written before that commit, so a redelivery can answer from it)."""
+
+    id: str
+    contributor: str
+    request: Mapping[str, Any]
+    created: float
+    idempotency_key: str | None = None
+    state: str = "queued"  # queued | running | done | failed | cancelled | dead
+    attempts: int = 0
+    progress: str = ""
+    not_before: float = 0.0
+    lease_until: float = 0.0
+    owner: str | None = None
+    updated: float = 0.0
+    finished: float | None = None
+    expires: float | None = None
+    result: Mapping[str, Any] | None = None
+    error: str | None = None
+    callback: Mapping[str, Any] | None = None
+    journal: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def claim_key(self) -> str | None:
+        """The idempotency claim: one submission per contributor and key."""
+        return f"{self.contributor}|{self.idempotency_key}" if self.idempotency_key else None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Submission:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+@dataclass(frozen=True)
+class SubmissionStats:
+    queued: int
+    running: int
+    failed: int  # processed, answered with an error outcome
+    dead: int  # could not be processed (permanent error or retries exhausted)
+    oldest_waiting: float | None  # `created` of the oldest queued submission
+    callbacks_failed: int
+
+
+class SubmissionStore(Protocol):
+    """Durable asynchronous submissions (docs/implementation/async.md). Every change is one
+    single-record write; `claim_submission` and `update_submission` are compare-and-set.
+
+    - `submit` stores the submission, or answers the existing one when its idempotency claim
+      (`Submission.claim_key`) is held by a submission that still exists.
+    - `claim_submission` moves a due `queued` submission to `running` for `owner` until
+      `lease_until`; None when it is not queued, not due, or another worker won.
+    - `update_submission` applies `changes` (top-level fields, or `journal.<key>`) only if every
+      `expect` field still has its value; None when not.
+    """
+
+    async def submit(self, submission: Submission) -> Submission: ...
+
+    async def submission(self, id: str) -> Submission | None: ...
+
+    async def claim_submission(
+        self, id: str, owner: str, now: float, lease_until: float
+    ) -> Submission | None: ...
+
+    async def update_submission(
+        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> Submission | None: ...
+
+    async def due_submissions(self, now: float, limit: int) -> list[Submission]:
+        """Queued ones due by `now`, and running ones whose lease ended by `now`, oldest first."""
+
+    async def undelivered_callbacks(self, now: float, limit: int) -> list[Submission]:
+        """Finished submissions whose callback is pending and due by `now`."""
+
+    async def submission_stats(self) -> SubmissionStats: ...
+
+    async def purge_submissions(self, before: float) -> int:
+        """Delete finished submissions whose `expires` is before `before`; answers how many."""
+
+
+class Store(ResourceStore, CommitLog, ResourceScan, SubmissionStore, Protocol):
+    """The store ports; every adapter implements all of them."""

@@ -18,13 +18,23 @@ from typing import Any, TypeVar
 import orjson
 
 from app.fhir.clock import utc_now
-from app.store.names import CLAIMS, CURRENT, IDENTIFIERS, TXLOG, VERSIONS
+from app.store.names import (
+    CLAIMS,
+    CURRENT,
+    IDENTIFIERS,
+    SUBMISSION_KEYS,
+    SUBMISSIONS,
+    TXLOG,
+    VERSIONS,
+)
 from app.store.port import (
     ClaimTaken,
     CommittedTransaction,
     HistoryQuery,
     ServiceStatus,
     StoredResource,
+    Submission,
+    SubmissionStats,
     VersionConflict,
 )
 from app.tx.commands import Claim, Transaction, Write
@@ -59,6 +69,12 @@ CREATE TABLE IF NOT EXISTS {TXLOG} (
 );
 CREATE INDEX IF NOT EXISTS {TXLOG}_unindexed ON {TXLOG} (indexed, seq);
 CREATE INDEX IF NOT EXISTS {TXLOG}_origin ON {TXLOG} (origin);
+CREATE TABLE IF NOT EXISTS {SUBMISSIONS} (
+  id TEXT PRIMARY KEY, state TEXT NOT NULL, created REAL NOT NULL, not_before REAL NOT NULL,
+  lease_until REAL NOT NULL, expires REAL, cb_state TEXT, cb_next REAL, doc BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {SUBMISSIONS}_by_state ON {SUBMISSIONS} (state, created);
+CREATE TABLE IF NOT EXISTS {SUBMISSION_KEYS} (key TEXT PRIMARY KEY, id TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -355,6 +371,167 @@ class SqliteResourceStore:
     async def recover(self, stale_after_seconds: float) -> tuple[int, int]:
         # SQLite's journal already rolled back any transaction cut short by a crash.
         return (0, 0)
+
+    # -- asynchronous submissions ---------------------------------------------------------
+
+    async def submit(self, submission: Submission) -> Submission:
+        return await self._run(self._submit, submission)
+
+    def _submit(self, sub: Submission) -> Submission:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            key = sub.claim_key
+            if key is not None:
+                row = db.execute(
+                    f"SELECT id FROM {SUBMISSION_KEYS} WHERE key = ?", (key,)
+                ).fetchone()
+                existing = self._submission(row[0]) if row else None
+                if existing is not None:
+                    db.execute("COMMIT")
+                    return existing
+                db.execute(
+                    f"INSERT OR REPLACE INTO {SUBMISSION_KEYS} (key, id) VALUES (?, ?)",
+                    (key, sub.id),
+                )
+            self._put_submission(sub.to_doc(), insert=True)
+            db.execute("COMMIT")
+            return sub
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _put_submission(self, doc: dict[str, Any], insert: bool = False) -> None:
+        callback = doc.get("callback") or {}
+        values = (
+            doc["state"],
+            doc["created"],
+            doc["not_before"],
+            doc["lease_until"],
+            doc.get("expires"),
+            callback.get("state"),
+            callback.get("next_at"),
+            orjson.dumps(doc),
+            doc["id"],
+        )
+        if insert:
+            self._db.execute(
+                f"INSERT INTO {SUBMISSIONS} (state, created, not_before, lease_until, expires, "
+                "cb_state, cb_next, doc, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        else:
+            self._db.execute(
+                f"UPDATE {SUBMISSIONS} SET state = ?, created = ?, not_before = ?, "
+                "lease_until = ?, expires = ?, cb_state = ?, cb_next = ?, doc = ? WHERE id = ?",
+                values,
+            )
+
+    async def submission(self, id: str) -> Submission | None:
+        return await self._run(self._submission, id)
+
+    def _submission(self, id_: str) -> Submission | None:
+        row = self._db.execute(f"SELECT doc FROM {SUBMISSIONS} WHERE id = ?", (id_,)).fetchone()
+        return Submission.from_doc(orjson.loads(row[0])) if row else None
+
+    async def claim_submission(
+        self, id: str, owner: str, now: float, lease_until: float
+    ) -> Submission | None:
+        changes = {"state": "running", "owner": owner, "lease_until": lease_until, "updated": now}
+        return await self._run(self._change, id, {"state": "queued"}, changes, now)
+
+    async def update_submission(
+        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> Submission | None:
+        return await self._run(self._change, id, dict(expect), dict(changes), None)
+
+    def _change(
+        self, id_: str, expect: dict[str, Any], changes: dict[str, Any], due_by: float | None
+    ) -> Submission | None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(f"SELECT doc FROM {SUBMISSIONS} WHERE id = ?", (id_,)).fetchone()
+            doc = orjson.loads(row[0]) if row else None
+            if (
+                doc is None
+                or any(doc.get(k) != v for k, v in expect.items())
+                or (due_by is not None and doc["not_before"] > due_by)
+            ):
+                db.execute("COMMIT")
+                return None
+            for name, value in changes.items():
+                top, _, sub = name.partition(".")
+                if sub:
+                    doc[top] = {**(doc.get(top) or {}), sub: value}
+                else:
+                    doc[name] = value
+            self._put_submission(doc)
+            db.execute("COMMIT")
+            return Submission.from_doc(doc)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def due_submissions(self, now: float, limit: int) -> list[Submission]:
+        return await self._run(self._due, now, limit)
+
+    def _due(self, now: float, limit: int) -> list[Submission]:
+        rows = self._db.execute(
+            f"SELECT doc FROM {SUBMISSIONS} WHERE (state = 'queued' AND not_before <= ?) "
+            "OR (state = 'running' AND lease_until <= ?) ORDER BY created LIMIT ?",
+            (now, now, limit),
+        ).fetchall()
+        return [Submission.from_doc(orjson.loads(r[0])) for r in rows]
+
+    async def undelivered_callbacks(self, now: float, limit: int) -> list[Submission]:
+        return await self._run(self._undelivered, now, limit)
+
+    def _undelivered(self, now: float, limit: int) -> list[Submission]:
+        rows = self._db.execute(
+            f"SELECT doc FROM {SUBMISSIONS} WHERE cb_state = 'pending' AND cb_next <= ? "
+            "ORDER BY cb_next LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [Submission.from_doc(orjson.loads(r[0])) for r in rows]
+
+    async def submission_stats(self) -> SubmissionStats:
+        return await self._run(self._stats)
+
+    def _stats(self) -> SubmissionStats:
+        counts = dict(
+            self._db.execute(f"SELECT state, COUNT(*) FROM {SUBMISSIONS} GROUP BY state").fetchall()
+        )
+        oldest = self._db.execute(
+            f"SELECT MIN(created) FROM {SUBMISSIONS} WHERE state = 'queued'"
+        ).fetchone()[0]
+        callbacks = self._db.execute(
+            f"SELECT COUNT(*) FROM {SUBMISSIONS} WHERE cb_state = 'failed'"
+        ).fetchone()[0]
+        return SubmissionStats(
+            queued=counts.get("queued", 0),
+            running=counts.get("running", 0),
+            failed=counts.get("failed", 0),
+            dead=counts.get("dead", 0),
+            oldest_waiting=oldest,
+            callbacks_failed=callbacks,
+        )
+
+    async def purge_submissions(self, before: float) -> int:
+        return await self._run(self._purge, before)
+
+    def _purge(self, before: float) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            expired = f"SELECT id FROM {SUBMISSIONS} WHERE expires IS NOT NULL AND expires < ?"
+            db.execute(f"DELETE FROM {SUBMISSION_KEYS} WHERE id IN ({expired})", (before,))
+            cur = db.execute(f"DELETE FROM {SUBMISSIONS} WHERE id IN ({expired})", (before,))
+            db.execute("COMMIT")
+            return cur.rowcount
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         if self._conn is not None:
