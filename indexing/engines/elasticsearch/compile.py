@@ -30,7 +30,7 @@ Date/number prefixes over `[gte, lte]` ranges (q = query interval, v = a value's
 | ge / le | gt or eq / lt or eq | `should` of both |
 | sa | v.gte > q.lte | `gt: q.lte, relation: within` |
 | eb | v.lte < q.gte | `lt: q.gte, relation: within` |
-| ap | v intersects q widened | `gte, lte` widened, `relation: intersects` |
+| ap | v intersects q widened | `gte, lte` widened (indexing/plan/approximate.py), `intersects` |
 | ne | not eq | `must_not` of eq |
 """
 
@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from indexing.engines.elasticsearch.mapping import NESTED_TYPES, field_name, param_kind
-from indexing.normalize import format_instant
+from indexing.plan.approximate import approximate_date_range, approximate_number_range
 from indexing.plan.plan import (
     Chain,
     Clause,
@@ -63,7 +63,6 @@ from indexing.plan.plan import (
 from indexing.registry import SearchParamRegistry
 
 __all__ = [
-    "APPROX_FRACTION",
     "MATCH_NONE",
     "compile_query",
     "compile_sort",
@@ -71,7 +70,6 @@ __all__ = [
     "escape_wildcard",
 ]
 
-APPROX_FRACTION = 0.1  # `ap`: 10% of the value (numbers) or of the time from now (dates)
 MATCH_NONE: dict[str, Any] = {"match_none": {}}
 MATCH_ALL: dict[str, Any] = {"match_all": {}}
 NOT_DELETED: dict[str, Any] = {"term": {"deleted": True}}
@@ -214,14 +212,13 @@ class _Compiler:
             field = "_lastUpdated"
         gte, lte = match.gte, match.lte
         if match.prefix == "ap":
-            gte, lte = _approx_dates(gte, lte, self.now)
+            gte, lte = approximate_date_range(gte, lte, self.now)
         return _ranged(f"{field}.range", match.prefix, gte, lte)
 
     def _number(self, match: NumberMatch, field: str) -> dict[str, Any]:
         gte, lte = match.gte, match.lte
         if match.prefix == "ap":
-            widening = abs(match.value) * APPROX_FRACTION
-            gte, lte = gte - widening, lte + widening
+            gte, lte = approximate_number_range(match.value, gte, lte)
         if not match.quantity:
             return _ranged(f"{field}.range", match.prefix, gte, lte)
         negate = match.prefix == "ne"
@@ -337,25 +334,6 @@ def _ranged(path: str, prefix: str, gte: Any, lte: Any) -> dict[str, Any]:
     if prefix == "ap":
         return intersects({"gte": gte, "lte": lte})
     raise ValueError(f"unknown prefix {prefix!r}")
-
-
-def _approx_dates(gte: str, lte: str, now: datetime) -> tuple[str, str]:
-    """The date query widened by 10% of the time between it and now, on both sides."""
-    low, high = _instant(gte), _instant(lte)
-    distance = max(abs(now - low), abs(now - high)) * APPROX_FRACTION
-    try:
-        wide_low = format_instant(low - distance)
-    except OverflowError:
-        wide_low = "0001-01-01T00:00:00.000Z"
-    try:
-        wide_high = format_instant(high + distance)
-    except OverflowError:
-        wide_high = "9999-12-31T23:59:59.999Z"
-    return wide_low, wide_high
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _nested(path: str, query: dict[str, Any]) -> dict[str, Any]:

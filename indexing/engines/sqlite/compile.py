@@ -15,9 +15,8 @@ Every value is bound as a parameter; only table and column names, chosen here, e
 - Paging is keyset: `after` is the previous page's last cursor `[key values..., type, id]` and
   the next page starts strictly after it in that order, so pages never repeat or skip a resource
   whose sort values did not change in between.
-- `ap` (approximately): the query range is widened by 10% of the number, or for a date by 10% of
-  the time between the query and `now` (R4 search.html §3.1.1.4.1 prefixes), then any value
-  intersecting it matches.
+- `ap` (approximately): the query range is widened by `indexing/plan/approximate.py` (shared with
+  the Elasticsearch compiler), then any value intersecting it matches.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from indexing.engines.sqlite.schema import (
     TOKEN_TEXT,
     URI,
 )
-from indexing.normalize import MAX_INSTANT, MIN_INSTANT, format_instant
+from indexing.plan.approximate import approximate_date_range, approximate_number_range
 from indexing.plan.plan import (
     Chain,
     Clause,
@@ -62,7 +61,7 @@ from indexing.plan.plan import (
 )
 from indexing.registry import SearchParamRegistry
 
-__all__ = ["approximate_date_range", "approximate_number_range", "compile_count", "compile_query"]
+__all__ = ["compile_count", "compile_query"]
 
 # Greater than any character a normalised string can continue with: `norm >= v AND norm < v+MAX`
 # is "starts with v" and can use the (param, norm) index, unlike LIKE (case-insensitive, escapes).
@@ -336,32 +335,6 @@ def _reference_condition(predicate: RefMatch, v: str) -> tuple[str, str, Params]
         conditions.append(f"{v}.target_type = ?")
         values.append(predicate.type)
     return REFERENCE, " AND ".join(conditions), values
-
-
-def approximate_number_range(value: float, low: float, high: float) -> tuple[float, float]:
-    """The `ap` range of a number: its precision range widened to at least ±10% of it."""
-    width = abs(value) * 0.1
-    return min(low, value - width), max(high, value + width)
-
-
-def approximate_date_range(low: str, high: str, now: datetime) -> tuple[str, str]:
-    """The `ap` range of a date: widened on both sides by 10% of its distance from `now`."""
-    start, end = _instant(low), _instant(high)
-    middle = start + (end - start) / 2
-    width = abs(now - middle) * 0.1
-    try:
-        widened_low = format_instant(start - width)
-    except OverflowError:
-        widened_low = MIN_INSTANT
-    try:
-        widened_high = format_instant(end + width)
-    except OverflowError:
-        widened_high = MAX_INSTANT
-    return widened_low, widened_high
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # -- sort and paging ----------------------------------------------------------------------------

@@ -6,17 +6,10 @@ own guarantees: values only ever as bound parameters, unresolved plans refused, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from indexing.engines.sqlite._rows import document_rows
-from indexing.engines.sqlite.compile import (
-    approximate_date_range,
-    approximate_number_range,
-    compile_count,
-    compile_query,
-)
+from indexing.engines.sqlite.compile import compile_count, compile_query
 from indexing.plan.plan import (
     Chain,
     Clause,
@@ -90,26 +83,6 @@ def test_sort_by_a_parameter_that_cannot_sort_is_refused(registry: SearchParamRe
     plan = SearchPlan(types=("Observation",), sort=(SortKey("code-value-quantity"),))
     with pytest.raises(ValueError, match="cannot sort"):
         compile_query(plan, registry)
-
-
-def test_approximate_number_widens_by_ten_percent() -> None:
-    low, high = approximate_number_range(100.0, 99.5, 100.5)
-    assert (low, high) == pytest.approx((90.0, 110.0))
-    assert approximate_number_range(0.0, -0.5, 0.5) == (-0.5, 0.5)
-
-
-def test_approximate_date_widens_by_a_tenth_of_the_distance_to_now() -> None:
-    now = datetime(2030, 1, 1, tzinfo=UTC)
-    low, high = approximate_date_range("2020-01-01T00:00:00.000Z", "2020-01-01T23:59:59.999Z", now)
-    year = 365.25 * 86400
-    start = datetime(2020, 1, 1, tzinfo=UTC)
-    assert (start - _instant(low)).total_seconds() == pytest.approx(year, rel=1e-3)
-    assert (_instant(high) - start).total_seconds() == pytest.approx(year + 86400, rel=1e-3)
-    assert approximate_date_range("0001-01-01T00:00:00.000Z", low, now)[0].startswith("0001")
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_composite_values_share_a_group_per_value() -> None:
