@@ -8,6 +8,7 @@ from typing import Any
 from app.fhir.bundles import bundle, status_line
 from app.fhir.clock import utc_now
 from app.fhir.outcome import FhirError, operation_outcome
+from app.interactions._reads import read_entry
 from app.interactions._write import execute
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
@@ -21,6 +22,10 @@ async def batch(services: Services, request: FhirRequest) -> FhirResponse:
     for index, raw in enumerate(bundle_entries(services, request.body, "batch")):
         try:
             entry = entry_from_bundle(index, raw, services.resource_types)
+            if entry.method in ("GET", "HEAD"):
+                head = entry.method == "HEAD"
+                out.append(await read_entry(services, request.base, entry.url, head))
+                continue
             plan = await execute(services, [entry])
             out.append(response_entry(plan.results[0], request.base, prefer))
         except FhirError as err:

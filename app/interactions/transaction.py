@@ -9,6 +9,7 @@ from app.fhir.bundles import bundle, status_line
 from app.fhir.clock import utc_now
 from app.fhir.meta import etag
 from app.fhir.outcome import FhirError
+from app.interactions._reads import read_entry
 from app.interactions._write import execute
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
@@ -68,9 +69,11 @@ async def transaction(services: Services, request: FhirRequest) -> FhirResponse:
     entries = [entry_from_bundle(i, e, services.resource_types) for i, e in enumerate(raw)]
     plan = await execute(services, entries)
     prefer = prefer_return(request)
-    body = bundle(
-        "transaction-response",
-        [response_entry(r, request.base, prefer) for r in plan.results],
-        utc_now(),
-    )
-    return FhirResponse(200, body)
+    out = []
+    for result in plan.results:
+        if result.entry.method in ("GET", "HEAD"):
+            head = result.entry.method == "HEAD"
+            out.append(await read_entry(services, request.base, result.entry.url, head))
+        else:
+            out.append(response_entry(result, request.base, prefer))
+    return FhirResponse(200, bundle("transaction-response", out, utc_now()))

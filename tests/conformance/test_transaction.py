@@ -244,3 +244,48 @@ def _references(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _references(v)]
     return []
+
+
+async def test_get_entries_are_answered_after_the_writes(client: Client) -> None:
+    created = (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).json()
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Patient/{created['id']}"}},
+            {"request": {"method": "GET", "url": "Patient/missing"}},
+            {
+                "fullUrl": "urn:uuid:11111111-1111-1111-1111-111111111111",
+                "resource": {"resourceType": "Patient", "id": created["id"], "gender": "other"},
+                "request": {"method": "PUT", "url": f"Patient/{created['id']}"},
+            },
+            {"request": {"method": "GET", "url": f"Patient/{created['id']}/_history/1"}},
+        ],
+    }
+    body = (await client.post("/fhir", json=bundle)).json()
+    assert [e["response"]["status"] for e in body["entry"]] == [
+        "200 OK",
+        "404 Not Found",
+        "200 OK",
+        "200 OK",
+    ]
+    # the read runs after the update, so it sees version 2
+    assert body["entry"][0]["resource"]["gender"] == "other"
+    assert body["entry"][0]["response"]["etag"] == 'W/"2"'
+    assert body["entry"][3]["resource"]["meta"]["versionId"] == "1"
+
+
+async def test_batch_get_entries_read_and_search(client: Client) -> None:
+    created = (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).json()
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Patient/{created['id']}"}},
+            {"request": {"method": "GET", "url": "Unicorn/1"}},
+        ],
+    }
+    body = (await client.post("/fhir", json=bundle)).json()
+    # an entry naming no FHIR type is a malformed entry (400), as for writes
+    assert [e["response"]["status"] for e in body["entry"]] == ["200 OK", "400 Bad Request"]
+    assert body["entry"][0]["resource"]["id"] == created["id"]
