@@ -1,4 +1,6 @@
-"""`micdr`: serve | worker. Configuration errors are one line on stderr and exit status 2."""
+"""`micdr`: serve | load | reindex | worker.
+
+Configuration errors are one line on stderr and exit status 2."""
 
 from __future__ import annotations
 
@@ -149,6 +151,91 @@ def load(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def reindex(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from app.reindex import CHECKPOINT_FILE, Checkpoint, ReindexReport
+
+    settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
+    _check_engines(settings)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else settings.data_dir / CHECKPOINT_FILE
+    saved = Checkpoint.load(checkpoint)
+    report = asyncio.run(_reindex(settings, args.type or [], args.param or [], checkpoint))
+    if report is None:
+        print("nothing to reindex: the store holds none of those types")
+        return
+    assert isinstance(report, ReindexReport)
+    if report.resumed_from is not None:
+        print(f"resumed from the checkpoint: {report.resumed_from}")
+    elif saved is not None:
+        print("a checkpoint of other types was found and discarded: reindexed from the start")
+    print(
+        f"reindexed {report.written} resources of {len(report.types)} types in"
+        f" {report.seconds:.1f}s ({report.per_second:.0f}/s),"
+        f" {report.caught_up} caught up from concurrent writes"
+    )
+
+
+async def _reindex(
+    settings: Settings, types: list[str], params: list[str], checkpoint: Path
+) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from app.engines import open_engines
+    from app.fhir.validate import resource_types
+    from app.reindex import reindex, select_types
+    from app.search_parameters import sync_search_parameters
+
+    unknown = sorted(set(types) - resource_types())
+    if unknown:
+        raise CliError(f"not FHIR R4 resource types: {', '.join(unknown)}")
+    engines = await open_engines(settings)
+    try:
+        assert engines.index is not None
+        await sync_search_parameters(engines.store, engines.registry)
+        try:
+            chosen = await select_types(engines.store, engines.registry, types, params)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        if not chosen:
+            return None
+        totals = {t: await engines.store.count(t) for t in chosen}
+        columns = (
+            TextColumn("reindex {task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=False) as bar:
+            overall = bar.add_task("all types", total=sum(totals.values()))
+            tasks: dict[str, Any] = {}
+
+            def on_type(resource_type: str, total: int) -> None:
+                tasks[resource_type] = bar.add_task(resource_type, total=total)
+
+            def on_progress(resource_type: str, done: int) -> None:
+                bar.update(tasks[resource_type], advance=done)
+                bar.update(overall, advance=done)
+
+            return await reindex(
+                engines.store,
+                engines.index,
+                engines.registry,
+                chosen,
+                checkpoint=checkpoint,
+                on_type=on_type,
+                on_progress=on_progress,
+            )
+    finally:
+        await engines.close()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="micdr", description="miCDR FHIR R4 imaging repository")
     sub = top.add_subparsers(dest="command", required=True)
@@ -165,6 +252,18 @@ def parser() -> argparse.ArgumentParser:
     ld.add_argument("--report", default="micdr-load-report.jsonl", help="outcomes, one per line")
     ld.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
     ld.set_defaults(run=load)
+    ri = sub.add_parser(
+        "reindex", help="rebuild the search index from the store (online, resumable)"
+    )
+    ri.add_argument("--type", action="append", metavar="T", help="only this type (repeatable)")
+    ri.add_argument(
+        "--param", action="append", metavar="P", help="only types with this parameter (code/url)"
+    )
+    ri.add_argument(
+        "--checkpoint", help="progress file (default: <data dir>/reindex-checkpoint.json)"
+    )
+    ri.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
+    ri.set_defaults(run=reindex)
     w = sub.add_parser("worker", help="run the full stack's arq worker")
     w.set_defaults(run=worker)
     return top

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from litestar import Litestar, Request, get
 
 from app.engines import open_engines
+from app.fhir.clock import format_instant
 from app.http.errors import HANDLERS
 from app.http.routes import fhir_routes
 from app.lifespan import OpenEngines, lifespan
@@ -19,6 +21,7 @@ async def health(request: Request) -> dict[str, object]:
     store = await services.store.status()
     lag_since = await services.store.oldest_unindexed()
     index = await services.index.status() if services.index is not None else None
+    submissions = await services.store.submission_stats()
     up = store.up and (index is None or index.up)
     return {
         "status": "up" if up else "down",
@@ -29,6 +32,21 @@ async def health(request: Request) -> dict[str, object]:
             "version": index.version if index else "",
             "oldest_unindexed_commit": lag_since,
             "lag_seconds": lag_seconds(lag_since),
+        },
+        "submissions": {
+            "queue_depth": submissions.queued,
+            "running": submissions.running,
+            "oldest_waiting": (
+                format_instant(datetime.fromtimestamp(submissions.oldest_waiting, UTC))
+                if submissions.oldest_waiting is not None
+                else None
+            ),
+            "oldest_waiting_seconds": round(max(0.0, time.time() - submissions.oldest_waiting), 3)
+            if submissions.oldest_waiting is not None
+            else 0.0,
+            "failed": submissions.failed,
+            "dead": submissions.dead,
+            "callbacks_failed": submissions.callbacks_failed,
         },
     }
 

@@ -6,6 +6,7 @@ With nothing set, the embedded default runs (SQLite store, SQLite index, in-proc
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,14 @@ CONTRIBUTOR_KIND_SYSTEM = "https://example.org/fhir/CodeSystem/micdr-contributor
 
 class SettingsError(ValueError):
     """A `MICDR_*` variable has a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A contributor's registered endpoint for asynchronous outcomes (MICDR_ASYNC_CALLBACKS)."""
+
+    url: str
+    secret: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,15 @@ class Settings:
     placer_systems: tuple[str, ...] = (f"{EXAMPLE_SYSTEMS}/hospital-a-placer",)
     filler_systems: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # Asynchronous submissions (docs/api/async.md): how long a finished submission's result is
+    # kept, the worker's lease on a running one, how often a transient failure is retried, and
+    # the contributors' callback endpoints.
+    async_result_ttl: int = 24 * 3600
+    async_lease_seconds: int = 60
+    async_max_attempts: int = 8
+    # Embedded: submissions run at once by this process (0: accept only; they wait, durably).
+    async_concurrency: int = 8
+    async_callbacks: Mapping[str, Callback] = field(default_factory=dict)
     # Signs paging links. Set MICDR_SECRET when several API processes serve one deployment;
     # otherwise each process draws its own and links do not survive a restart.
     page_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
@@ -104,6 +122,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A non-negative integer."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise SettingsError(f"{name} must be a whole number (0 or more), not {raw!r}")
+    return int(raw)
+
+
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     """A comma-separated list; None when unset (the default applies), () when set empty."""
     raw = env.get(name)
@@ -122,6 +150,28 @@ _LISTS = {
     "placer_systems": "MICDR_PLACER_SYSTEMS",
     "filler_systems": "MICDR_FILLER_SYSTEMS",
 }
+
+
+def _callbacks(env: Mapping[str, str]) -> dict[str, Callback] | None:
+    """MICDR_ASYNC_CALLBACKS: `{"<contributor>": {"url": "...", "secret": "..."}, ...}`."""
+    raw = env.get("MICDR_ASYNC_CALLBACKS")
+    if not raw:
+        return None
+    problem = "MICDR_ASYNC_CALLBACKS must be a JSON object of contributor -> {url, secret}"
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise SettingsError(problem) from None
+    if not isinstance(parsed, dict):
+        raise SettingsError(problem)
+    out: dict[str, Callback] = {}
+    for contributor, spec in parsed.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
+            raise SettingsError(f"{problem}; {contributor!r} has no url")
+        if not spec["url"].startswith(("http://", "https://")) or not spec.get("secret"):
+            raise SettingsError(f"{problem}; {contributor!r} needs an http(s) url and a secret")
+        out[str(contributor)] = Callback(spec["url"], str(spec["secret"]).encode())
+    return out
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -146,7 +196,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "log_level": (env.get("MICDR_LOG_LEVEL") or "INFO").upper(),
         "ig_rules_scope": (env.get("MICDR_IG_RULES_SCOPE") or "submissions").lower(),
         "contributor_kind": (env.get("MICDR_CONTRIBUTOR_KIND") or "hospital").lower(),
+        "async_result_ttl": _int(env, "MICDR_ASYNC_RESULT_TTL", 24 * 3600),
+        "async_lease_seconds": _int(env, "MICDR_ASYNC_LEASE_SECONDS", 60),
+        "async_max_attempts": _int(env, "MICDR_ASYNC_MAX_ATTEMPTS", 8),
+        "async_concurrency": _count(env, "MICDR_ASYNC_CONCURRENCY", 8),
     }
+    if (callbacks := _callbacks(env)) is not None:
+        values["async_callbacks"] = callbacks
     values.update({k: v for k, n in _LISTS.items() if (v := _list(env, n)) is not None})
     if env.get("MICDR_SECRET"):
         values["page_secret"] = env["MICDR_SECRET"].encode()

@@ -188,6 +188,7 @@ class SearchParamRegistry:
     _for_type: dict[str, Mapping[str, SearchParam]] = field(default_factory=dict)
     _bound: dict[tuple[str, str], BoundParam | None] = field(default_factory=dict)
     _compiled: dict[str, Evaluator] = field(default_factory=dict)
+    _sources: dict[str, tuple[int | None, SearchParam]] = field(default_factory=dict)
     fast_path: bool = True
     """False: evaluate everything with fhirpathpy (the reference the fast path is tested on)."""
 
@@ -219,10 +220,10 @@ class SearchParamRegistry:
         self._for_type.clear()
         self._bound.clear()
 
-    def register(self, search_parameter: Mapping[str, Any]) -> SearchParam:
-        """Add a client's SearchParameter (e.g. POSTed). Raises ValueError saying what is wrong:
-        a missing code/base/type/expression, an expression that does not compile, or a code
-        that collides with an index-document field."""
+    def check(self, search_parameter: Mapping[str, Any]) -> SearchParam:
+        """The SearchParam a client's SearchParameter would register, without registering it.
+        Raises ValueError saying what is wrong: a missing code/base/type/expression, an
+        expression that does not compile, or a code that collides with an index-document field."""
         param = parse_search_parameter(search_parameter)
         if param.type != "special" and not param.expression.strip():
             raise ValueError("SearchParameter.expression is required")
@@ -240,8 +241,54 @@ class SearchParamRegistry:
                     self._compile(narrowed)
         for component in param.components:
             self._compile(component.expression)
+        return param
+
+    def register(
+        self,
+        search_parameter: Mapping[str, Any],
+        *,
+        source: str | None = None,
+        version: int | None = None,
+    ) -> SearchParam:
+        """Add a client's SearchParameter (e.g. POSTed); raises ValueError as `check` does.
+
+        `source` (e.g. `SearchParameter/<id>`) and its `version` name where the definition came
+        from: registering a source again replaces its earlier definition, and `unregister`
+        removes it (a retired or deleted SearchParameter)."""
+        param = self.check(search_parameter)
+        if source is not None:
+            self.unregister(source)
+            self._sources[source] = (version, param)
         self._add(param)
         return param
+
+    def unregister(self, source: str) -> SearchParam | None:
+        """Remove the definition registered from `source`; a definition it had replaced (same
+        base and code, e.g. the core one) applies again. Answers the removed definition."""
+        entry = self._sources.pop(source, None)
+        if entry is None:
+            return None
+        param = entry[1]
+        if self._by_url.get(param.url) is param:
+            del self._by_url[param.url]
+        for base in param.base:
+            by_code = self._by_base.get(base, {})
+            if by_code.get(param.code) is param:
+                replacement = [
+                    p for p in self._by_url.values() if base in p.base and p.code == param.code
+                ]
+                if replacement:
+                    by_code[param.code] = replacement[-1]
+                else:
+                    del by_code[param.code]
+        self._for_type.clear()
+        self._bound.clear()
+        return param
+
+    def source_version(self, source: str) -> int | None:
+        """The version registered from `source`, None when nothing is."""
+        entry = self._sources.get(source)
+        return entry[0] if entry is not None else None
 
     def _types_of(self, base: str) -> Iterable[str]:
         # An abstract base's branches differ per type only in their first name: check one.

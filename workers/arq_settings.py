@@ -10,20 +10,37 @@ Redis only the doorbell.
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from arq import create_pool, cron
 from arq.connections import ArqRedis, RedisSettings
-from arq.worker import Worker
+from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
 from app.engines import StartupError, open_engines
 from app.settings import Settings
 from workers.context import JobContext
-from workers.jobs import project_commits
-from workers.keys import PROJECT_JOB, RECONCILE_JOB, project_job_id
+from workers.jobs import (
+    deliver_callbacks,
+    process_submission,
+    project_commits,
+    purge_submissions,
+    reconcile_submissions,
+)
+from workers.keys import (
+    PROCESS_JOB,
+    PROJECT_JOB,
+    RECONCILE_JOB,
+    SUBMISSIONS_RECONCILE_JOB,
+    project_job_id,
+    submission_job_id,
+)
 
 log = logging.getLogger("micdr.worker")
+
+SUBMISSIONS_RECONCILE_SECONDS = 5
 
 
 async def _project(ctx: dict[str, Any]) -> int:
@@ -36,6 +53,50 @@ async def _reconcile(ctx: dict[str, Any]) -> int:
     if forward or back:
         log.info("recovered transactions: %d rolled forward, %d rolled back", forward, back)
     return await project_commits(job)
+
+
+async def _process(ctx: dict[str, Any], submission_id: str) -> str:
+    """Run one asynchronous submission; a transient failure is queued again as the next attempt
+    (a new job id), deferred by its backoff."""
+    job: JobContext = ctx["job"]
+    processed = await process_submission(job, submission_id)
+    if processed.state == "queued":
+        await enqueue_submission(
+            ctx["redis"], submission_id, processed.attempts, processed.not_before
+        )
+    return processed.state
+
+
+async def _reconcile_submissions(ctx: dict[str, Any]) -> int:
+    """Re-enqueue what Redis lost (flushed, restarted) and what a dead worker held (lease
+    expired); retry due callbacks; forget expired results."""
+    job: JobContext = ctx["job"]
+    now = time.time()
+    due = await reconcile_submissions(job, now)
+    for sub in due:
+        await enqueue_submission(ctx["redis"], sub.id, sub.attempts, sub.not_before)
+    await deliver_callbacks(job, now)
+    await purge_submissions(job, now)
+    return len(due)
+
+
+async def enqueue_submission(
+    pool: ArqRedis, submission_id: str, attempt: int, not_before: float = 0.0
+) -> bool:
+    """One job per attempt; arq refuses a second one with the same id while it exists."""
+    defer = datetime.fromtimestamp(not_before, UTC) if not_before > time.time() else None
+    try:
+        job = await pool.enqueue_job(
+            PROCESS_JOB,
+            submission_id,
+            _job_id=submission_job_id(submission_id, attempt),
+            _defer_until=defer,
+        )
+    except (RedisError, OSError) as exc:
+        # The submission is durable; the reconciler enqueues it once Redis answers again.
+        log.warning("could not enqueue submission %s: %s", submission_id, exc)
+        return False
+    return job is not None
 
 
 def _settings_for(url: str) -> RedisSettings:
@@ -70,6 +131,10 @@ class ArqQueue:
             # The commit is durable; the reconciler will project it. Never fail the write.
             log.warning("could not enqueue projection of commit %d: %s", seq, exc)
 
+    async def submit(self, submission_id: str) -> None:
+        """Rings the doorbell for a newly stored submission (its first attempt)."""
+        await enqueue_submission(self._pool, submission_id, 0)
+
     async def close(self) -> None:
         await self._pool.aclose()
 
@@ -81,16 +146,32 @@ def build_worker(settings: Settings, burst: bool = False) -> Worker:
         engines = await open_engines(settings)
         assert engines.index is not None
         ctx["engines"] = engines
-        ctx["job"] = JobContext(settings, engines.store, engines.index, engines.registry)
+        from app.services import build_services
+
+        services = await build_services(settings, engines)
+        ctx["job"] = JobContext(
+            settings, engines.store, engines.index, engines.registry, services=services
+        )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "engines" in ctx:
             await ctx["engines"].close()
 
     return Worker(
-        functions=[_project_function()],
+        functions=[
+            _project_function(),
+            # never retried by arq (the job stores its own retry); keep no result, so the
+            # reconciler may enqueue the same attempt again once its job is gone
+            func(_process, name=PROCESS_JOB, max_tries=1, keep_result=0, timeout=600),
+        ],
         cron_jobs=[
-            cron(_reconcile, name=RECONCILE_JOB, second={0, 15, 30, 45}, run_at_startup=True)
+            cron(_reconcile, name=RECONCILE_JOB, second={0, 15, 30, 45}, run_at_startup=True),
+            cron(
+                _reconcile_submissions,
+                name=SUBMISSIONS_RECONCILE_JOB,
+                second=set(range(0, 60, SUBMISSIONS_RECONCILE_SECONDS)),
+                run_at_startup=True,
+            ),
         ],
         redis_settings=_settings_for(settings.redis_url),
         on_startup=startup,
@@ -103,8 +184,6 @@ def build_worker(settings: Settings, burst: bool = False) -> Worker:
 
 
 def _project_function() -> Any:
-    from arq.worker import func
-
     return func(_project, name=PROJECT_JOB, max_tries=10)
 
 

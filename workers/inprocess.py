@@ -3,6 +3,9 @@
 No queue of its own is needed for projection: the store's commit log is the durable outbox, so a
 restart simply drains whatever was left unindexed. `wake` is called after every commit; `drain`
 runs until the outbox is empty (tests and `micdr load` use it, like arq's burst mode).
+
+Asynchronous submissions run here too (`InProcessSubmissions`), picked from the store's durable
+`submissions`: a restart finds whatever was accepted and not finished.
 """
 
 from __future__ import annotations
@@ -10,14 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 
 from workers.context import JobContext
-from workers.jobs import project_commits
+from workers.jobs import (
+    deliver_callbacks,
+    process_submission,
+    project_commits,
+    purge_submissions,
+    reconcile_submissions,
+)
 
 log = logging.getLogger("micdr.worker")
 
 IDLE_POLL_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 30.0
+SUBMISSION_POLL_SECONDS = 0.5
+SUBMISSION_CONCURRENCY = 8
+PURGE_EVERY_SECONDS = 60.0
 
 
 class InProcessRunner:
@@ -54,6 +68,69 @@ class InProcessRunner:
                 log.warning("projection failed, retrying in %.1fs: %s", backoff, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class InProcessSubmissions:
+    """The embedded runner of asynchronous submissions: it picks them from the store (the
+    durable queue), woken by `wake` on every submit and polling otherwise (a retry's backoff,
+    a lost wake-up). Its first round after start takes over every submission left `running`:
+    in the embedded deployment only this process runs them, so those belonged to a process that
+    died. Each round also retries due callbacks; expired results are purged now and then."""
+
+    def __init__(self, ctx: JobContext, concurrency: int = SUBMISSION_CONCURRENCY) -> None:
+        self._ctx = ctx
+        self._concurrency = concurrency
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="micdr-inprocess-submissions")
+
+    async def wake(self, submission_id: str) -> None:
+        self._wakeup.set()
+
+    async def run_due(self, now: float) -> int:
+        """One round: every submission due by `now`, `concurrency` at a time; answers how many
+        this round finished or re-queued."""
+        due = await reconcile_submissions(self._ctx, now)
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(submission_id: str) -> bool:
+            async with gate:
+                return (await process_submission(self._ctx, submission_id)).state != "skipped"
+
+        ran = await asyncio.gather(*(one(s.id) for s in due))
+        await deliver_callbacks(self._ctx, time.time())
+        return sum(ran)
+
+    async def _run(self) -> None:
+        now, purged, backoff = math.inf, 0.0, 0.5
+        while True:
+            self._wakeup.clear()
+            try:
+                while await self.run_due(now):
+                    now = time.time()
+                now = time.time()
+                if now - purged > min(PURGE_EVERY_SECONDS, self._ctx.settings.async_result_ttl):
+                    await purge_submissions(self._ctx, now)
+                    purged = now
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store is unavailable: everything stays queued
+                log.warning("submissions round failed, retrying in %.1fs: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), SUBMISSION_POLL_SECONDS)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -1,19 +1,35 @@
 """Job functions: plain async functions over a `JobContext`, run by arq or the in-process runner.
 
 Delivery is at least once, so every job is idempotent: projecting a commit twice writes the same
-versions, which the index's version guard ignores.
+versions, which the index's version guard ignores; a submission is claimed before it runs and
+its commits carry its id (`origin`), so a second delivery skips it or replays its commits instead
+of writing twice (docs/implementation/async.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+import httpx
+import orjson
+
+from app.interactions.async_status import dead_result, run_submission, status_answer, status_url
+from app.store.port import Store, Submission
+from app.tx.entry import Entry
+from app.tx.plan import EntryResult
 from indexing.project import project
+from workers import outcomes
 from workers.context import JobContext
 
 log = logging.getLogger("micdr.jobs")
 
 PROJECT_BATCH = 500
+CALLBACK_TIMEOUT_SECONDS = 10.0
 
 
 async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
@@ -30,3 +46,246 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         await ctx.store.mark_indexed([c.seq for c in commits])
         projected += len(ops)
         log.debug("projected %d resources from %d commits", len(ops), len(commits))
+
+
+# -- asynchronous submissions (docs/implementation/async.md) -------------------------------
+
+
+class LeaseLost(Exception):
+    """The submission is no longer this worker's (its lease ran out and it was re-queued)."""
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What `process_submission` did: the state it left (`done`, `failed`, `dead`, `queued`
+    for a retry), or `skipped` (not this worker's to run) or `lost` (lease lost meanwhile)."""
+
+    state: str
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+def _journal_key(origin: str) -> str:
+    return "e" + origin.rsplit(":", 1)[1]
+
+
+class SubmissionJournal:
+    """The `WriteJournal` of one running submission: commits are named
+    `async:<submission id>:<first entry index>` (one per transaction, one per batch entry)."""
+
+    def __init__(self, store: Store, sub: Submission, worker: str, lease_seconds: float) -> None:
+        self._store = store
+        self._id = sub.id
+        self._worker = worker
+        self._lease = lease_seconds
+        body = sub.request.get("body")
+        self._entries = len(body.get("entry") or []) if isinstance(body, dict) else 1
+
+    def origin(self, entries: Sequence[Entry]) -> str:
+        return f"async:{self._id}:{entries[0].index if entries else 0}"
+
+    async def replay(self, origin: str, entries: Sequence[Entry]) -> tuple[EntryResult, ...] | None:
+        if await self._store.committed_origin(origin) is None:
+            return None
+        sub = await self._store.submission(self._id)
+        recorded = (sub.journal if sub else {}).get(_journal_key(origin))
+        if recorded is None:
+            raise RuntimeError(f"{origin} committed but its planned results were not recorded")
+        by_index = {e.index: e for e in entries}
+        return tuple(
+            EntryResult(
+                entry=by_index[r["index"]],
+                status=r["status"],
+                ref=r["ref"],
+                version=r["version"],
+                last_updated=r["last_updated"],
+                resource=r["resource"],
+            )
+            for r in recorded
+        )
+
+    async def record(self, origin: str, results: Sequence[EntryResult]) -> None:
+        now = time.time()
+        first = int(origin.rsplit(":", 1)[1])
+        done = self._entries if first < 0 or len(results) > 1 else first + 1
+        recorded = [
+            {
+                "index": r.entry.index,
+                "status": r.status,
+                "ref": r.ref,
+                "version": r.version,
+                "last_updated": r.last_updated,
+                "resource": r.resource,
+            }
+            for r in results
+        ]
+        fenced = await self._store.update_submission(
+            self._id,
+            {"state": "running", "owner": self._worker},
+            {
+                f"journal.{_journal_key(origin)}": recorded,
+                "lease_until": now + self._lease,
+                "progress": f"committing: {done} of {self._entries} entries",
+                "updated": now,
+            },
+        )
+        if fenced is None:
+            raise LeaseLost(self._id)
+
+
+async def _heartbeat(store: Store, id_: str, worker: str, lease: float) -> None:
+    """Renew the lease every third of it while the submission runs."""
+    while True:
+        await asyncio.sleep(lease / 3)
+        renewed = await store.update_submission(
+            id_, {"state": "running", "owner": worker}, {"lease_until": time.time() + lease}
+        )
+        if renewed is None:
+            return
+
+
+async def process_submission(ctx: JobContext, id_: str) -> Processed:
+    """Claim, run, store the result: at-least-once safe (a second delivery finds the submission
+    claimed or finished and skips; a redelivery after a crash replays its commits)."""
+    assert ctx.services is not None, "process_submission needs the interactions' services"
+    settings, store = ctx.settings, ctx.store
+    now = time.time()
+    sub = await store.claim_submission(id_, ctx.worker, now, now + settings.async_lease_seconds)
+    if sub is None:
+        return Processed("skipped")
+    journal = SubmissionJournal(store, sub, ctx.worker, settings.async_lease_seconds)
+    beat = asyncio.create_task(_heartbeat(store, id_, ctx.worker, settings.async_lease_seconds))
+    try:
+        result = await run_submission(replace(ctx.services, journal=journal), sub)
+    except LeaseLost:
+        return Processed("lost")
+    except Exception as exc:
+        return await _failed(ctx, sub, exc)
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+    state = "done" if int(result["status"]) < 400 else "failed"
+    changes = outcomes.finished(
+        state,
+        result,
+        time.time(),
+        settings.async_result_ttl,
+        settings.async_callbacks.get(sub.contributor),
+    )
+    updated = await store.update_submission(id_, {"state": "running", "owner": ctx.worker}, changes)
+    if updated is None:
+        return Processed("lost")
+    if updated.callback:
+        await deliver_callback(ctx, updated)
+    return Processed(state, updated.attempts)
+
+
+async def _failed(ctx: JobContext, sub: Submission, exc: Exception) -> Processed:
+    settings = ctx.settings
+    now = time.time()
+    error = f"{type(exc).__name__}: {exc}"
+    transient = outcomes.is_transient(exc)
+    changes = outcomes.after_failure(
+        sub.attempts, settings.async_max_attempts, transient, error, now
+    )
+    if changes["state"] == "dead":
+        log.error("submission %s is dead after %d attempts: %s", sub.id, sub.attempts + 1, error)
+        changes.update(
+            outcomes.finished(
+                "dead",
+                dead_result(error),
+                now,
+                settings.async_result_ttl,
+                settings.async_callbacks.get(sub.contributor),
+            )
+        )
+    else:
+        log.warning("submission %s failed (%s), retrying: %s", sub.id, sub.attempts + 1, error)
+    updated = await ctx.store.update_submission(
+        sub.id, {"state": "running", "owner": ctx.worker}, changes
+    )
+    if updated is None:
+        return Processed("lost")
+    if updated.callback:
+        await deliver_callback(ctx, updated)
+    return Processed(updated.state, updated.attempts, updated.not_before)
+
+
+async def reconcile_submissions(ctx: JobContext, now: float, limit: int = 1000) -> list[Submission]:
+    """The submissions to (re-)deliver now: queued ones that are due, and running ones whose
+    lease ended by `now` (their worker died), which are queued again as a new attempt first —
+    or declared dead when a submission has used up its attempts (it keeps killing workers)."""
+    settings = ctx.settings
+    out: list[Submission] = []
+    for sub in await ctx.store.due_submissions(now, limit):
+        if sub.state == "running":
+            expect = {"state": "running", "owner": sub.owner, "lease_until": sub.lease_until}
+            at = time.time()
+            if sub.attempts + 1 >= settings.async_max_attempts:
+                error = "the worker running it stopped (lease expired) on every attempt"
+                changes = outcomes.finished(
+                    "dead",
+                    dead_result(error),
+                    at,
+                    settings.async_result_ttl,
+                    settings.async_callbacks.get(sub.contributor),
+                )
+                await ctx.store.update_submission(
+                    sub.id, expect, {**changes, "error": error, "attempts": sub.attempts + 1}
+                )
+                continue
+            requeued = await ctx.store.update_submission(
+                sub.id, expect, outcomes.lease_lost(sub.attempts, at)
+            )
+            if requeued is None:
+                continue
+            log.warning("submission %s lost its worker; queued again", sub.id)
+            sub = requeued
+        out.append(sub)
+    return out
+
+
+async def deliver_callback(ctx: JobContext, sub: Submission) -> bool:
+    """POST the finished submission's answer to its contributor's endpoint, signed; records the
+    attempt on the submission (retried by `deliver_callbacks` with backoff)."""
+    assert sub.callback is not None
+    configured = ctx.settings.async_callbacks.get(sub.contributor)
+    delivered, error = False, "the contributor's callback is no longer configured"
+    if configured is not None:
+        body, answer_headers = status_answer(sub)
+        raw = orjson.dumps(body)
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/fhir+json",
+            "Content-Location": status_url(sub.request["base"], sub.id),
+            "X-Micdr-Submission": sub.id,
+            "X-Original-Status": answer_headers["X-Original-Status"],
+            "X-Micdr-Signature": outcomes.signature(configured.secret, timestamp, raw),
+        }
+        try:
+            async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_SECONDS) as client:
+                response = await client.post(configured.url, content=raw, headers=headers)
+            delivered = 200 <= response.status_code < 300
+            error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+    changes = outcomes.callback_after(sub.callback, delivered, error, time.time())
+    await ctx.store.update_submission(sub.id, {"state": sub.state}, {"callback": changes})
+    if not delivered:
+        log.warning("callback for submission %s failed: %s", sub.id, error)
+    return delivered
+
+
+async def deliver_callbacks(ctx: JobContext, now: float) -> int:
+    """Retry every callback that is due; answers how many were delivered."""
+    delivered = 0
+    for sub in await ctx.store.undelivered_callbacks(now, 100):
+        delivered += await deliver_callback(ctx, sub)
+    return delivered
+
+
+async def purge_submissions(ctx: JobContext, now: float) -> int:
+    """Forget finished submissions a TTL after their results expired (until then the status
+    URL answers 410; afterwards 404)."""
+    return await ctx.store.purge_submissions(now - ctx.settings.async_result_ttl)

@@ -8,3 +8,13 @@ def project_job_id(seq: int) -> str:
     """One job per commit: derived from the commit sequence, never from a resource id (a second
     update of the same resource within arq's keep_result window would otherwise be refused)."""
     return f"project:{seq}"
+
+
+PROCESS_JOB = "micdr.process_submission"
+SUBMISSIONS_RECONCILE_JOB = "micdr.reconcile_submissions"
+
+
+def submission_job_id(submission_id: str, attempt: int) -> str:
+    """One job per delivery attempt of a submission: a retry or a re-enqueue after a lost lease
+    gets a new id (arq refuses an id whose job still exists), a duplicate enqueue does not."""
+    return f"submission:{submission_id}:{attempt}"

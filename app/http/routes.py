@@ -14,6 +14,14 @@ from litestar.handlers import HTTPRouteHandler
 from app.fhir.outcome import FhirError
 from app.http.negotiation import media_type, parse_body
 from app.http.render import render
+from app.interactions.async_status import (
+    INTERACTIONS,
+    STATUS_PATH,
+    accept,
+    async_cancel,
+    async_status,
+    wants_async,
+)
 from app.interactions.bundle import submit_bundle
 from app.interactions.capabilities import capabilities
 from app.interactions.context import Services
@@ -63,6 +71,13 @@ TABLE: tuple[Row, ...] = (
     Row("vread", "GET", "/{type:str}/{id:str}/_history/{vid:str}", "instance", vread),
 )
 
+# FHIR's asynchronous request pattern: routed like the table, but no CapabilityStatement
+# interaction (R4 has no code for it).
+ASYNC_STATUS: tuple[Row, ...] = (
+    Row("async-status", "GET", f"/{STATUS_PATH}/{{id:str}}", "system", async_status),
+    Row("async-status", "DELETE", f"/{STATUS_PATH}/{{id:str}}", "system", async_cancel),
+)
+
 
 def base_url(request: Request, services: Services) -> str:
     configured = services.settings.public_base_url
@@ -108,6 +123,8 @@ def _handler(row: Row, base_path: str) -> HTTPRouteHandler:
         fhir = await fhir_request(request, services, row)
         if row.body and fhir.body is None:
             raise FhirError.of(400, "required", f"{row.method} needs a request body")
+        if row.code in INTERACTIONS and wants_async(fhir):
+            return render(request, await accept(services, row.code, row.method, fhir))
         return render(request, await row.run(services, fhir))
 
     path = base_path + (row.path if row.path != "/" else "")
@@ -129,4 +146,4 @@ def fhir_routes(base_path: str) -> list[Any]:
         fhir = FhirRequest(base=base_url(request, services))
         return render(request, await capabilities(services, fhir, codes))
 
-    return [metadata, *(_handler(row, base_path) for row in TABLE)]
+    return [metadata, *(_handler(row, base_path) for row in (*TABLE, *ASYNC_STATUS))]

@@ -36,6 +36,14 @@ _ATTEMPTS = 30
 async def execute(
     services: Services, entries: list[Entry], origin: str | None = None
 ) -> TransactionPlan:
+    journal = services.journal
+    if journal is not None:
+        # An asynchronous submission (docs/implementation/async.md): a redelivered job whose
+        # commit already happened answers what it planned then, and writes nothing.
+        origin = origin or journal.origin(entries)
+        replayed = await journal.replay(origin, entries)
+        if replayed is not None:
+            return TransactionPlan(Transaction(()), replayed)
     for attempt in range(_ATTEMPTS):
         resolution = await resolve(services, entries)
         opts = PlanOptions(
@@ -49,6 +57,8 @@ async def execute(
         plan = plan_transaction(entries, resolution, opts)
         if not plan.transaction.writes:
             return plan
+        if journal is not None and origin is not None:
+            await journal.record(origin, plan.results)
         try:
             seq = await services.store.commit(
                 plan.transaction if origin is None else _with_origin(plan, origin)

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from app.settings import Settings
 from app.store.port import Store
-from app.tx.plan import WriteRules
+from app.tx.entry import Entry
+from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import SearchIndex
 from indexing.registry import SearchParamRegistry
+
+
+class WriteJournal(Protocol):
+    """The commits of one asynchronous submission (docs/implementation/async.md, Redelivery).
+
+    `execute` names each commit by `origin(entries)`; before committing it `record`s the planned
+    results (refusing, by raising, when the submission is no longer this worker's); a redelivered
+    job whose commit already happened gets those results back from `replay` instead of writing
+    again."""
+
+    def origin(self, entries: Sequence[Entry]) -> str: ...
+
+    async def replay(
+        self, origin: str, entries: Sequence[Entry]
+    ) -> tuple[EntryResult, ...] | None: ...
+
+    async def record(self, origin: str, results: Sequence[EntryResult]) -> None: ...
+
+
+async def _no_submission(id: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -27,3 +49,7 @@ class Services:
     drain: Callable[[], Awaitable[int]] | None = None
     # Rules over whole writes (the IG's, in IG mode); None for a plain FHIR server.
     rules: WriteRules | None = None
+    # Called with a new asynchronous submission's id once it is stored: wakes its processor.
+    on_submit: Callable[[str], Awaitable[None]] = _no_submission
+    # Set only while a worker runs an asynchronous submission.
+    journal: WriteJournal | None = None

@@ -12,11 +12,16 @@ Contract (executable copy: tests/contract/test_search_index.py; vectors: tests/v
   is the `cursor` of the previous page's last hit (opaque, JSON-serialisable): pages never repeat
   or skip a resource. Writes become visible after at most `refresh()` (Elasticsearch's refresh
   interval; immediately on SQLite).
+- A rebuild (`begin_rebuild`, `rebuild_write`..., `finish_rebuild`) re-projects one type from
+  the store while the index keeps serving and writers keep writing: the rebuild's writes replace
+  an equal version (new parameters) but never a newer one, and whatever writers change
+  meanwhile survives it. Its state is a JSON object a caller may save and hand back to
+  `begin_rebuild` to resume after a crash.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,5 +68,14 @@ class SearchIndex(Protocol):
         """Make every completed write visible to `search` (tests and `micdr load` use it)."""
 
     async def status(self) -> IndexStatus: ...
+
+    async def begin_rebuild(
+        self, resource_type: str, resume: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]: ...
+
+    async def rebuild_write(self, state: Mapping[str, Any], ops: Sequence[IndexOp]) -> None: ...
+
+    async def finish_rebuild(self, state: Mapping[str, Any]) -> int:
+        """Make the rebuilt documents the ones searched; answers documents caught up."""
 
     async def close(self) -> None: ...

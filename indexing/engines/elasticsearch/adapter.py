@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from indexing.engines.elasticsearch.mapping import (
     IndexSettings,
     from_source,
     index_body,
+    index_mappings,
     to_source,
     tombstone_source,
 )
@@ -353,51 +354,111 @@ class ElasticsearchSearchIndex:
         delete_previous: bool = True,
     ) -> ReindexResult:
         """Build `<alias>-v<N+1>` with the current mapping from `ops` (the caller projects them
-        from the store), then swap the alias to it atomically.
+        from the store), then swap the alias to it atomically (`begin_rebuild`,
+        `rebuild_write`, `finish_rebuild` in one call).
 
         Writes continue during the rebuild (they go to the old index through the alias); after
         the swap, and `grace_seconds` for in-flight bulks to land, every document the old index
         changed since the rebuild started is copied over with its version, so nothing written
         meanwhile is lost and nothing newer is overwritten. The old index is then deleted
         (unless `delete_previous` is False)."""
-        alias = alias_name(self._prefix, resource_type)
-        previous = await self._alias_indexes(alias)
-        generations = await self._generations(resource_type)
-        new_index = index_name(self._prefix, resource_type, max(generations, default=0) + 1)
-        marks = {index: await self._max_seq_nos(index) for index in previous}
-        await self._create_index(new_index, resource_type, refresh_interval="-1")
-
-        errors: list[dict[str, Any]] = []
+        state = await self.begin_rebuild(resource_type)
         written = 0
         batch: list[IndexOp] = []
-
-        async def flush() -> None:
-            nonlocal written
-            if batch:
-                if any(op.type != resource_type for op in batch):
-                    raise ValueError(f"reindex of {resource_type} given another type's op")
-                await self._bulk(batch, lambda op: new_index, errors)
-                written += len(batch)
-                batch.clear()
-
         if isinstance(ops, AsyncIterable):
             async for op in ops:
                 batch.append(op)
                 if len(batch) >= BULK_CHUNK:
-                    await flush()
+                    written += await self._fill(state, batch)
+                    batch = []
         else:
             for op in ops:
                 batch.append(op)
                 if len(batch) >= BULK_CHUNK:
-                    await flush()
-        await flush()
+                    written += await self._fill(state, batch)
+                    batch = []
+        written += await self._fill(state, batch)
+        previous = tuple(state["previous"])
+        caught_up = await self.finish_rebuild(
+            state, grace_seconds=grace_seconds, delete_previous=delete_previous
+        )
+        return ReindexResult(state["index"], previous, written, caught_up)
+
+    async def _fill(self, state: Mapping[str, Any], ops: Sequence[IndexOp]) -> int:
+        await self.rebuild_write(state, ops)
+        return len(ops)
+
+    async def begin_rebuild(
+        self, resource_type: str, resume: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Create the type's next generation (refresh off) and answer the rebuild's state, a
+        JSON object: the new index, the indexes behind the alias and their highest sequence
+        numbers now (what `finish_rebuild` catches up from). `resume`, a state saved earlier,
+        is continued when its index still exists and the alias has not moved since.
+
+        The current index also gets the current mapping's new fields (`put_mapping`), so that
+        writes landing there during the rebuild already carry a newly registered parameter."""
+        alias = alias_name(self._prefix, resource_type)
+        previous = await self._alias_indexes(alias)
+        if (
+            resume is not None
+            and resume.get("type") == resource_type
+            and list(resume.get("previous", [])) == previous
+            and await self._client.indices.exists(index=str(resume.get("index", "-")))
+        ):
+            return dict(resume)
+        await self._extend_mapping(resource_type, previous)
+        generations = await self._generations(resource_type)
+        new_index = index_name(self._prefix, resource_type, max(generations, default=0) + 1)
+        marks = {index: await self._max_seq_nos(index) for index in previous}
+        await self._create_index(new_index, resource_type, refresh_interval="-1")
+        return {"type": resource_type, "index": new_index, "previous": previous, "marks": marks}
+
+    async def _extend_mapping(self, resource_type: str, indexes: list[str]) -> None:
+        if not indexes:
+            return
+        mappings = index_mappings(self._registry, resource_type)
+        try:
+            await self._client.indices.put_mapping(
+                index=",".join(indexes), properties=mappings["properties"]
+            )
+        except ApiError as error:  # e.g. a parameter changed type: only the new index has it
+            _log.warning("mapping of %s not extended in place: %s", resource_type, error)
+
+    async def rebuild_write(self, state: Mapping[str, Any], ops: Sequence[IndexOp]) -> None:
+        """Write `ops` (the store's current versions, projected) into the rebuild's new index,
+        version-guarded; raises IndexWriteError for refusals other than a stale version."""
+        if not ops:
+            return
+        resource_type = state["type"]
+        if any(op.type != resource_type for op in ops):
+            raise ValueError(f"reindex of {resource_type} given another type's op")
+        errors: list[dict[str, Any]] = []
+        new_index = state["index"]
+        for start in range(0, len(ops), BULK_CHUNK):
+            await self._bulk(ops[start : start + BULK_CHUNK], lambda op: new_index, errors)
         if errors:
             raise IndexWriteError(errors)
 
+    async def finish_rebuild(
+        self,
+        state: Mapping[str, Any],
+        *,
+        grace_seconds: float = 1.0,
+        delete_previous: bool = True,
+    ) -> int:
+        """Swap the alias to the new index, then copy over what writers changed in the old
+        indexes since `begin_rebuild` (an index the alias gained meanwhile, e.g. created by the
+        type's first write, is copied whole). Answers the documents copied."""
+        resource_type = state["type"]
+        new_index = state["index"]
+        alias = alias_name(self._prefix, resource_type)
+        marks: dict[str, int] = dict(state.get("marks", {}))
         await self._client.indices.put_settings(
             index=new_index, settings={"refresh_interval": self._settings.refresh_interval}
         )
         await self._client.indices.refresh(index=new_index)
+        previous = [index for index in await self._alias_indexes(alias) if index != new_index]
         actions: list[dict[str, Any]] = [
             {"remove": {"index": index, "alias": alias}} for index in previous
         ]
@@ -407,15 +468,16 @@ class ElasticsearchSearchIndex:
 
         caught_up = 0
         if previous:
+            errors: list[dict[str, Any]] = []
             await asyncio.sleep(grace_seconds)
             for index in previous:
-                caught_up += await self._catch_up(index, marks[index], new_index, errors)
+                caught_up += await self._catch_up(index, marks.get(index, -1), new_index, errors)
             if errors:
                 raise IndexWriteError(errors)
             await self._client.indices.refresh(index=new_index)
             if delete_previous:
                 await self._client.indices.delete(index=",".join(previous))
-        return ReindexResult(new_index, tuple(previous), written, caught_up)
+        return caught_up
 
     async def _alias_indexes(self, alias: str) -> list[str]:
         try:

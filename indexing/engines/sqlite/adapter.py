@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,7 +76,7 @@ class SqliteSearchIndex:
         if ops:
             await self._run(self._write, list(ops))
 
-    def _write(self, ops: list[IndexOp]) -> None:
+    def _write(self, ops: list[IndexOp], rebuild: bool = False) -> None:
         newest: dict[tuple[str, str], IndexOp] = {}
         for op in ops:  # within a batch, only the highest version of a resource counts
             known = newest.get((op.type, op.id))
@@ -92,8 +92,10 @@ class SqliteSearchIndex:
                     f"SELECT version FROM {RESOURCE} WHERE type = ? AND id = ?", (type_, id_)
                 ).fetchone()
                 if stored is not None:
-                    if stored[0] >= op.version:
-                        continue  # stale or repeated: the version guard
+                    # The version guard; a rebuild rewrites an equal version (new parameters),
+                    # never an older one over a newer (a write that raced the rebuild's read).
+                    if stored[0] > op.version or (stored[0] == op.version and not rebuild):
+                        continue
                     for table in _TABLES:
                         db.execute(f"DELETE FROM {table} WHERE type = ? AND id = ?", (type_, id_))
                 last_updated = ""
@@ -113,6 +115,24 @@ class SqliteSearchIndex:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    # -- rebuild --------------------------------------------------------------------------
+
+    async def begin_rebuild(
+        self, resource_type: str, resume: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Nothing to create: a rebuild rewrites the type's rows in place, batch by batch, each
+        batch one transaction, so searches keep answering (from old rows, then new ones)."""
+        return {"type": resource_type}
+
+    async def rebuild_write(self, state: Mapping[str, Any], ops: Sequence[IndexOp]) -> None:
+        if any(op.type != state["type"] for op in ops):
+            raise ValueError(f"reindex of {state['type']} given another type's op")
+        if ops:
+            await self._run(self._write, list(ops), True)
+
+    async def finish_rebuild(self, state: Mapping[str, Any]) -> int:
+        return 0
 
     # -- search ---------------------------------------------------------------------------
 

@@ -1,0 +1,277 @@
+"""Asynchronous submissions (FHIR http.html#async, async.html; IG R8-R10) on both stores:
+`Prefer: respond-async` answers 202 with a status URL; polling it answers 202 while queued or
+running and 200 with the original answer (status in `X-Original-Status`) when done; DELETE
+cancels a queued submission; resubmissions are idempotent; results expire; outcomes are pushed,
+signed, to a registered callback. See docs/api/async.md."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.conformance._clients import client_with
+from tests.conformance.conftest import episode
+
+ASYNC = {"Prefer": "respond-async"}
+STORES = ["embedded", "mongo"]
+
+
+def path_of(url: str) -> str:
+    return url.split("micdr.local", 1)[1]
+
+
+async def submit(
+    client: AsyncTestClient[Any], body: Any, url: str = "/fhir", **headers: str
+) -> str:
+    response = await client.post(url, json=body, headers={**ASYNC, **headers})
+    assert response.status_code == 202, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+    location = response.headers["content-location"]
+    assert "/fhir/$async-status/" in location
+    return path_of(location)
+
+
+async def finished(client: AsyncTestClient[Any], status_path: str, timeout: float = 30.0) -> Any:
+    """Poll the status URL until it stops answering 202."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        response = await client.get(status_path)
+        if response.status_code != 202:
+            return response
+        assert response.headers["x-progress"]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{status_path} still in progress after {timeout}s")
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_a_transaction_answers_202_then_its_transaction_response(
+    client: AsyncTestClient[Any],
+) -> None:
+    bundle = episode(1)
+    status_path = await submit(client, bundle)
+    done = await finished(client, status_path)
+    assert done.status_code == 200
+    assert done.headers["x-original-status"] == "200"
+    body = done.json()
+    assert body["type"] == "transaction-response"
+    assert len(body["entry"]) == len(bundle["entry"])
+    for entry in body["entry"]:
+        assert entry["response"]["status"] == "201 Created"
+        assert entry["response"]["etag"] == 'W/"1"'
+        location = entry["response"]["location"]
+        assert location.endswith("/_history/1")
+        read = await client.get(f"/fhir/{location}")
+        assert read.status_code == 200, location
+        assert path_of(entry["fullUrl"]) == f"/fhir/{location.split('/_history')[0]}"
+    # polling again answers the same
+    assert (await client.get(status_path)).json() == body
+
+
+async def test_the_ig_bundle_endpoint_and_a_batch_are_asynchronous_too(
+    client: AsyncTestClient[Any],
+) -> None:
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": {"resourceType": "Basic", "code": {"text": "a"}},
+                "request": {"method": "POST", "url": "Basic"},
+            },
+            {"request": {"method": "GET", "url": "Nope/1"}},
+        ],
+    }
+    done = await finished(client, await submit(client, batch, "/fhir/Bundle"))
+    body = done.json()
+    assert (done.status_code, done.headers["x-original-status"]) == (200, "200")
+    assert body["type"] == "batch-response"
+    assert body["entry"][0]["response"]["status"] == "201 Created"
+    assert body["entry"][1]["response"]["status"].startswith("4")
+
+
+async def test_an_invalid_bundle_ends_with_its_400_outcome(client: AsyncTestClient[Any]) -> None:
+    bundle = episode(1)
+    bundle["entry"][0]["resource"]["birthDate"] = "not a date"
+    done = await finished(client, await submit(client, bundle))
+    assert done.status_code == 200
+    assert done.headers["x-original-status"] == "400"
+    outcome = done.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["severity"] == "error"
+
+
+async def test_a_malformed_envelope_is_refused_before_202(client: AsyncTestClient[Any]) -> None:
+    not_json = await client.post(
+        "/fhir", content=b"{nope", headers={**ASYNC, "Content-Type": "application/fhir+json"}
+    )
+    assert not_json.status_code == 400
+    collection = await client.post(
+        "/fhir", json={"resourceType": "Bundle", "type": "collection"}, headers=ASYNC
+    )
+    assert collection.status_code == 400
+    wrong_type = await client.post(
+        "/fhir/Patient", json={"resourceType": "Observation"}, headers=ASYNC
+    )
+    assert wrong_type.status_code == 400
+    assert "content-location" not in wrong_type.headers
+
+
+async def test_single_writes_answer_their_original_status(client: AsyncTestClient[Any]) -> None:
+    created = await finished(
+        client,
+        await submit(client, {"resourceType": "Basic", "code": {"text": "x"}}, "/fhir/Basic"),
+    )
+    assert created.headers["x-original-status"] == "201"
+    assert created.json()["resourceType"] == "Basic"
+    ref = f"Basic/{created.json()['id']}"
+    assert created.headers["location"].endswith(f"{ref}/_history/1")
+
+    update = {"resourceType": "Basic", "id": ref[6:], "code": {"text": "y"}}
+    response = await client.put(f"/fhir/{ref}", json=update, headers=ASYNC)
+    assert response.status_code == 202
+    updated = await finished(client, path_of(response.headers["content-location"]))
+    assert updated.headers["x-original-status"] == "200"
+    assert updated.json()["meta"]["versionId"] == "2"
+
+    response = await client.delete(f"/fhir/{ref}", headers=ASYNC)
+    assert response.status_code == 202
+    deleted = await finished(client, path_of(response.headers["content-location"]))
+    assert deleted.headers["x-original-status"] == "204"
+    assert (await client.get(f"/fhir/{ref}")).status_code == 410
+
+
+async def test_a_resubmission_with_the_same_key_answers_the_first_job(
+    client: AsyncTestClient[Any],
+) -> None:
+    body = {"resourceType": "Basic", "code": {"text": "once"}}
+    first = await submit(client, body, "/fhir/Basic", **{"X-Idempotency-Key": "k-1"})
+    again = await submit(client, body, "/fhir/Basic", **{"X-Idempotency-Key": "k-1"})
+    other = await submit(
+        client, body, "/fhir/Basic", **{"X-Idempotency-Key": "k-1", "X-Micdr-Contributor": "b"}
+    )
+    assert again == first
+    assert other != first
+
+    bundle = episode(2)
+    bundle["identifier"] = {"system": "urn:example:feed", "value": "message-42"}
+    by_identifier = await submit(client, bundle)
+    assert await submit(client, bundle) == by_identifier
+    done = await finished(client, by_identifier)
+    assert done.headers["x-original-status"] == "200"
+    # after it finished, a resubmission still answers the same job (and its result)
+    assert await submit(client, bundle) == by_identifier
+
+
+async def test_cancel_a_queued_submission_then_404(store: str, tmp_path: Path) -> None:
+    async with client_with({"MICDR_ASYNC_CONCURRENCY": "0"}, store, tmp_path) as client:
+        status_path = await submit(client, episode(1))
+        waiting = await client.get(status_path)
+        assert (waiting.status_code, waiting.headers["x-progress"]) == (202, "queued")
+        health = (await client.get("/health")).json()["submissions"]
+        assert health["queue_depth"] == 1 and health["oldest_waiting"] is not None
+        assert (await client.delete(status_path)).status_code == 202
+        assert (await client.get(status_path)).status_code == 404
+        assert (await client.delete(status_path)).status_code == 404
+        assert (await client.get("/fhir/$async-status/unknown")).status_code == 404
+
+
+async def test_a_finished_submission_cannot_be_cancelled(client: AsyncTestClient[Any]) -> None:
+    status_path = await submit(client, {"resourceType": "Basic"}, "/fhir/Basic")
+    await finished(client, status_path)
+    assert (await client.delete(status_path)).status_code == 409
+    assert (await client.get(status_path)).status_code == 200
+
+
+async def test_results_expire_410_then_404(store: str, tmp_path: Path) -> None:
+    async with client_with({"MICDR_ASYNC_RESULT_TTL": "1"}, store, tmp_path) as client:
+        status_path = await submit(client, {"resourceType": "Basic"}, "/fhir/Basic")
+        assert (await finished(client, status_path)).status_code == 200
+        await asyncio.sleep(1.2)
+        assert (await client.get(status_path)).status_code == 410
+        for _ in range(100):  # purged a TTL later
+            if (await client.get(status_path)).status_code == 404:
+                break
+            await asyncio.sleep(0.1)
+        assert (await client.get(status_path)).status_code == 404
+
+
+class CallbackServer:
+    """A minimal HTTP/1.1 server on loopback that records POSTs and answers `status`."""
+
+    def __init__(self, status: int = 204) -> None:
+        self.status = status
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.arrived = asyncio.Event()
+        self.port = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")[1:]
+        headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.received.append((headers, body))
+        self.arrived.set()
+        writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+async def callback_server() -> AsyncIterator[CallbackServer]:
+    server = CallbackServer()
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    server.port = listener.sockets[0].getsockname()[1]
+    async with listener:
+        yield server
+
+
+async def test_the_outcome_is_pushed_signed_to_the_registered_callback(
+    store: str, tmp_path: Path, callback_server: CallbackServer
+) -> None:
+    secret = "s3cret"
+    callbacks = {
+        "hospital-a": {"url": f"http://127.0.0.1:{callback_server.port}/hook", "secret": secret},
+        "hospital-b": {"url": "http://127.0.0.1:9/closed", "secret": "x"},
+    }
+    env = {"MICDR_ASYNC_CALLBACKS": json.dumps(callbacks)}
+    async with client_with(env, store, tmp_path) as client:
+        status_path = await submit(client, episode(1), **{"X-Micdr-Contributor": "hospital-a"})
+        await asyncio.wait_for(callback_server.arrived.wait(), 30)
+        headers, raw = callback_server.received[0]
+        assert headers["x-original-status"] == "200"
+        assert path_of(headers["content-location"]) == status_path
+        stamp, _, mac = headers["x-micdr-signature"].partition(",sha256=")
+        timestamp = stamp.removeprefix("t=")
+        expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256)
+        assert hmac.compare_digest(mac, expected.hexdigest())
+        assert json.loads(raw)["type"] == "transaction-response"
+        for _ in range(100):  # the attempt is recorded once the POST returned
+            done = await client.get(status_path)
+            if done.headers["x-callback-delivery"].startswith("delivered"):
+                break
+            await asyncio.sleep(0.05)
+        assert done.headers["x-callback-delivery"] == "delivered; attempts=1"
+        assert json.loads(raw) == done.json()
+
+        failing = await submit(client, episode(2), **{"X-Micdr-Contributor": "hospital-b"})
+        result = await finished(client, failing)
+        for _ in range(100):
+            result = await client.get(failing)
+            if "error=" in result.headers.get("x-callback-delivery", ""):
+                break
+            await asyncio.sleep(0.05)
+        assert result.headers["x-callback-delivery"].startswith("pending; attempts=")
+        assert "error=" in result.headers["x-callback-delivery"]

@@ -1,0 +1,142 @@
+"""workers/jobs.py `process_submission` at its crash points, on the SQLite store: a worker that
+dies after its commit but before storing the result is replayed, not re-run (no second write);
+a transient store failure is retried; a submission whose worker keeps dying is dead-lettered.
+Mechanism: docs/implementation/async.md."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.engines import Engines, open_engines
+from app.interactions.async_status import new_submission
+from app.interactions.context import Services
+from app.interactions.result import FhirRequest
+from app.services import build_services
+from app.settings import load_settings
+from app.store.port import HistoryQuery, StoreError
+from workers.context import JobContext
+from workers.jobs import process_submission, reconcile_submissions
+
+
+class CrashAfterCommit:
+    """The store, except that finishing a submission fails once: the worker "died" after its
+    commit and before it stored the result."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.crashes = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def update_submission(
+        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> Any:
+        if changes.get("state") == "done" and self.crashes:
+            self.crashes -= 1
+            raise StoreError("crash")
+        return await self._store.update_submission(id, expect, changes)
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[tuple[Engines, Services]]:
+    settings = load_settings(
+        {
+            "MICDR_DATA_DIR": str(tmp_path),
+            "MICDR_ASYNC_CONCURRENCY": "0",
+            "MICDR_ASYNC_MAX_ATTEMPTS": "3",
+        }
+    )
+    engines = await open_engines(settings)
+    try:
+        yield engines, await build_services(settings, engines)
+    finally:
+        await engines.close()
+
+
+def transaction(n: int = 2) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {"resourceType": "Basic", "code": {"text": str(i)}},
+                "request": {"method": "POST", "url": "Basic"},
+            }
+            for i in range(n)
+        ],
+    }
+
+
+def job(services: Services, store: Any) -> JobContext:
+    assert services.index is not None
+    return JobContext(
+        services.settings,
+        store,
+        services.index,
+        services.registry,
+        services=replace(services, store=store),
+    )
+
+
+async def basics(services: Services) -> int:
+    return len(await services.store.history(HistoryQuery(type="Basic", count=100)))
+
+
+async def test_a_redelivery_after_the_commit_replays_it(
+    running: tuple[Engines, Services],
+) -> None:
+    _, services = running
+    request = FhirRequest(base="http://x/fhir", body=transaction(), headers={})
+    sub = await services.store.submit(new_submission("transaction", request, "POST", time.time()))
+    crashing = CrashAfterCommit(services.store)
+    with pytest.raises(StoreError):
+        await process_submission(job(services, crashing), sub.id)
+    assert (await services.store.submission(sub.id)).state == "running"  # type: ignore[union-attr]
+    assert await basics(services) == 2
+
+    # the lease "expired" (the worker is gone): the reconciler queues it again, a worker runs it
+    again = job(services, services.store)
+    assert [s.id for s in await reconcile_submissions(again, math.inf)] == [sub.id]
+    assert (await process_submission(again, sub.id)).state == "done"
+    assert await basics(services) == 2  # no second write
+    done = await services.store.submission(sub.id)
+    assert done is not None and done.attempts == 1
+    entries = done.result["body"]["entry"]  # type: ignore[index]
+    assert [e["response"]["status"] for e in entries] == ["201 Created"] * 2
+
+
+async def test_a_second_delivery_of_a_running_or_done_job_is_skipped(
+    running: tuple[Engines, Services],
+) -> None:
+    _, services = running
+    request = FhirRequest(base="http://x/fhir", body=transaction(1), headers={})
+    sub = await services.store.submit(new_submission("transaction", request, "POST", time.time()))
+    ctx = job(services, services.store)
+    assert (await process_submission(ctx, sub.id)).state == "done"
+    assert (await process_submission(ctx, sub.id)).state == "skipped"
+    assert await basics(services) == 1
+
+
+async def test_a_worker_that_keeps_dying_dead_letters_the_submission(
+    running: tuple[Engines, Services],
+) -> None:
+    _, services = running
+    request = FhirRequest(base="http://x/fhir", body=transaction(1), headers={})
+    sub = await services.store.submit(new_submission("transaction", request, "POST", time.time()))
+    ctx = job(services, services.store)
+    for _ in range(3):
+        claimed = await services.store.claim_submission(sub.id, "dying", time.time(), 0.0)
+        if claimed is None:
+            break
+        await reconcile_submissions(ctx, math.inf)
+    dead = await services.store.submission(sub.id)
+    assert dead is not None and dead.state == "dead"
+    assert dead.result is not None and dead.result["status"] == 500
