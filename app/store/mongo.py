@@ -483,8 +483,22 @@ class MongoResourceStore:
     async def claim_submission(
         self, id: str, owner: str, now: float, lease_until: float
     ) -> Submission | None:
+        # The claim of one attempt is a document whose `_id` is `<id>:<attempts>`, inserted once:
+        # FerretDB runs `find_one_and_update` as a read then a write, so two workers could both
+        # pass its filter; a duplicate `_id` cannot. A re-queued submission has more attempts.
+        current = await self._submissions.find_one(
+            {"_id": id, "state": "queued", "not_before": {"$lte": now}}, {"attempts": 1}
+        )
+        if current is None:
+            return None
+        try:
+            await self._submission_keys.insert_one(
+                {"_id": f"claim|{id}|{current['attempts']}", "id": id, "at": time.time()}
+            )
+        except DuplicateKeyError:
+            return None
         doc = await self._submissions.find_one_and_update(
-            {"_id": id, "state": "queued", "not_before": {"$lte": now}},
+            {"_id": id, "state": "queued", "attempts": current["attempts"]},
             {
                 "$set": {
                     "state": "running",
