@@ -56,8 +56,7 @@ class InProcessRunner:
     async def _run(self) -> None:
         backoff = 0.5
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+            await _wait(self._wakeup, IDLE_POLL_SECONDS)
             self._wakeup.clear()
             try:
                 await self.drain()
@@ -70,11 +69,8 @@ class InProcessRunner:
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await _cancel(self._task)
+        self._task = None
 
 
 class InProcessSubmissions:
@@ -129,12 +125,28 @@ class InProcessSubmissions:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), SUBMISSION_POLL_SECONDS)
+            await _wait(self._wakeup, SUBMISSION_POLL_SECONDS)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await _cancel(self._task)
+        self._task = None
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set or `seconds` pass. `asyncio.timeout`, not `wait_for`: on Python 3.11
+    `wait_for` can swallow a cancellation that races its inner future, and then `stop` waited
+    forever for a loop that never saw it (an intermittent hang at shutdown)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
+async def _cancel(*tasks: asyncio.Task[None] | None) -> None:
+    """Cancel the runner's tasks and wait for them, re-cancelling any that keeps running."""
+    for task in tasks:
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and task.done() and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
