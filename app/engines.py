@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.settings import Settings
-from app.store.port import Store
+from app.store.port import Store, StoreError
 from indexing.engines.port import SearchIndex
 from indexing.registry import SearchParamRegistry
 
@@ -36,22 +36,14 @@ class Engines:
 async def _open_mongo(
     settings: Settings, engines_closers: list[Callable[[], Awaitable[None]]]
 ) -> Store:
-    from pymongo import AsyncMongoClient
-    from pymongo.errors import PyMongoError
-
-    from app.store.mongo import MongoResourceStore
+    from app.store.mongo import connect
 
     assert settings.mongo_url is not None
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        settings.mongo_url, serverSelectionTimeoutMS=5000
-    )
     try:
-        await client.admin.command("ping")
-        store = await MongoResourceStore.open(client[settings.mongo_database])
-    except PyMongoError as exc:
-        await client.close()
-        raise StartupError(f"MongoDB at {settings.mongo_url} is unreachable: {exc}") from None
-    engines_closers.append(client.close)
+        store, close = await connect(settings.mongo_url, settings.mongo_database)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+    engines_closers.append(close)
     return store
 
 

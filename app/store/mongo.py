@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -86,6 +86,22 @@ def _version_doc(write: Write, seq: int, tx_time: str) -> dict[str, Any]:
         "ident": list(write.identifiers),
         "resource": write.resource,
     }
+
+
+async def connect(
+    url: str, database: str
+) -> tuple[MongoResourceStore, Callable[[], Awaitable[None]]]:
+    """A store on `database` at `url`, and the close of its client; StoreError if unreachable."""
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
+    try:
+        await client.admin.command("ping")
+        store = await MongoResourceStore.open(client[database])
+    except PyMongoError as exc:
+        await client.close()
+        raise StoreError(f"MongoDB at {url} is unreachable: {exc}") from None
+    return store, client.close
 
 
 class MongoResourceStore:
