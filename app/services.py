@@ -2,51 +2,141 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 from app.engines import Engines
 from app.fhir.validate import resource_types, validate_resource
 from app.ig.rules import IgRules
 from app.interactions.context import Services
+from app.search_parameters import (
+    affected_types,
+    apply_search_parameter,
+    check_search_parameter,
+    sync_search_parameters,
+)
 from app.settings import Settings
+from app.store.port import StoredResource
+from app.tx.commands import Write
+from indexing.registry import SearchParamRegistry
 from workers.context import JobContext
 from workers.inprocess import InProcessRunner, InProcessSubmissions
 
+log = logging.getLogger("micdr.services")
+
 STALE_TRANSACTION_SECONDS = 60.0
+REGISTRY_SYNC_SECONDS = 10.0  # full stack: how soon other API processes see a new parameter
+REINDEX_CHECKPOINT = "reindex-searchparameter.json"
+
+RequestReindex = Callable[[int, list[str]], Awaitable[None]]
 
 
 async def _doorbell(
     settings: Settings, engines: Engines
-) -> tuple[Callable[[int], Awaitable[None]], Callable[[], Awaitable[int]] | None]:
-    """(on_commit, drain): in-process projection (embedded) or arq (full stack)."""
+) -> tuple[Callable[[int], Awaitable[None]], Callable[[], Awaitable[int]] | None, RequestReindex]:
+    """(on_commit, drain, request_reindex): in-process (embedded) or arq (full stack)."""
     assert engines.index is not None, "open_engines always opens an index"
     if settings.redis_url:
         from workers.arq_settings import ArqQueue
 
         queue = await ArqQueue.open(settings.redis_url)
         engines.closers.append(queue.close)
-        return queue.wake, None
-    runner = InProcessRunner(JobContext(settings, engines.store, engines.index, engines.registry))
+        engines.closers.append(_start_registry_sync(engines))
+        return queue.wake, None, queue.request_reindex
+    runner = InProcessRunner(
+        JobContext(settings, engines.store, engines.index, engines.registry),
+        reindex_checkpoint=settings.data_dir / REINDEX_CHECKPOINT,
+    )
     await runner.start()
     engines.closers.append(runner.stop)
-    return runner.wake, runner.drain
+
+    async def request_reindex(seq: int, types: list[str]) -> None:
+        await runner.request_reindex(types)
+
+    return runner.wake, runner.drain, request_reindex
+
+
+def _start_registry_sync(engines: Engines) -> Callable[[], Awaitable[None]]:
+    """Another API process may register a SearchParameter: learn it from the store."""
+
+    async def sync() -> None:
+        while True:
+            await asyncio.sleep(REGISTRY_SYNC_SECONDS)
+            try:
+                await sync_search_parameters(engines.store, engines.registry)
+            except Exception as exc:  # the store is down: try again next round
+                log.warning("search parameter sync failed: %s", exc)
+
+    task = asyncio.create_task(sync(), name="micdr-registry-sync")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return stop
+
+
+def _validate_with(registry: SearchParamRegistry) -> Callable[[dict[str, Any]], None]:
+    """Base R4 validation, then: an active SearchParameter must be usable by the registry."""
+
+    def validate(resource: dict[str, Any]) -> None:
+        validate_resource(resource)
+        check_search_parameter(registry, resource)
+
+    return validate
+
+
+def _search_parameter_hook(
+    registry: SearchParamRegistry, request_reindex: RequestReindex
+) -> Callable[[int, list[Write]], Awaitable[None]]:
+    async def on_search_parameters(seq: int, writes: list[Write]) -> None:
+        changed = [
+            param
+            for w in writes
+            if (param := apply_search_parameter(registry, _as_stored(w))) is not None
+        ]
+        types = affected_types(changed)
+        if types:
+            await request_reindex(seq, sorted(types))
+
+    return on_search_parameters
+
+
+def _as_stored(write: Write) -> StoredResource:
+    last_updated = str((write.resource or {}).get("meta", {}).get("lastUpdated", ""))
+    return StoredResource(
+        write.type,
+        write.id,
+        write.version,
+        last_updated,
+        write.op == "delete",
+        write.resource,
+        write.op,
+    )
 
 
 async def build_services(settings: Settings, engines: Engines) -> Services:
-    """Recover the store, start the projection doorbell, and hand out the ports."""
+    """Recover the store, learn the stored SearchParameters, start the projection doorbell, and
+    hand out the ports."""
     await engines.store.recover(STALE_TRANSACTION_SECONDS)
-    on_commit, drain = await _doorbell(settings, engines)
+    await sync_search_parameters(engines.store, engines.registry)
+    on_commit, drain, request_reindex = await _doorbell(settings, engines)
     services = Services(
         settings=settings,
         store=engines.store,
         index=engines.index,
         registry=engines.registry,
-        validate=validate_resource,
+        validate=_validate_with(engines.registry),
         resource_types=resource_types(),
         on_commit=on_commit,
         drain=drain,
         rules=IgRules.from_settings(settings) if settings.ig_mode else None,
+        on_search_parameters=_search_parameter_hook(engines.registry, request_reindex),
     )
     return await _serve_submissions(settings, engines, services)
 

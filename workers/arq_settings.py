@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from arq import create_pool, cron
+from arq import Retry, create_pool, cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
@@ -28,23 +28,54 @@ from workers.jobs import (
     project_commits,
     purge_submissions,
     reconcile_submissions,
+    reindex_types,
+    retry_delay,
 )
 from workers.keys import (
     PROCESS_JOB,
     PROJECT_JOB,
     RECONCILE_JOB,
+    REINDEX_JOB,
     SUBMISSIONS_RECONCILE_JOB,
     project_job_id,
+    reindex_job_id,
     submission_job_id,
 )
 
 log = logging.getLogger("micdr.worker")
 
 SUBMISSIONS_RECONCILE_SECONDS = 5
+PROJECT_TRIES = 10  # then the reconciler (every 15 s) projects what is left
+REINDEX_TRIES = 20
+
+
+def _retry_or_raise(ctx: dict[str, Any], tries: int, exc: Exception) -> None:
+    """arq retries a job only when it raises `Retry`: any failure (the index or the store down)
+    becomes one, with backoff, until `tries` runs; the last failure is raised as is."""
+    attempt = int(ctx.get("job_try", 1))
+    if attempt < tries:
+        delay = retry_delay(attempt)
+        log.warning(
+            "%s failed (try %d), retrying in %.1fs: %s", ctx.get("job_id"), attempt, delay, exc
+        )
+        raise Retry(defer=delay) from exc
+    raise exc
 
 
 async def _project(ctx: dict[str, Any]) -> int:
-    return await project_commits(ctx["job"])
+    try:
+        return await project_commits(ctx["job"])
+    except Exception as exc:
+        _retry_or_raise(ctx, PROJECT_TRIES, exc)
+        raise
+
+
+async def _reindex(ctx: dict[str, Any], types: list[str]) -> int:
+    try:
+        return (await reindex_types(ctx["job"], types)).written
+    except Exception as exc:
+        _retry_or_raise(ctx, REINDEX_TRIES, exc)
+        raise
 
 
 async def _reconcile(ctx: dict[str, Any]) -> int:
@@ -131,6 +162,13 @@ class ArqQueue:
             # The commit is durable; the reconciler will project it. Never fail the write.
             log.warning("could not enqueue projection of commit %d: %s", seq, exc)
 
+    async def request_reindex(self, seq: int, types: list[str]) -> None:
+        """Queue the reindex a SearchParameter commit needs (`*` in `types`: every type)."""
+        try:
+            await self._pool.enqueue_job(REINDEX_JOB, sorted(types), _job_id=reindex_job_id(seq))
+        except (RedisError, OSError) as exc:
+            log.error("could not queue the reindex of %s (run `micdr reindex`): %s", types, exc)
+
     async def submit(self, submission_id: str) -> None:
         """Rings the doorbell for a newly stored submission (its first attempt)."""
         await enqueue_submission(self._pool, submission_id, 0)
@@ -139,7 +177,11 @@ class ArqQueue:
         await self._pool.aclose()
 
 
-def build_worker(settings: Settings, burst: bool = False) -> Worker:
+def build_worker(
+    settings: Settings, burst: bool = False, handle_signals: bool | None = None
+) -> Worker:
+    """The arq worker; `handle_signals` defaults to `not burst` (tests running a long-lived
+    worker inside their own event loop pass False)."""
     assert settings.redis_url is not None
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -159,7 +201,8 @@ def build_worker(settings: Settings, burst: bool = False) -> Worker:
 
     return Worker(
         functions=[
-            _project_function(),
+            func(_project, name=PROJECT_JOB, max_tries=PROJECT_TRIES),
+            func(_reindex, name=REINDEX_JOB, max_tries=REINDEX_TRIES, timeout=3600),
             # never retried by arq (the job stores its own retry); keep no result, so the
             # reconciler may enqueue the same attempt again once its job is gone
             func(_process, name=PROCESS_JOB, max_tries=1, keep_result=0, timeout=600),
@@ -177,14 +220,10 @@ def build_worker(settings: Settings, burst: bool = False) -> Worker:
         on_startup=startup,
         on_shutdown=shutdown,
         burst=burst,
-        handle_signals=not burst,
+        handle_signals=not burst if handle_signals is None else handle_signals,
         keep_result=60,
         max_jobs=4,
     )
-
-
-def _project_function() -> Any:
-    return func(_project, name=PROJECT_JOB, max_tries=10)
 
 
 def run_worker(settings: Settings) -> None:

@@ -6,6 +6,9 @@ runs until the outbox is empty (tests and `micdr load` use it, like arq's burst 
 
 Asynchronous submissions run here too (`InProcessSubmissions`), picked from the store's durable
 `submissions`: a restart finds whatever was accepted and not finished.
+
+A reindex asked for by a newly registered SearchParameter (`request_reindex`) runs as a second
+background task, checkpointed in the data dir: a restart resumes it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterable
+from pathlib import Path
 
+from app.reindex import Checkpoint
 from workers.context import JobContext
 from workers.jobs import (
     deliver_callbacks,
@@ -23,6 +29,7 @@ from workers.jobs import (
     project_commits,
     purge_submissions,
     reconcile_submissions,
+    reindex_types,
 )
 
 log = logging.getLogger("micdr.worker")
@@ -35,19 +42,38 @@ PURGE_EVERY_SECONDS = 60.0
 
 
 class InProcessRunner:
-    def __init__(self, ctx: JobContext) -> None:
+    def __init__(self, ctx: JobContext, reindex_checkpoint: Path | None = None) -> None:
         self._ctx = ctx
         self._wakeup = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._checkpoint = reindex_checkpoint
+        self._pending: set[str] = set()
+        self._reindexing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micdr-inprocess-runner")
+        saved = Checkpoint.load(self._checkpoint) if self._checkpoint is not None else None
+        if saved is not None:  # a reindex the last process did not finish
+            await self.request_reindex(saved.types)
 
     async def wake(self, seq: int) -> None:
         self._wakeup.set()
 
+    async def request_reindex(self, types: Iterable[str]) -> None:
+        self._pending.update(types)
+        if self._pending and (self._reindexing is None or self._reindexing.done()):
+            self._reindexing = asyncio.create_task(self._reindex(), name="micdr-reindex")
+
     async def drain(self) -> int:
+        """Project everything committed so far and wait for a running reindex to finish."""
+        projected = await self._project()
+        if self._reindexing is not None:
+            await asyncio.shield(self._reindexing)
+            await self._ctx.index.refresh()
+        return projected
+
+    async def _project(self) -> int:
         async with self._lock:
             projected = await project_commits(self._ctx)
         await self._ctx.index.refresh()
@@ -59,7 +85,7 @@ class InProcessRunner:
             await _wait(self._wakeup, IDLE_POLL_SECONDS)
             self._wakeup.clear()
             try:
-                await self.drain()
+                await self._project()
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
@@ -68,9 +94,25 @@ class InProcessRunner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
+    async def _reindex(self) -> None:
+        backoff = 0.5
+        while self._pending:
+            types = sorted(self._pending)
+            self._pending.clear()
+            try:
+                await reindex_types(self._ctx, types, self._checkpoint)
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the index is down: the checkpoint keeps the place
+                log.warning("reindex of %s failed, retrying in %.1fs: %s", types, backoff, exc)
+                self._pending.update(types)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
     async def stop(self) -> None:
-        await _cancel(self._task)
-        self._task = None
+        await _cancel(self._task, self._reindexing)
+        self._task = self._reindexing = None
 
 
 class InProcessSubmissions:

@@ -1,9 +1,9 @@
 """Job functions: plain async functions over a `JobContext`, run by arq or the in-process runner.
 
 Delivery is at least once, so every job is idempotent: projecting a commit twice writes the same
-versions, which the index's version guard ignores; a submission is claimed before it runs and
-its commits carry its id (`origin`), so a second delivery skips it or replays its commits instead
-of writing twice (docs/implementation/async.md).
+versions, which the index's version guard ignores; reindexing a type twice rebuilds it twice; a
+submission is claimed before it runs and its commits carry its id (`origin`), so a second
+delivery skips it or replays its commits instead of writing twice (docs/implementation/async.md).
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import httpx
 import orjson
 
 from app.interactions.async_status import dead_result, run_submission, status_answer, status_url
+from app.reindex import ReindexReport, reindex, select_types
+from app.search_parameters import ALL_TYPES, sync_search_parameters
 from app.store.port import Store, Submission
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult
@@ -30,10 +33,23 @@ log = logging.getLogger("micdr.jobs")
 
 PROJECT_BATCH = 500
 CALLBACK_TIMEOUT_SECONDS = 10.0
+CALLBACK_TIMEOUT_SECONDS = 10.0
+FIRST_RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 30.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before try `attempt + 1` of a failed job (attempt 1 is the first run): doubling
+    from FIRST_RETRY_SECONDS up to MAX_RETRY_SECONDS."""
+    return min(FIRST_RETRY_SECONDS * 2 ** max(attempt - 1, 0), MAX_RETRY_SECONDS)
 
 
 async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
-    """Index every committed, unindexed transaction (the outbox); answers resources projected."""
+    """Index every committed, unindexed transaction (the outbox); answers resources projected.
+
+    The registry first learns the store's SearchParameters (another process may have registered
+    one), so that every document written here carries every registered parameter."""
+    await sync_search_parameters(ctx.store, ctx.registry)
     projected = 0
     while True:
         commits = await ctx.store.unindexed(batch)
@@ -46,6 +62,21 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         await ctx.store.mark_indexed([c.seq for c in commits])
         projected += len(ops)
         log.debug("projected %d resources from %d commits", len(ops), len(commits))
+
+
+async def reindex_types(
+    ctx: JobContext, types: Iterable[str], checkpoint: Path | None = None
+) -> ReindexReport:
+    """Rebuild the index documents of `types` (`*`: every type in the store) from the store,
+    with the store's SearchParameters registered: what a newly registered parameter needs."""
+    await sync_search_parameters(ctx.store, ctx.registry)
+    wanted = sorted(set(types))
+    chosen = await select_types(ctx.store, ctx.registry, [] if ALL_TYPES in wanted else wanted)
+    report = await reindex(ctx.store, ctx.index, ctx.registry, chosen, checkpoint=checkpoint)
+    log.info(
+        "reindexed %s: %d documents in %.1fs", ", ".join(chosen), report.written, report.seconds
+    )
+    return report
 
 
 # -- asynchronous submissions (docs/implementation/async.md) -------------------------------

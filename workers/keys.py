@@ -2,12 +2,18 @@
 
 PROJECT_JOB = "micdr.project"
 RECONCILE_JOB = "micdr.reconcile"
+REINDEX_JOB = "micdr.reindex"
 
 
 def project_job_id(seq: int) -> str:
     """One job per commit: derived from the commit sequence, never from a resource id (a second
     update of the same resource within arq's keep_result window would otherwise be refused)."""
     return f"project:{seq}"
+
+
+def reindex_job_id(seq: int) -> str:
+    """One reindex per commit that registered SearchParameters (its sequence, as above)."""
+    return f"reindex:{seq}"
 
 
 PROCESS_JOB = "micdr.process_submission"

@@ -69,6 +69,10 @@ async def execute(
             _refuse_if_pinned(entries, plan, conflict)
         else:
             await services.on_commit(seq)
+            if services.on_search_parameters is not None:
+                changed = [w for w in plan.transaction.writes if w.type == "SearchParameter"]
+                if changed:
+                    await services.on_search_parameters(seq, changed)
             return plan
         await asyncio.sleep(min(0.2, 0.005 * (attempt + 1)) * (0.5 + random.random()))
     raise FhirError.of(

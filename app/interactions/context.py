@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from app.settings import Settings
 from app.store.port import Store
+from app.tx.commands import Write
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import SearchIndex
@@ -53,3 +54,6 @@ class Services:
     on_submit: Callable[[str], Awaitable[None]] = _no_submission
     # Set only while a worker runs an asynchronous submission.
     journal: WriteJournal | None = None
+    # Called after a commit that wrote SearchParameter resources (with that commit's sequence
+    # and those writes): registers them and starts the reindex (app/search_parameters.py).
+    on_search_parameters: Callable[[int, list[Write]], Awaitable[None]] | None = None
