@@ -21,8 +21,14 @@ def patient(id_: str, version: int, at: str, family: str = "Doe") -> dict[str, A
 
 
 def put(id_: str, version: int, at: str, family: str = "Doe", **kw: Any) -> Write:
-    return Write("Patient", id_, version, "create" if version == 1 else "update",
-                 patient(id_, version, at, family), **kw)
+    return Write(
+        "Patient",
+        id_,
+        version,
+        "create" if version == 1 else "update",
+        patient(id_, version, at, family),
+        **kw,
+    )
 
 
 async def test_commit_then_read_answers_the_current_version(store: Any) -> None:
@@ -47,7 +53,9 @@ async def test_a_version_is_taken_once(store: Any) -> None:
 
 async def test_a_failing_write_leaves_nothing_of_its_transaction(store: Any) -> None:
     await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
-    tx = Transaction((put("b", 1, "2024-01-01T00:00:01.000Z"), put("a", 1, "2024-01-01T00:00:01.000Z")))
+    tx = Transaction(
+        (put("b", 1, "2024-01-01T00:00:01.000Z"), put("a", 1, "2024-01-01T00:00:01.000Z"))
+    )
     with pytest.raises(VersionConflict):
         await store.commit(tx)
     assert await store.read("Patient", "b") is None
@@ -59,8 +67,10 @@ async def test_a_failing_write_leaves_nothing_of_its_transaction(store: Any) -> 
 async def test_concurrent_writers_of_one_version_exactly_one_wins(store: Any) -> None:
     await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
     results = await asyncio.gather(
-        *[store.commit(Transaction((put("a", 2, "2024-01-02T00:00:00.000Z", f"F{i}"),)))
-          for i in range(20)],
+        *[
+            store.commit(Transaction((put("a", 2, "2024-01-02T00:00:00.000Z", f"F{i}"),)))
+            for i in range(20)
+        ],
         return_exceptions=True,
     )
     assert sum(1 for r in results if isinstance(r, int)) == 1
@@ -100,11 +110,15 @@ async def test_history_at_includes_the_version_current_then(store: Any) -> None:
 
 
 async def test_find_by_identifier_answers_live_resources_per_token(store: Any) -> None:
-    await store.commit(Transaction((
-        put("a", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1", "1")),
-        put("b", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1", "1", "t|2", "2")),
-        put("c", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|3", "3")),
-    )))
+    await store.commit(
+        Transaction(
+            (
+                put("a", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1", "1")),
+                put("b", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1", "1", "t|2", "2")),
+                put("c", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|3", "3")),
+            )
+        )
+    )
     await store.commit(Transaction((Write("Patient", "c", 2, "delete", None),)))
     found = await store.find_by_identifier("Patient", ["s|1", "2", "s|3", "x|9"])
     assert dict(found) == {"s|1": ["a", "b"], "2": ["b"], "s|3": [], "x|9": []}
@@ -113,25 +127,38 @@ async def test_find_by_identifier_answers_live_resources_per_token(store: Any) -
 
 async def test_a_claim_is_taken_once_and_stale_claims_are_taken_over(store: Any) -> None:
     claim_a = Claim("Patient", "s|1", "Patient/a")
-    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1",)),),
-                                   (claim_a,)))
+    await store.commit(
+        Transaction((put("a", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1",)),), (claim_a,))
+    )
     with pytest.raises(ClaimTaken):
-        await store.commit(Transaction((put("b", 1, "2024-01-01T00:00:00.000Z"),),
-                                       (Claim("Patient", "s|1", "Patient/b"),)))
+        await store.commit(
+            Transaction(
+                (put("b", 1, "2024-01-01T00:00:00.000Z"),), (Claim("Patient", "s|1", "Patient/b"),)
+            )
+        )
     assert await store.read("Patient", "b") is None
     # Once the holder no longer carries the identifier, the claim is stale.
     await store.commit(Transaction((put("a", 2, "2024-01-02T00:00:00.000Z"),)))
-    await store.commit(Transaction((put("b", 1, "2024-01-03T00:00:00.000Z", identifiers=("s|1",)),),
-                                   (Claim("Patient", "s|1", "Patient/b"),)))
+    await store.commit(
+        Transaction(
+            (put("b", 1, "2024-01-03T00:00:00.000Z", identifiers=("s|1",)),),
+            (Claim("Patient", "s|1", "Patient/b"),),
+        )
+    )
     assert dict(await store.find_by_identifier("Patient", ["s|1"])) == {"s|1": ["b"]}
 
 
 async def test_concurrent_claims_exactly_one_wins(store: Any) -> None:
     results = await asyncio.gather(
-        *[store.commit(Transaction((put(f"p{i}", 1, "2024-01-01T00:00:00.000Z",
-                                        identifiers=("s|1",)),),
-                                   (Claim("Patient", "s|1", f"Patient/p{i}"),)))
-          for i in range(10)],
+        *[
+            store.commit(
+                Transaction(
+                    (put(f"p{i}", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1",)),),
+                    (Claim("Patient", "s|1", f"Patient/p{i}"),),
+                )
+            )
+            for i in range(10)
+        ],
         return_exceptions=True,
     )
     assert sum(1 for r in results if isinstance(r, int)) == 1
@@ -141,9 +168,12 @@ async def test_concurrent_claims_exactly_one_wins(store: Any) -> None:
 
 async def test_commit_log_is_the_indexing_outbox(store: Any) -> None:
     seq1 = await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
-    seq2 = await store.commit(Transaction((put("a", 2, "2024-01-02T00:00:00.000Z"),
-                                           put("b", 1, "2024-01-02T00:00:00.000Z")),
-                                          origin="job-1"))
+    seq2 = await store.commit(
+        Transaction(
+            (put("a", 2, "2024-01-02T00:00:00.000Z"), put("b", 1, "2024-01-02T00:00:00.000Z")),
+            origin="job-1",
+        )
+    )
     pending = await store.unindexed(10)
     assert [(c.seq, c.refs) for c in pending] == [
         (seq1, (("Patient", "a", 1),)),
@@ -160,7 +190,10 @@ async def test_commit_log_is_the_indexing_outbox(store: Any) -> None:
 
 
 async def test_read_many_answers_current_versions(store: Any) -> None:
-    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),
-                                    put("b", 1, "2024-01-01T00:00:00.000Z"))))
+    await store.commit(
+        Transaction(
+            (put("a", 1, "2024-01-01T00:00:00.000Z"), put("b", 1, "2024-01-01T00:00:00.000Z"))
+        )
+    )
     found = await store.read_many([("Patient", "a"), ("Patient", "b"), ("Patient", "zz")])
     assert sorted(f.id for f in found) == ["a", "b"]
