@@ -73,6 +73,45 @@ class Settings:
     # Signs paging links. Set MICDR_SECRET when several API processes serve one deployment;
     # otherwise each process draws its own and links do not survive a restart.
     page_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    # Security (docs/security.md). Authentication is on when a JWKS file or URL is configured;
+    # then issuer and audience are required.
+    auth_jwks_file: Path | None = None
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_leeway: int = 30
+    auth_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    auth_org_claim: str = "micdr_org"
+    auth_patient_claim: str = "patient"
+    # Audit trail: JSON lines (None: <data dir>/audit.jsonl; "-": standard output), and
+    # optionally one AuditEvent resource per audited request.
+    audit_log: str | None = None
+    audit_events: bool = False
+    # Hostile-input limits.
+    max_query_params: int = 100
+    max_param_length: int = 8192
+    max_chain_depth: int = 3
+    max_include_iterations: int = 3
+    max_included: int = 1000
+    # Requests per second per client (token bucket); 0 = no limit. Unset: 100 when
+    # authentication is configured, none on the open (loopback, single-user) server.
+    rate_limit_setting: int | None = None
+    rate_burst: int = 200
+    engine_timeout: float = 30.0  # seconds for one store or index call
+
+    @property
+    def auth_configured(self) -> bool:
+        return bool(self.auth_jwks_file or self.auth_jwks_url)
+
+    @property
+    def rate_limit(self) -> int:
+        if self.rate_limit_setting is not None:
+            return self.rate_limit_setting
+        return 100 if self.auth_configured else 0
+
+    @property
+    def audit_path(self) -> str:
+        return self.audit_log or str(self.data_dir / "audit.jsonl")
 
     @property
     def deployment(self) -> str:
@@ -94,6 +133,17 @@ class Settings:
             raise SettingsError("MICDR_CONTRIBUTOR_KIND must be hospital or ichsc")
         if self.ig_rules_scope not in ("submissions", "all"):
             raise SettingsError("MICDR_IG_RULES_SCOPE must be submissions or all")
+        if self.auth_jwks_file and self.auth_jwks_url:
+            raise SettingsError("set MICDR_AUTH_JWKS_FILE or MICDR_AUTH_JWKS_URL, not both")
+        if self.auth_configured and not (self.auth_issuer and self.auth_audience):
+            raise SettingsError(
+                "authentication needs MICDR_AUTH_ISSUER and MICDR_AUTH_AUDIENCE with the JWKS"
+            )
+        unknown = set(self.auth_algorithms) - {"RS256", "ES256"}
+        if unknown or not self.auth_algorithms:
+            raise SettingsError("MICDR_AUTH_ALGORITHMS may name RS256 and ES256 only")
+        if self.engine_timeout <= 0:
+            raise SettingsError("MICDR_ENGINE_TIMEOUT must be a positive number of seconds")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise SettingsError("MICDR_DEFAULT_PAGE_SIZE must be between 1 and MICDR_MAX_PAGE_SIZE")
 
@@ -130,6 +180,49 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit():
         raise SettingsError(f"{name} must be a whole number (0 or more), not {raw!r}")
     return int(raw)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(f"{name} must be positive, not {raw}")
+    return value
+
+
+def _security(env: Mapping[str, str]) -> dict[str, object]:
+    """The MICDR_AUTH_*, MICDR_AUDIT_* and limit variables (docs/security.md)."""
+    values: dict[str, object] = {
+        "auth_jwks_file": Path(env["MICDR_AUTH_JWKS_FILE"])
+        if env.get("MICDR_AUTH_JWKS_FILE")
+        else None,
+        "auth_jwks_url": env.get("MICDR_AUTH_JWKS_URL") or None,
+        "auth_issuer": env.get("MICDR_AUTH_ISSUER") or None,
+        "auth_audience": env.get("MICDR_AUTH_AUDIENCE") or None,
+        "auth_leeway": _count(env, "MICDR_AUTH_LEEWAY", 30),
+        "auth_org_claim": env.get("MICDR_AUTH_ORG_CLAIM") or "micdr_org",
+        "auth_patient_claim": env.get("MICDR_AUTH_PATIENT_CLAIM") or "patient",
+        "audit_log": env.get("MICDR_AUDIT_LOG") or None,
+        "audit_events": _flag(env, "MICDR_AUDIT_EVENTS", False),
+        "max_query_params": _int(env, "MICDR_MAX_QUERY_PARAMS", 100),
+        "max_param_length": _int(env, "MICDR_MAX_PARAM_LENGTH", 8192),
+        "max_chain_depth": _int(env, "MICDR_MAX_CHAIN_DEPTH", 3),
+        "max_include_iterations": _count(env, "MICDR_MAX_INCLUDE_ITERATIONS", 3),
+        "max_included": _int(env, "MICDR_MAX_INCLUDED", 1000),
+        "rate_limit_setting": _count(env, "MICDR_RATE_LIMIT", -1),
+        "rate_burst": _int(env, "MICDR_RATE_BURST", 200),
+        "engine_timeout": _seconds(env, "MICDR_ENGINE_TIMEOUT", 30.0),
+    }
+    if values["rate_limit_setting"] == -1:
+        values["rate_limit_setting"] = None
+    if (algorithms := _list(env, "MICDR_AUTH_ALGORITHMS")) is not None:
+        values["auth_algorithms"] = algorithms
+    return values
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
@@ -201,6 +294,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "async_max_attempts": _int(env, "MICDR_ASYNC_MAX_ATTEMPTS", 8),
         "async_concurrency": _count(env, "MICDR_ASYNC_CONCURRENCY", 8),
     }
+    values.update(_security(env))
     if (callbacks := _callbacks(env)) is not None:
         values["async_callbacks"] = callbacks
     values.update({k: v for k, n in _LISTS.items() if (v := _list(env, n)) is not None})
