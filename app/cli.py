@@ -66,10 +66,10 @@ def _check_engines(settings: Settings) -> None:
 
 def serve(args: argparse.Namespace) -> None:
     settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
-    if not _is_loopback(args.host) and not args.insecure:
+    if not _is_loopback(args.host) and not args.insecure and not settings.auth_configured:
         raise CliError(
-            f"refusing to listen on {args.host} without authentication configured; "
-            "bind to 127.0.0.1 or pass --insecure"
+            f"refusing to listen on {args.host} without authentication configured "
+            "(MICDR_AUTH_JWKS_FILE or MICDR_AUTH_JWKS_URL); bind to 127.0.0.1 or pass --insecure"
         )
     if settings.deployment == "embedded":
         _check_data_dir(settings.data_dir)
@@ -77,17 +77,23 @@ def serve(args: argparse.Namespace) -> None:
     _check_engines(settings)
     import uvicorn
 
+    from app.logs import log_config
     from app.main import create_app
 
     where = f"http://{args.host}:{args.port}{settings.base_path}"
     print(f"miCDR ({settings.deployment}) serving FHIR R4 at {where}", file=sys.stderr, flush=True)
-    if _is_loopback(args.host):
+    if settings.auth_configured:
+        print(f"bearer tokens required (issuer {settings.auth_issuer})", file=sys.stderr)
+    elif _is_loopback(args.host):
         print("listening on loopback only (no authentication configured)", file=sys.stderr)
+    else:
+        print("WARNING: no authentication configured and not on loopback", file=sys.stderr)
     uvicorn.run(
         create_app(settings),
         host=args.host,
         port=args.port,
         log_level=settings.log_level.lower(),
+        log_config=log_config(settings.log_level),
         access_log=False,
         lifespan="on",
     )

@@ -10,7 +10,9 @@ from litestar import Litestar, Request, get
 from app.engines import open_engines
 from app.fhir.clock import format_instant
 from app.http.errors import HANDLERS
+from app.http.openapi import openapi
 from app.http.routes import fhir_routes
+from app.http.security import SecurityLayer, add_request_id
 from app.lifespan import OpenEngines, lifespan
 from app.settings import Settings
 
@@ -26,6 +28,7 @@ async def health(request: Request) -> dict[str, object]:
     return {
         "status": "up" if up else "down",
         "deployment": services.settings.deployment,
+        "security": security_summary(services.settings),
         "store": {"up": store.up, "version": store.version, "detail": store.detail},
         "index": {
             "up": bool(index and index.up),
@@ -51,6 +54,21 @@ async def health(request: Request) -> dict[str, object]:
     }
 
 
+def security_summary(settings: Settings) -> dict[str, object]:
+    """What /health says about access control (docs/security.md)."""
+    if settings.auth_configured:
+        return {
+            "authentication": "oauth2-bearer-jwt",
+            "issuer": settings.auth_issuer,
+            "rate_limit_per_second": settings.rate_limit,
+        }
+    return {
+        "authentication": "none",
+        "warning": "no authentication configured: open access; serve on loopback only",
+        "rate_limit_per_second": settings.rate_limit,
+    }
+
+
 def lag_seconds(oldest: str | None) -> float:
     """Age of the oldest committed-but-unindexed transaction (0 when the index is current)."""
     if oldest is None:
@@ -61,10 +79,13 @@ def lag_seconds(oldest: str | None) -> float:
 
 def create_app(settings: Settings, open_with: OpenEngines = open_engines) -> Litestar:
     """The app for `settings`; `open_engines` lets tests hand in engines (e.g. mongomock)."""
+    layer = SecurityLayer(settings)
     return Litestar(
-        route_handlers=[health, *fhir_routes(settings.base_path)],
+        route_handlers=[health, openapi, *fhir_routes(settings.base_path)],
         lifespan=[lifespan(settings, open_with)],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        middleware=[layer.middleware],
+        before_send=[add_request_id],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
         debug=False,

@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException
 
 from app.fhir.outcome import FhirError
 from app.http.render import render_error
+from app.security.timeouts import EngineTimeout
 from app.store.port import StoreError
 
 log = logging.getLogger("micdr.http")
@@ -53,6 +54,14 @@ def on_store_error(request: Request, exc: StoreError) -> Response[bytes]:
     )
 
 
+def on_engine_timeout(request: Request, exc: EngineTimeout) -> Response[bytes]:
+    log.error("engine timeout: %s", exc)
+    detail = f"the server's engines did not answer within {exc.seconds:g}s; retry later"
+    if exc.write:
+        detail += " (the write may have been applied: read before resubmitting)"
+    return render_error(request, FhirError.of(503, "timeout", detail, **{"Retry-After": "5"}))
+
+
 def on_unexpected(request: Request, exc: Exception) -> Response[bytes]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return render_error(
@@ -65,5 +74,6 @@ HANDLERS = {
     FhirError: on_fhir_error,
     HTTPException: on_http_exception,
     StoreError: on_store_error,
+    EngineTimeout: on_engine_timeout,
     Exception: on_unexpected,
 }

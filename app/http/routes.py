@@ -4,9 +4,10 @@ the CapabilityStatement are generated (so they cannot disagree)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
@@ -15,7 +16,10 @@ from app.fhir.outcome import FhirError
 from app.http.negotiation import media_type, parse_body
 from app.http.render import render
 from app.interactions.async_status import (
+    CONTRIBUTOR_HEADER,
     INTERACTIONS,
+    PRINCIPAL_HEADER,
+    REQUEST_ID_HEADER,
     STATUS_PATH,
     accept,
     async_cancel,
@@ -34,6 +38,9 @@ from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.search import search
 from app.interactions.update import update
 from app.interactions.vread import vread
+from app.security.audit import touched
+from app.security.scopes import AUDIT_TYPE, OPEN, Principal
+from app.security.timeouts import timed
 
 Interaction = Callable[[Services, FhirRequest], Awaitable[FhirResponse]]
 
@@ -101,31 +108,93 @@ async def _body(request: Request, row: Row) -> Any:
     return parse_body(raw, request.headers.get("content-type"))
 
 
-async def fhir_request(request: Request, services: Services, row: Row) -> FhirRequest:
+def _headers(request: Request, principal: Principal) -> dict[str, str]:
+    """The request headers the interactions see. The caller's identity headers are the
+    server's: a client cannot send its own principal, nor, when authenticated, a contributor."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers.pop(PRINCIPAL_HEADER, None)
+    headers[REQUEST_ID_HEADER] = str(request.scope["state"].get("request_id", ""))
+    if not principal.open:
+        headers[PRINCIPAL_HEADER] = orjson.dumps(principal.to_json()).decode()
+        headers[CONTRIBUTOR_HEADER] = principal.submitter
+    return headers
+
+
+async def fhir_request(
+    request: Request, services: Services, row: Row, principal: Principal = OPEN
+) -> FhirRequest:
     params = request.path_params
     type_ = params.get("type")
     if type_ is not None and type_ not in services.resource_types:
         raise FhirError.of(404, "not-supported", f"{type_!r} is not a FHIR R4 resource type")
+    if type_ == AUDIT_TYPE and row.method in ("POST", "PUT", "PATCH", "DELETE"):
+        raise FhirError.of(
+            405, "not-supported", "the audit trail is written by the server only", Allow="GET"
+        )
     return FhirRequest(
         base=base_url(request, services),
         type=type_,
         id=params.get("id"),
         version=params.get("vid"),
         query=tuple(request.query_params.items()) if request.query_params else (),
-        headers={k.lower(): v for k, v in request.headers.items()},
+        headers=_headers(request, principal),
         body=await _body(request, row) if row.body or row.form else None,
     )
 
 
+def request_services(request: Request) -> tuple[Services, Principal]:
+    """The app's services for this request: the caller (from the security layer) and a
+    deadline on every engine call (MICDR_ENGINE_TIMEOUT)."""
+    services: Services = request.app.state.services
+    principal = request.scope["state"].get("principal")
+    if principal is None:
+        if services.settings.auth_configured:  # the security layer did not run: fail closed
+            raise FhirError.of(401, "login", "this server needs an OAuth 2 bearer token")
+        principal = OPEN
+    seconds = services.settings.engine_timeout
+    scoped = replace(
+        services,
+        principal=principal,
+        store=timed(services.store, seconds),
+        index=timed(services.index, seconds),
+    )
+    return scoped, principal
+
+
+def _audit_detail(request: Request, row: Row, fhir: FhirRequest | None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"interaction": row.code}
+    if fhir is not None:
+        detail.update(type=fhir.type, id=fhir.id)
+    request.scope["state"]["audit_detail"] = detail
+    return detail
+
+
+def _note_answer(detail: dict[str, Any], answer: FhirResponse) -> None:
+    refs, patients = touched(answer.resource)
+    detail["resources"], detail["patients"] = refs, patients
+    location = answer.headers.get("Content-Location", "")
+    if answer.status == 202 and f"/{STATUS_PATH}/" in location:
+        detail["submission"] = location.rsplit("/", 1)[1]
+
+
 def _handler(row: Row, base_path: str) -> HTTPRouteHandler:
     async def handle(request: Request) -> Response[bytes]:
-        services: Services = request.app.state.services
-        fhir = await fhir_request(request, services, row)
+        detail = _audit_detail(request, row, None)
+        services, principal = request_services(request)
+        fhir = await fhir_request(request, services, row, principal)
+        detail = _audit_detail(request, row, fhir)
         if row.body and fhir.body is None:
             raise FhirError.of(400, "required", f"{row.method} needs a request body")
-        if row.code in INTERACTIONS and wants_async(fhir):
-            return render(request, await accept(services, row.code, row.method, fhir))
-        return render(request, await row.run(services, fhir))
+        try:
+            if row.code in INTERACTIONS and wants_async(fhir):
+                answer = await accept(services, row.code, row.method, fhir)
+            else:
+                answer = await row.run(services, fhir)
+        except FhirError as err:
+            detail["detail"] = str(err)[:500]
+            raise
+        _note_answer(detail, answer)
+        return render(request, answer)
 
     path = base_path + (row.path if row.path != "/" else "")
     handle.__name__ = f"{row.code}_{row.level}_{row.method.lower()}"

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.fhir.outcome import FhirError
+from app.interactions._access import scope_search
 from app.interactions.context import Services
 from indexing.extract import ReferenceValue, values_of_nodes
 from indexing.plan.plan import (
@@ -42,13 +43,15 @@ async def _clause(services: Services, clause: Clause, here: str | None) -> Claus
 async def _predicate(services: Services, p: Predicate, here: str | None) -> Predicate:
     if isinstance(p, Chain):
         inner = await _clause(services, p.inner, p.target)
-        hits = await matching_ids(services, SearchPlan(types=(p.target,), clauses=(inner,)))
+        sub = scope_search(services, SearchPlan(types=(p.target,), clauses=(inner,)))
+        hits = await matching_ids(services, sub)
         return RefIn(p.param, tuple(f"{p.target}/{i}" for i in hits))
     if isinstance(p, Has):
         if here is None:
             raise FhirError.of(400, "not-supported", "_has needs a type-level search")
         inner = await _clause(services, p.inner, p.source)
-        ids = await matching_ids(services, SearchPlan(types=(p.source,), clauses=(inner,)))
+        sub = scope_search(services, SearchPlan(types=(p.source,), clauses=(inner,)))
+        ids = await matching_ids(services, sub)
         return IdIn(tuple(sorted(await _referenced(services, p.source, p.param, ids, here))))
     if isinstance(p, CompositeMatch):
         return p

@@ -1,6 +1,7 @@
 """`_include` and `_revinclude` (search.html#include): resolved from the stored resources of the
 page (forward) or by an index query on the referring type (reverse); deduplicated; `:iterate`
-repeats on what was included, a bounded number of times."""
+repeats on what was included, a bounded number of times (MICDR_MAX_INCLUDE_ITERATIONS rounds,
+MICDR_MAX_INCLUDED resources)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,6 @@ from app.interactions.context import Services
 from app.store.port import StoredResource
 from indexing.extract import ReferenceValue, values_of_nodes
 from indexing.plan.plan import Clause, Include, RefIn, SearchPlan
-
-MAX_ITERATIONS = 3
-MAX_INCLUDED = 1000
 
 
 def _reference_params(services: Services, source: str, param: str) -> list[str]:
@@ -60,7 +58,9 @@ async def included(
     seen = {s.ref for s in matches}
     out: list[StoredResource] = []
     frontier = matches
-    for round_ in range(MAX_ITERATIONS + 1):
+    iterations = services.settings.max_include_iterations
+    limit = services.settings.max_included
+    for round_ in range(iterations + 1):
         active = [i for i in includes if round_ == 0 or i.iterate]
         if not active or not frontier:
             break
@@ -79,6 +79,6 @@ async def included(
                 new.append(stored)
         out.extend(new)
         frontier = new
-        if len(out) >= MAX_INCLUDED:
-            return out[:MAX_INCLUDED]
+        if len(out) >= limit:
+            return out[:limit]
     return out

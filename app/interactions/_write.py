@@ -17,6 +17,7 @@ from app.fhir.clock import utc_now
 from app.fhir.meta import new_id
 from app.fhir.outcome import FhirError
 from app.fhir.patch import apply_patch
+from app.interactions._access import guard_entries, guard_writes
 from app.interactions.context import Services
 from app.store.port import ClaimTaken, VersionConflict
 from app.tx.commands import Transaction
@@ -36,6 +37,7 @@ _ATTEMPTS = 30
 async def execute(
     services: Services, entries: list[Entry], origin: str | None = None
 ) -> TransactionPlan:
+    guard_entries(services, entries)
     journal = services.journal
     if journal is not None:
         # An asynchronous submission (docs/implementation/async.md): a redelivered job whose
@@ -57,6 +59,7 @@ async def execute(
         plan = plan_transaction(entries, resolution, opts)
         if not plan.transaction.writes:
             return plan
+        guard_writes(services, plan, resolution)
         if journal is not None and origin is not None:
             await journal.record(origin, plan.results)
         try:

@@ -15,12 +15,18 @@ batch-response Bundle, the resource, or the OperationOutcome) and its status in
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
+import orjson
+
+from app.fhir.clock import utc_now
 from app.fhir.meta import new_id
 from app.fhir.outcome import FhirError, information, operation_outcome
+from app.interactions._access import require
 from app.interactions.bundle import submit_bundle
 from app.interactions.context import Services
 from app.interactions.create import create
@@ -29,12 +35,21 @@ from app.interactions.patch import patch
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.transaction import bundle_entries, prefer_return
 from app.interactions.update import update
+from app.security.audit import AuditRecord, append_line, touched
+from app.security.scopes import OPEN, Principal
 from app.store.port import Submission
+
+log = logging.getLogger("micdr.audit")
+_OPS = {"create": "c", "update": "u", "patch": "u", "delete": "d"}
 
 STATUS_PATH = "$async-status"
 CONTRIBUTOR_HEADER = "x-micdr-contributor"
 IDEMPOTENCY_HEADER = "x-idempotency-key"
 ANONYMOUS = "anonymous"
+# Set by the HTTP layer only (any client-sent value is dropped): the verified caller, as JSON, so
+# the job runs with the submitter's scopes (docs/security.md); and the request id, for the audit.
+PRINCIPAL_HEADER = "x-micdr-principal"
+REQUEST_ID_HEADER = "x-request-id"
 # The request headers a submission keeps (what the interactions read, and who sent it).
 KEPT_HEADERS = (
     "prefer",
@@ -45,6 +60,8 @@ KEPT_HEADERS = (
     "accept",
     CONTRIBUTOR_HEADER,
     IDEMPOTENCY_HEADER,
+    PRINCIPAL_HEADER,
+    REQUEST_ID_HEADER,
 )
 # The original answer's headers repeated on the status answer.
 RESULT_HEADERS = ("Location", "ETag", "Last-Modified")
@@ -92,13 +109,16 @@ def check_envelope(services: Services, code: str, request: FhirRequest) -> None:
 
 def idempotency_key(request: FhirRequest) -> str | None:
     """`X-Idempotency-Key`, else a submitted Bundle's `identifier` (`system|value`)."""
+    # Authenticated: keys are the submitter's own (another client's key neither collides with
+    # nor reveals theirs).
+    owner = f"{request.header(CONTRIBUTOR_HEADER)}:" if request.header(PRINCIPAL_HEADER) else ""
     header = request.header(IDEMPOTENCY_HEADER)
     if header:
-        return f"key:{header.strip()}"
+        return f"{owner}key:{header.strip()}"
     body = request.body
     ident = body.get("identifier") if isinstance(body, dict) else None
     if isinstance(ident, dict) and body.get("resourceType") == "Bundle" and ident.get("value"):
-        return f"bundle:{ident.get('system') or ''}|{ident['value']}"
+        return f"{owner}bundle:{ident.get('system') or ''}|{ident['value']}"
     return None
 
 
@@ -127,6 +147,8 @@ def new_submission(code: str, request: FhirRequest, method: str, now: float) -> 
 async def accept(services: Services, code: str, method: str, request: FhirRequest) -> FhirResponse:
     """Store the request, then answer 202 (a resubmission answers its first submission)."""
     check_envelope(services, code, request)
+    if code != "transaction" and request.type is not None:
+        require(services, request.type, _OPS[code])  # a Bundle's entries are checked when run
     submission = new_submission(code, request, method, time.time())
     stored = await services.store.submit(submission)
     if stored.id == submission.id:
@@ -157,10 +179,16 @@ def _callback_header(sub: Submission) -> dict[str, str]:
     return {"X-Callback-Delivery": value}
 
 
+def _theirs(services: Services, sub: Submission | None) -> bool:
+    """A submission is visible only to its submitter (any, when no authentication is on)."""
+    principal = services.principal
+    return sub is not None and (principal.open or sub.contributor == principal.submitter)
+
+
 async def async_status(services: Services, request: FhirRequest) -> FhirResponse:
     assert request.id is not None
     sub = await services.store.submission(request.id)
-    if sub is None or sub.state == "cancelled":
+    if sub is None or not _theirs(services, sub) or sub.state == "cancelled":
         raise FhirError.of(404, "not-found", f"no asynchronous submission {request.id}")
     if sub.expires is not None and sub.expires < time.time():
         raise FhirError.of(410, "deleted", f"the result of {sub.id} has expired")
@@ -191,6 +219,8 @@ def status_answer(sub: Submission) -> tuple[dict[str, Any], dict[str, str]]:
 async def async_cancel(services: Services, request: FhirRequest) -> FhirResponse:
     assert request.id is not None
     now = time.time()
+    if not _theirs(services, await services.store.submission(request.id)):
+        raise FhirError.of(404, "not-found", f"no asynchronous submission {request.id}")
     cancelled = await services.store.update_submission(
         request.id,
         {"state": "queued"},
@@ -229,14 +259,17 @@ async def run_submission(services: Services, sub: Submission) -> dict[str, Any]:
     """Run a stored request through its interaction; answers the result to store (status,
     headers, body). A FhirError is an outcome too (the contributor's 4xx), not a failure."""
     request = submitted_request(sub)
+    services = replace(services, principal=submitted_principal(request))
     try:
         answer = await INTERACTIONS[sub.request["interaction"]](services, request)
     except FhirError as err:
+        audit_job(services, sub, err.status, None, str(err))
         return {
             "status": err.status,
             "headers": dict(err.headers),
             "body": operation_outcome(err.issues),
         }
+    audit_job(services, sub, answer.status, answer.resource, None)
     body = answer.resource
     if answer.is_write:
         prefer = prefer_return(request, default="representation")
@@ -245,6 +278,45 @@ async def run_submission(services: Services, sub: Submission) -> dict[str, Any]:
         elif prefer == "OperationOutcome":
             body = information(f"{sub.request['method']} succeeded with status {answer.status}")
     return {"status": answer.status, "headers": dict(answer.headers), "body": body}
+
+
+def submitted_principal(request: FhirRequest) -> Principal:
+    raw = request.header(PRINCIPAL_HEADER)
+    if not raw:
+        return OPEN
+    return Principal.from_json(orjson.loads(raw))
+
+
+def audit_job(
+    services: Services,
+    sub: Submission,
+    status: int,
+    resource: dict[str, Any] | None,
+    detail: Any,
+) -> None:
+    """The audit line of a finished asynchronous job (the 202 was audited when accepted)."""
+    refs, patients = touched(resource)
+    req = sub.request
+    record = AuditRecord(
+        time=utc_now(),
+        request_id=str((req.get("headers") or {}).get(REQUEST_ID_HEADER) or ""),
+        interaction=str(req.get("interaction")),
+        method=str(req.get("method")),
+        path=f"{STATUS_PATH}/{sub.id}",
+        status=status,
+        principal=services.principal,
+        type=req.get("type"),
+        id=req.get("id"),
+        resources=refs,
+        patients=patients,
+        submission=sub.id,
+        detail=str(detail) if detail else None,
+        extra={"async": True},
+    )
+    try:
+        append_line(services.settings.audit_path, record)
+    except OSError as exc:
+        log.error("audit line not written: %s", exc)
 
 
 def dead_result(error: str) -> dict[str, Any]:

@@ -73,10 +73,38 @@ def capability_statement(
         "rest": [
             {
                 "mode": "server",
+                "security": security(services),
                 "resource": resources,
                 "interaction": [{"code": c} for c in _SYSTEM_CODES if c in implemented],
             }
         ],
+    }
+
+
+SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def security(services: Services) -> dict[str, Any]:
+    """`rest.security` (docs/security.md)."""
+    settings = services.settings
+    if not settings.auth_configured:
+        return {
+            "cors": False,
+            "description": "No authentication is configured: open access. The server then "
+            "listens on loopback only (micdr serve refuses other addresses without --insecure).",
+        }
+    return {
+        "cors": False,
+        "service": [
+            {
+                "coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR"}],
+                "text": "OAuth 2 bearer JWT (RS256/ES256)",
+            }
+        ],
+        "description": f"Bearer JWTs issued by {settings.auth_issuer} for audience "
+        f"{settings.auth_audience}. SMART v2 scopes: system/ (contributors, limited to the "
+        f"organisation in the {settings.auth_org_claim!r} claim), user/ (viewers), patient/ "
+        f"(the compartment of the {settings.auth_patient_claim!r} claim). See docs/security.md.",
     }
 
 

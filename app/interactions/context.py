@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.security.scopes import OPEN, Principal
 from app.settings import Settings
 from app.store.port import Store
 from app.tx.commands import Write
@@ -54,6 +55,9 @@ class Services:
     on_submit: Callable[[str], Awaitable[None]] = _no_submission
     # Set only while a worker runs an asynchronous submission.
     journal: WriteJournal | None = None
+    # Who is calling (app/security/scopes.py): set per request by the HTTP layer, and per job
+    # from the submission; OPEN when no authentication is configured.
+    principal: Principal = OPEN
     # Called after a commit that wrote SearchParameter resources (with that commit's sequence
     # and those writes): registers them and starts the reindex (app/search_parameters.py).
     on_search_parameters: Callable[[int, list[Write]], Awaitable[None]] | None = None

@@ -12,6 +12,7 @@ from app.fhir.bundles import bundle, link, page_url, status_line
 from app.fhir.clock import http_date, utc_now
 from app.fhir.meta import etag
 from app.fhir.outcome import FhirError
+from app.interactions._access import require, require_unrestricted, visible
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
 from app.store.port import HistoryQuery, StoredResource
@@ -80,9 +81,15 @@ async def history(services: Services, request: FhirRequest) -> FhirResponse:
     )
     if request.id is not None:
         assert request.type is not None
-        if await services.store.read(request.type, request.id) is None:
+        access = require(services, request.type, "r")
+        current = await services.store.read(request.type, request.id)
+        if current is None or (access.kind != "all" and not visible(services, access, current)):
             raise FhirError.of(404, "not-found", f"{request.type}/{request.id} is not known")
+    else:
+        require_unrestricted(services, request.type)
     found = await services.store.history(query)
+    if request.id is not None and access.kind != "all":
+        found = [s for s in found if visible(services, access, s)]
     page, more = found[:count], len(found) > count
     path = (
         f"{request.base}/{request.type}/{request.id}"

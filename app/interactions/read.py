@@ -7,6 +7,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from app.fhir.meta import parse_etag
+from app.interactions._access import require, visible
 from app.interactions._respond import etag_only, gone, not_found
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
@@ -14,8 +15,9 @@ from app.interactions.result import FhirRequest, FhirResponse
 
 async def read(services: Services, request: FhirRequest) -> FhirResponse:
     assert request.type is not None and request.id is not None
+    access = require(services, request.type, "r")
     stored = await services.store.read(request.type, request.id)
-    if stored is None:
+    if stored is None or (access.kind != "all" and not visible(services, access, stored)):
         raise not_found(request.type, request.id)
     if stored.deleted:
         raise gone(stored, request.base)

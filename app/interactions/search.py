@@ -18,10 +18,12 @@ from app.fhir.outcome import FhirError
 from app.fhir.page_token import decode_page, encode_page
 from app.fhir.summary import apply_summary
 from app.ig.search_rules import check_mi_search
+from app.interactions._access import readable, scope_search
 from app.interactions._chains import resolve_plan
 from app.interactions._includes import included
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
+from app.security.limits import LimitExceeded, check_chain_depth
 from app.store.port import StoredResource
 from indexing.plan.errors import InvalidSearch
 from indexing.plan.parse import parse_search
@@ -60,6 +62,10 @@ def plan_search(
     except InvalidSearch as err:
         expression = (err.expression,) if getattr(err, "expression", None) else ()
         raise FhirError.of(err.status, err.code, err.diagnostics, *expression) from None
+    try:
+        check_chain_depth(plan, settings.max_chain_depth)
+    except LimitExceeded as err:
+        raise FhirError.of(400, "too-costly", err.detail) from None
     if settings.ig_mode:
         check_mi_search(plan)
     return plan
@@ -82,7 +88,7 @@ async def search(services: Services, request: FhirRequest) -> FhirResponse:
     if token is not None:
         query, cursor = decode_page(secret, token)
     plan = plan_search(services, request.type, query, _handling(request))
-    resolved = await resolve_plan(services, plan)
+    resolved = await resolve_plan(services, scope_search(services, plan))
     count_only = plan.summary == "count" or plan.count == 0
     want_total = count_only or plan.total in ("accurate", "estimate")
     # One hit more than the page shows tells whether a next page exists.
@@ -93,7 +99,12 @@ async def search(services: Services, request: FhirRequest) -> FhirResponse:
     by_ref = {s.ref: s for s in await services.store.read_many([(h.type, h.id) for h in hits])}
     matches = [by_ref[f"{h.type}/{h.id}"] for h in hits if f"{h.type}/{h.id}" in by_ref]
     matches = [m for m in matches if not m.deleted]
+    if not services.principal.open:
+        # The index found them within scope; the store's current version must still be.
+        matches = readable(services, matches)
     extra = await included(services, plan.includes, matches) if plan.includes else []
+    if not services.principal.open:
+        extra = readable(services, extra)
     path = f"{request.base}/{request.type}" if request.type else request.base
     links = [link("self", page_url(path, list(plan.self_params)))]
     if not count_only and len(page.hits) > plan.count and hits:

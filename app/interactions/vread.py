@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.fhir.outcome import FhirError
+from app.interactions._access import require, visible
 from app.interactions._respond import etag_only, gone
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
@@ -16,8 +17,9 @@ async def vread(services: Services, request: FhirRequest) -> FhirResponse:
     # ASCII digits only ("²".isdigit() is true), and within the stores' 64-bit integers.
     if not (version.isascii() and version.isdigit()) or int(version) > _MAX_VERSION:
         raise FhirError.of(404, "not-found", f"version {version!r} is not a version number")
+    access = require(services, request.type, "r")
     stored = await services.store.vread(request.type, request.id, int(version))
-    if stored is None:
+    if stored is None or (access.kind != "all" and not visible(services, access, stored)):
         raise FhirError.of(
             404, "not-found", f"{request.type}/{request.id} has no version {request.version}"
         )
