@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from app.fhir.outcome import FhirError
+from app.security.limits import MAX_JSON_DEPTH, json_depth_exceeds
 
 JSON = "application/fhir+json"
 XML = "application/fhir+xml"
@@ -34,9 +35,14 @@ def parse_body(raw: bytes, content_type: str | None) -> Any:
         return parse_xml(raw)
     if kind in _JSON_TYPES or kind == JSON_PATCH or kind == "":
         try:
-            return orjson.loads(raw)
+            parsed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise FhirError.of(400, "structure", f"the body is not valid JSON: {exc}") from None
+        if json_depth_exceeds(parsed):
+            raise FhirError.of(
+                400, "too-costly", f"the body nests deeper than {MAX_JSON_DEPTH} arrays and objects"
+            )
+        return parsed
     raise FhirError.of(
         415,
         "not-supported",
