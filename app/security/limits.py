@@ -106,7 +106,7 @@ def json_depth_exceeds(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
-            children: list[object] | None = list(item.values())
+            children: list[object] = list(item.values())
         elif isinstance(item, list):
             children = item
         else:

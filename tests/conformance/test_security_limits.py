@@ -99,7 +99,7 @@ HOSTILE = [
     '"}}, "query": {"match_all": {}}, "x": {"',
     "a|b|c",
     "\x00",
-    "𝕏 unicode ∑",
+    "\U0001d54f unicode \u2211",
 ]
 
 
