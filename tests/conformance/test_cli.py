@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -133,3 +134,36 @@ def test_load_feeds_every_bundle_reports_and_resumes(tmp_path: Path, into: str) 
     assert [json.loads(line)["ok"] for line in report.read_text().splitlines()] == [True] * 3
     again = run(*args)
     assert "loaded 0 units (0 resources), 0 failed" in again.stdout
+
+
+def test_a_non_loopback_bind_starts_once_authentication_is_configured(tmp_path: Path) -> None:
+    from tests.conformance._auth import auth_env
+
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MICDR_")}
+    env = {**clean, **auth_env(tmp_path)}
+    proc = subprocess.Popen(
+        [*MICDR, "serve", "--host", "0.0.0.0", "--port", str(port), "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and status is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/fhir/Patient", timeout=2)
+                status = 200
+            except urllib.error.HTTPError as err:
+                status = err.code
+                assert err.headers["WWW-Authenticate"].startswith("Bearer")
+            except OSError:
+                time.sleep(0.2)
+        assert status == 401, "an unauthenticated search must be refused"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert "bearer tokens required" in (proc.stderr.read() if proc.stderr else "")
