@@ -104,6 +104,13 @@ async def connect(
     return store, client.close
 
 
+def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The current-document fields of a version document."""
+    fields = {k: doc[k] for k in ("type", "id", "version", "op", "last_updated", "resource")}
+    fields["ident"] = doc.get("ident", []) if doc["op"] != "delete" else []
+    return fields
+
+
 class MongoResourceStore:
     """Store on a database handle from `pymongo.AsyncMongoClient` (or mongomock-motor in tests)."""
 
@@ -265,13 +272,25 @@ class MongoResourceStore:
         await self._txlog.update_one({"_id": seq}, {"$set": {"state": "applied"}})
 
     async def _move_current(self, docs: list[dict[str, Any]]) -> None:
-        # One update per resource, sent concurrently: mongomock cannot run pymongo's bulk_write
-        # (docs/decisions/0003-pymongo-async-not-motor.md).
-        await asyncio.gather(*(self._move_one(doc) for doc in docs))
+        # First versions become current documents in one insert_many (a Bundle of creates is one
+        # round trip); later versions take one update each, sent concurrently: mongomock cannot
+        # run pymongo's bulk_write (docs/decisions/0003-pymongo-async-not-motor.md).
+        firsts = [_current_fields(d) for d in docs if d["version"] == 1]
+        if firsts:
+            try:
+                await self._current.insert_many(
+                    [{"_id": f"{f['type']}/{f['id']}", **f} for f in firsts], ordered=False
+                )
+            except BulkWriteError as exc:
+                # A duplicate key: that resource is already current at this or a later version
+                # (a repeated roll-forward); anything else is a real failure.
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                    raise StoreError(str(exc)) from exc
+        await asyncio.gather(*(self._move_one(doc) for doc in docs if doc["version"] != 1))
 
     async def _move_one(self, doc: dict[str, Any]) -> None:
-        fields = {k: doc[k] for k in ("type", "id", "version", "op", "last_updated", "resource")}
-        fields["ident"] = doc.get("ident", []) if doc["op"] != "delete" else []
+        fields = _current_fields(doc)
         # Only ever forward: an older roll-forward arriving late must not move it back (the
         # upsert then hits the newer document's _id: a duplicate key, nothing to do).
         with contextlib.suppress(DuplicateKeyError):
