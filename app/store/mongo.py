@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from app.fhir.clock import format_instant, utc_now
 from app.store.names import (
@@ -104,6 +104,52 @@ async def connect(
     return store, client.close
 
 
+_BUSY = "database is locked"
+_BUSY_ATTEMPTS = 8
+_RETRIED = frozenset(
+    {
+        "insert_one",
+        "update_one",
+        "update_many",
+        "delete_one",
+        "delete_many",
+        "find_one",
+        "find_one_and_update",
+        "find_one_and_delete",
+        "count_documents",
+        "create_index",
+    }
+)
+
+
+class _BusyRetry:
+    """A collection whose single-statement calls retry "database is locked".
+
+    FerretDB's SQLite backend answers a write that meets another writer's lock with that error
+    instead of waiting; the statement did not run, so running it again is safe. (MongoDB never
+    says it.) Multi-document inserts are not retried: part of them may have landed."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._collection, name)
+        if name not in _RETRIED:
+            return attr
+
+        async def retried(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(_BUSY_ATTEMPTS):
+                try:
+                    return await attr(*args, **kwargs)
+                except OperationFailure as exc:
+                    if _BUSY not in str(exc) or attempt == _BUSY_ATTEMPTS - 1:
+                        raise
+                await asyncio.sleep(0.005 * 2**attempt)
+            raise AssertionError("unreachable")
+
+        return retried
+
+
 def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The current-document fields of a version document."""
     fields = {k: doc[k] for k in ("type", "id", "version", "op", "last_updated", "resource")}
@@ -116,13 +162,13 @@ class MongoResourceStore:
 
     def __init__(self, database: Any) -> None:
         self._db = database
-        self._versions = database[VERSIONS]
-        self._current = database[CURRENT]
-        self._txlog = database[TXLOG]
-        self._claims = database[CLAIMS]
-        self._counters = database[COUNTERS]
-        self._submissions = database[SUBMISSIONS]
-        self._submission_keys = database[SUBMISSION_KEYS]
+        self._versions = _BusyRetry(database[VERSIONS])
+        self._current = _BusyRetry(database[CURRENT])
+        self._txlog = _BusyRetry(database[TXLOG])
+        self._claims = _BusyRetry(database[CLAIMS])
+        self._counters = _BusyRetry(database[COUNTERS])
+        self._submissions = _BusyRetry(database[SUBMISSIONS])
+        self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
 
     @classmethod
     async def open(cls, database: Any) -> MongoResourceStore:
