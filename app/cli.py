@@ -1,4 +1,4 @@
-"""`micdr`: serve | load | reindex | worker.
+"""`micdr`: serve | load | reindex | worker | bench.
 
 Configuration errors are one line on stderr and exit status 2."""
 
@@ -242,6 +242,30 @@ async def _reindex(
         await engines.close()
 
 
+def bench(args: argparse.Namespace) -> None:
+    """The benchmark (bench/run.py): a client of the deployments it starts, shipped beside
+    `app` in the same distribution."""
+    try:
+        from bench.run import main as run_bench
+        from bench.stack import StackError
+    except ImportError as exc:
+        raise CliError(
+            f"the benchmark needs its extra: pip install 'micdr[bench]' ({exc})"
+        ) from None
+    try:
+        run_bench(
+            quick=args.quick,
+            stack=args.stack,
+            out=Path(args.out),
+            profile=args.profile,
+            patients=args.patients,
+            workers=args.workers,
+            seed=args.seed,
+        )
+    except StackError as exc:
+        raise CliError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="micdr", description="miCDR FHIR R4 imaging repository")
     sub = top.add_subparsers(dest="command", required=True)
@@ -272,6 +296,15 @@ def parser() -> argparse.ArgumentParser:
     ri.set_defaults(run=reindex)
     w = sub.add_parser("worker", help="run the full stack's arq worker")
     w.set_defaults(run=worker)
+    b = sub.add_parser("bench", help="benchmark ingest, search and read (bench/README.md)")
+    b.add_argument("--quick", action="store_true", help="small data, about 3 minutes on 2 cores")
+    b.add_argument("--stack", choices=("embedded", "full", "both"), default="embedded")
+    b.add_argument("--out", default="bench/results", help="folder for the JSON, Markdown, PNG")
+    b.add_argument("--profile", action="store_true", help="py-spy the API during sync ingest")
+    b.add_argument("--patients", type=int, help="generated patients (about 9 entries each)")
+    b.add_argument("--workers", type=int, help="full stack: micdr worker processes (default 2)")
+    b.add_argument("--seed", type=int, help="the generator's seed")
+    b.set_defaults(run=bench)
     return top
 
 

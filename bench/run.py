@@ -1,0 +1,357 @@
+"""`micdr bench`: start the deployment(s), load generated IG episodes, measure, report.
+
+Per stack (embedded: `micdr serve` on a fresh data dir; full: `micdr serve` + `micdr worker`
+processes on fresh database/index/Redis names over the engines of scripts/services.sh):
+
+1. sync ingest — half the episodes (every other patient) as transaction Bundles from 8
+   concurrent clients; resources/s until all are searchable (`/health` shows no index lag);
+2. async ingest — the other half with `Prefer: respond-async`, polling `$async-status`;
+   resources/s until every submission is done and searchable;
+3. longitudinal search — `DocumentReference?patient.identifier=…` and
+   `DiagnosticReport?patient.identifier=…&issued=ge…&_include=DiagnosticReport:subject` on random
+   patients: p50/p95/p99 at 1 client, searches/s at 8 clients;
+4. read by id — p50/p95/p99 at 1 client (and reads/s at 8 clients);
+5. the engines' own limit — the same volume of documents (one per submitted entry) bulk-inserted
+   straight into the store's engine and projected straight into the index, no API; ingest is
+   reported as a share of it.
+
+Writes `<out>/<stamp>.json`, `<out>/<stamp>.md` and `<out>/<stamp>.png` (matplotlib, the
+`bench` extra). `--profile` also records py-spy profiles of the API (and a worker) during the
+sync ingest (`<out>/<stamp>-<stack>-*.txt`, collapsed stacks: speedscope or flamegraph.pl read
+them) and summarises where the time goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from bench import report
+from bench.generate import Dataset, flatten, generate
+from bench.stack import Stack, StackError, engine_urls, ensure_services, start
+from bench.workloads import engine_limit, health, ingest, read, search
+
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    patients: int
+    seed: int = 20250101
+    clients: int = 8
+    workers: int = 2
+    search_count: int = 400  # at 1 client, half of each search
+    search_seconds: float = 10.0  # at 8 clients
+    read_count: int = 500
+    read_seconds: float = 5.0
+
+
+QUICK = Plan(patients=1500, search_count=300, search_seconds=8.0, read_count=400, read_seconds=4.0)
+FULL = Plan(
+    patients=6000, search_count=1000, search_seconds=20.0, read_count=2000, read_seconds=10.0
+)
+
+
+def _columns(what: str) -> tuple[Any, ...]:
+    return (
+        TextColumn(f"{what:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+    )
+
+
+@contextmanager
+def _bar(what: str, total: int) -> Iterator[tuple[Callable[[int], None], Callable[[str], None]]]:
+    with Progress(*_columns(what), console=console, transient=False) as progress:
+        task = progress.add_task(what, total=total, note="")
+
+        def advance(n: int) -> None:
+            progress.update(task, advance=n)
+
+        def note(text: str) -> None:
+            progress.update(task, note=text)
+
+        yield advance, note
+
+
+def _py_spy() -> str | None:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+@contextmanager
+def _profiling(pids: dict[str, int], prefix: Path, enabled: bool) -> Iterator[list[Path]]:
+    """py-spy record (collapsed stacks, 100 Hz, idle frames excluded) of each pid meanwhile."""
+    spy = _py_spy() if enabled else None
+    if enabled and spy is None:
+        console.print("[yellow]py-spy not found: no profile recorded")
+    procs: list[subprocess.Popen[bytes]] = []
+    paths: list[Path] = []
+    for name, pid in pids.items():
+        if spy is None:
+            break
+        path = prefix.with_name(f"{prefix.name}-{name}.txt")
+        paths.append(path)
+        procs.append(
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "100",
+                    "--nonblocking",
+                    "-o",
+                    str(path),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    try:
+        yield paths
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def conditions() -> dict[str, Any]:
+    """What the numbers depend on: machine, load, software, code version."""
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    try:
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        info["memory_gb"] = round(int(meminfo[0].split()[1]) / 1024 / 1024, 1)
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        info["git"] = rev + (f" (+{len(dirty)} modified files)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        info["git"] = "not a checkout"
+    return info
+
+
+def _halves(data: Dataset) -> tuple[Dataset, Dataset]:
+    """Every other patient's episodes: one half for sync ingest, the other for async."""
+    sync_keys = set(data.patients[0::2])
+    first = [e for e in data.episodes if e.patient in sync_keys]
+    second = [e for e in data.episodes if e.patient not in sync_keys]
+    return replace(data, episodes=first), replace(data, episodes=second)
+
+
+async def _one_stack(
+    kind: str, plan: Plan, data: Dataset, run_id: str, prefix: Path, profile: bool
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    urls = engine_urls()
+    if kind == "full":
+        result["engines"] = ensure_services(urls)
+    sync_half, async_half = _halves(data)
+    console.rule(f"[bold]{kind}[/bold]")
+    stack: Stack = await start(kind, run_id, plan.workers, urls)
+    try:
+        state = await _health(stack.base)
+        result["versions"] = {
+            "store": state["store"]["version"],
+            "index": state["index"]["version"],
+        }
+        result["processes"] = {"api": 1, "workers": plan.workers if kind == "full" else 0}
+        pids = {"api": stack.server_pid}
+        if kind == "full":
+            pids["worker"] = stack.pids[1]
+        spied = prefix.with_name(f"{prefix.name}-{kind}-sync")
+        with (
+            _profiling(pids, spied, profile) as paths,
+            _bar("sync ingest (transaction Bundles)", len(sync_half.episodes)) as (a, n),
+        ):
+            result["sync_ingest"] = await ingest(
+                stack.base,
+                sync_half.episodes,
+                plan.clients,
+                False,
+                a,
+                lambda: n("submitted; waiting for the index"),
+            )
+        result["profiles"] = [p.name for p in paths if p.exists()]
+        with _bar("async ingest (respond-async)", len(async_half.episodes)) as (a, n):
+            result["async_ingest"] = await ingest(
+                stack.base,
+                async_half.episodes,
+                plan.clients,
+                True,
+                a,
+                lambda: n("accepted; polling status"),
+            )
+        refs = result["sync_ingest"].pop("refs") + result["async_ingest"].pop("refs")
+        with _bar("longitudinal search", plan.search_count) as (a, n):
+            n(f"then {plan.clients} clients for {plan.search_seconds:.0f}s")
+            result["search"] = await search(
+                stack.base,
+                data.patients,
+                plan.seed,
+                plan.search_count,
+                plan.clients,
+                plan.search_seconds,
+                a,
+            )
+        with _bar("read by id", plan.read_count) as (a, n):
+            n(f"then {plan.clients} clients for {plan.read_seconds:.0f}s")
+            result["read"] = await read(
+                stack.base, refs, plan.seed, plan.read_count, plan.clients, plan.read_seconds, a
+            )
+    except BaseException:
+        console.print(stack.log_tail())
+        raise
+    finally:
+        stack.stop()
+    docs = flatten(data, unique=False)
+    try:
+        with _bar("engines' own limit (no API)", 2 * len(docs)) as (a, _):
+            result["engine_limit"] = await engine_limit(kind, stack.env, stack.workdir, docs, a)
+    finally:
+        await stack.clean()
+    limit = result["engine_limit"]["resources_per_second"]
+    for phase in ("sync_ingest", "async_ingest"):
+        rate = result[phase]["resources_per_second"]
+        result[phase]["share_of_engine_limit"] = round(rate / limit, 3) if limit else None
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    return result
+
+
+async def _health(base: str) -> dict[str, Any]:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await health(client, base)
+
+
+async def _run(stacks: list[str], plan: Plan, out: Path, profile: bool) -> Path:
+    began = datetime.now(UTC)
+    stamp = began.strftime("%Y-%m-%dT%H%M%SZ")
+    run_id = began.strftime("%Y%m%d%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = out / stamp
+    t0 = time.perf_counter()
+    with console.status("generating data"):
+        data = generate(plan.seed, plan.patients)
+    console.print(
+        f"{len(data.patients)} patients, {len(data.episodes)} episodes, "
+        f"{data.resources} Bundle entries (seed {plan.seed}); {plan.clients} clients"
+    )
+    results: dict[str, Any] = {
+        "date": began.isoformat(timespec="seconds"),
+        "plan": asdict(plan),
+        "data": {
+            "patients": len(data.patients),
+            "episodes": len(data.episodes),
+            "resources": data.resources,
+        },
+        "conditions": conditions(),
+        "stacks": {},
+    }
+    for kind in stacks:
+        try:
+            results["stacks"][kind] = await _one_stack(kind, plan, data, run_id, prefix, profile)
+        except StackError as exc:
+            console.print(f"[red]{kind}: {exc}")
+            results["stacks"][kind] = {"error": str(exc)}
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    results["targets"] = report.judge(results)
+    if profile:
+        results["profile_summary"] = {
+            name: report.profile_shares(out / name)
+            for stack in results["stacks"].values()
+            for name in stack.get("profiles", [])
+        }
+    json_path = prefix.with_suffix(".json")
+    json_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    prefix.with_suffix(".md").write_text(report.markdown(results, stamp))
+    chart = report.chart(results, prefix.with_suffix(".png"))
+    _print(results)
+    console.print(
+        f"results: {json_path}, {prefix.with_suffix('.md')}"
+        + (f", {chart}" if chart else " (no chart: pip install 'micdr[bench]')")
+    )
+    return json_path
+
+
+def _print(results: dict[str, Any]) -> None:
+    table = Table(title="miCDR benchmark")
+    table.add_column("metric")
+    for kind in results["stacks"]:
+        table.add_column(kind, justify="right")
+    for label, values in report.rows(results):
+        table.add_row(label, *values)
+    Console().print(table)
+    verdicts = Table(title="targets (issue 9)")
+    for column in ("target", "stack", "measured", "goal", "verdict"):
+        verdicts.add_column(column)
+    for t in results["targets"]:
+        verdicts.add_row(t["target"], t["stack"], t["measured"], t["goal"], t["verdict"])
+    Console().print(verdicts)
+
+
+def main(
+    quick: bool,
+    stack: str,
+    out: Path,
+    profile: bool = False,
+    patients: int | None = None,
+    workers: int | None = None,
+    seed: int | None = None,
+) -> Path:
+    plan = QUICK if quick else FULL
+    if patients:
+        plan = replace(plan, patients=patients)
+    if workers:
+        plan = replace(plan, workers=workers)
+    if seed is not None:
+        plan = replace(plan, seed=seed)
+    stacks = ["embedded", "full"] if stack == "both" else [stack]
+    return asyncio.run(_run(stacks, plan, out, profile))

@@ -1,0 +1,428 @@
+"""The benchmark's workloads against a running API (httpx, async), and the engines' own limit.
+
+Each answers a plain dict of numbers (JSON-ready). Latencies are in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.generate import Episode, PatientKey
+
+FHIR_JSON = "application/fhir+json"
+MAIN_TYPES = ("ServiceRequest", "ImagingStudy", "DiagnosticReport", "Patient")
+Advance = Callable[[int], None]
+
+
+def percentiles(seconds: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99/mean/max in ms (nearest rank) of `seconds`."""
+    if not seconds:
+        return {"n": 0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
+    ordered = sorted(seconds)
+
+    def rank(p: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(p * len(ordered) + 0.5) - 1))]
+
+    return {
+        "n": len(ordered),
+        "p50": round(rank(0.50) * 1000, 2),
+        "p95": round(rank(0.95) * 1000, 2),
+        "p99": round(rank(0.99) * 1000, 2),
+        "mean": round(sum(ordered) / len(ordered) * 1000, 2),
+        "max": round(ordered[-1] * 1000, 2),
+    }
+
+
+def _client(base: str, clients: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base,
+        timeout=httpx.Timeout(300.0),
+        limits=httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4),
+        headers={"Accept": FHIR_JSON},
+    )
+
+
+async def health(client: httpx.AsyncClient, base: str) -> dict[str, Any]:
+    answer = await client.get(base.rsplit("/fhir", 1)[0] + "/health")
+    data: dict[str, Any] = answer.json()
+    return data
+
+
+async def wait_searchable(
+    client: httpx.AsyncClient, base: str, submissions: bool = False, timeout: float = 1800.0
+) -> None:
+    """Until /health shows no unindexed commit (and, for asynchronous ingest, no queued or
+    running submission)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = await health(client, base)
+        queued = state["submissions"]["queue_depth"] + state["submissions"]["running"]
+        if state["index"]["oldest_unindexed_commit"] is None and not (submissions and queued):
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"the index did not catch up within {timeout:.0f}s")
+
+
+def _refs(body: dict[str, Any]) -> tuple[list[str], int]:
+    """(main resources' `Type/id` from a transaction-response, failed entries)."""
+    refs, failed = [], 0
+    for entry in body.get("entry") or []:
+        if not str(entry.get("response", {}).get("status", "")).startswith("2"):
+            failed += 1
+            continue
+        ref = "/".join(str(entry.get("fullUrl", "")).rsplit("/", 2)[-2:])
+        if ref.split("/")[0] in MAIN_TYPES:
+            refs.append(ref)
+    return refs, failed
+
+
+async def ingest(
+    base: str,
+    episodes: Sequence[Episode],
+    clients: int,
+    respond_async: bool,
+    advance: Advance,
+    on_submitted: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Submit every episode from `clients` concurrent clients, then wait until all are done
+    (asynchronous: status polling) and searchable. Resources/s over the whole span."""
+    queue: asyncio.Queue[Episode | None] = asyncio.Queue()
+    for episode in episodes:
+        queue.put_nowait(episode)
+    for _ in range(clients):
+        queue.put_nowait(None)
+    latencies: list[float] = []
+    refs: list[str] = []
+    errors: list[str] = []
+    failed_entries = 0
+    pending: asyncio.Queue[str | None] = asyncio.Queue()
+    headers = {"Content-Type": FHIR_JSON}
+    if respond_async:
+        headers["Prefer"] = "respond-async"
+
+    async with _client(base, clients) as client:
+
+        def judge(status: int, body: dict[str, Any]) -> None:
+            nonlocal failed_entries
+            if status != 200:
+                issue = (body.get("issue") or [{}])[0]
+                errors.append(f"{status} {issue.get('diagnostics', '')}"[:300])
+                return
+            found, failed = _refs(body)
+            refs.extend(found)
+            failed_entries += failed
+
+        async def submit() -> None:
+            while (episode := await queue.get()) is not None:
+                began = time.perf_counter()
+                answer = await client.post(
+                    "", content=orjson.dumps(episode.bundle), headers=headers
+                )
+                latencies.append(time.perf_counter() - began)
+                if respond_async:
+                    if answer.status_code != 202:
+                        errors.append(f"{answer.status_code} {answer.text[:300]}")
+                        advance(1)
+                        continue
+                    pending.put_nowait(answer.headers["Content-Location"])
+                else:
+                    judge(answer.status_code, answer.json())
+                    advance(1)
+
+        async def poll() -> None:
+            """Status polling, oldest first: while the oldest is not done, later ones are not
+            asked (a queue is served in order), so polling costs little."""
+            while (url := await pending.get()) is not None:
+                while True:
+                    answer = await client.get(url)
+                    if answer.status_code == 200:
+                        judge(int(answer.headers.get("X-Original-Status", "200")), answer.json())
+                        advance(1)
+                        break
+                    if answer.status_code != 202:
+                        errors.append(f"status {answer.status_code} {answer.text[:200]}")
+                        advance(1)
+                        break
+                    await asyncio.sleep(0.1)
+
+        began = time.perf_counter()
+        pollers = [asyncio.create_task(poll()) for _ in range(2 if respond_async else 0)]
+        await asyncio.gather(*(submit() for _ in range(clients)))
+        submitted = time.perf_counter() - began
+        on_submitted()
+        for _ in pollers:
+            pending.put_nowait(None)
+        await asyncio.gather(*pollers)
+        processed = time.perf_counter() - began
+        await wait_searchable(client, base, submissions=respond_async)
+        searchable = time.perf_counter() - began
+    resources = sum(e.resources for e in episodes)
+    return {
+        "bundles": len(episodes),
+        "resources": resources,
+        "clients": clients,
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "failed_entries": failed_entries,
+        "seconds_submitted": round(submitted, 3),
+        "seconds_processed": round(processed, 3),
+        "seconds_searchable": round(searchable, 3),
+        "resources_per_second": round(resources / searchable, 1),
+        "bundles_per_second": round(len(episodes) / searchable, 2),
+        "submit_latency_ms": percentiles(latencies),
+        "refs": refs,
+    }
+
+
+def _search_url(rng: random.Random, patients: Sequence[PatientKey], kind: str) -> str:
+    patient = rng.choice(patients)
+    token = patient.hcn if rng.random() < 0.5 else patient.mrn
+    if kind == "documents":
+        return f"DocumentReference?patient.identifier={token}"
+    year = rng.randint(2015, 2022)
+    return (
+        f"DiagnosticReport?patient.identifier={token}&issued=ge{year}-01-01"
+        "&_include=DiagnosticReport:subject"
+    )
+
+
+SEARCHES = ("documents", "reports")
+
+
+async def search(
+    base: str,
+    patients: Sequence[PatientKey],
+    seed: int,
+    count: int,
+    clients: int,
+    seconds: float,
+    advance: Advance,
+) -> dict[str, Any]:
+    """Longitudinal searches on random patients: `count` at 1 client (latency per search), then
+    as many as `clients` clients finish in `seconds` (throughput)."""
+    rng = random.Random(seed)
+    single: dict[str, list[float]] = {k: [] for k in SEARCHES}
+    matched: dict[str, int] = dict.fromkeys(SEARCHES, 0)
+    errors: list[str] = []
+    async with _client(base, clients) as client:
+
+        async def one(kind: str, into: list[float], count_match: bool = False) -> None:
+            url = _search_url(rng, patients, kind)
+            began = time.perf_counter()
+            answer = await client.get(url)
+            into.append(time.perf_counter() - began)
+            if answer.status_code != 200:
+                errors.append(f"{answer.status_code} {url} {answer.text[:200]}")
+            elif count_match and any(
+                e.get("search", {}).get("mode") == "match" for e in answer.json().get("entry", [])
+            ):
+                matched[kind] += 1
+
+        for n in range(count):
+            await one(SEARCHES[n % 2], single[SEARCHES[n % 2]], count_match=True)
+            advance(1)
+        loaded: list[float] = []
+        deadline = time.perf_counter() + seconds
+
+        async def loop(k: int) -> None:
+            n = k
+            while time.perf_counter() < deadline:
+                await one(SEARCHES[n % 2], loaded)
+                n += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(loop(k) for k in range(clients)))
+        span = time.perf_counter() - began
+    return {
+        "one_client": {
+            "all": percentiles(single["documents"] + single["reports"]),
+            **{k: percentiles(v) for k, v in single.items()},
+        },
+        "matched_share": {k: round(matched[k] / max(1, count // 2), 3) for k in SEARCHES},
+        "clients": clients,
+        "loaded_latency_ms": percentiles(loaded),
+        "searches_per_second": round(len(loaded) / span, 1),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
+
+
+async def read(
+    base: str,
+    refs: Sequence[str],
+    seed: int,
+    count: int,
+    clients: int,
+    seconds: float,
+    advance: Advance,
+) -> dict[str, Any]:
+    """Read by id: `count` reads of random ingested resources at 1 client, then throughput at
+    `clients` for `seconds`."""
+    rng = random.Random(seed)
+    single: list[float] = []
+    loaded: list[float] = []
+    errors: list[str] = []
+    async with _client(base, clients) as client:
+
+        async def one(into: list[float]) -> None:
+            ref = rng.choice(refs)
+            began = time.perf_counter()
+            answer = await client.get(ref)
+            into.append(time.perf_counter() - began)
+            if answer.status_code != 200:
+                errors.append(f"{answer.status_code} {ref}")
+
+        for _ in range(count):
+            await one(single)
+            advance(1)
+        deadline = time.perf_counter() + seconds
+
+        async def loop() -> None:
+            while time.perf_counter() < deadline:
+                await one(loaded)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        span = time.perf_counter() - began
+    return {
+        "one_client": percentiles(single),
+        "clients": clients,
+        "loaded_latency_ms": percentiles(loaded),
+        "reads_per_second": round(len(loaded) / span, 1),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
+
+
+# -- the engines' own limit -------------------------------------------------------------------
+
+BATCH = 500
+
+
+class _Current:
+    """What `indexing.project.project` reads of a stored resource."""
+
+    __slots__ = ("deleted", "id", "resource", "type", "version")
+
+    def __init__(self, resource: dict[str, Any]) -> None:
+        self.type: str = resource["resourceType"]
+        self.id: str = resource["id"]
+        self.version = 1
+        self.deleted = False
+        self.resource: dict[str, Any] | None = resource
+
+
+def _batches(items: Sequence[Any], size: int = BATCH) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _sqlite_insert(path: Path, docs: Sequence[dict[str, Any]], advance: Advance) -> None:
+    import sqlite3  # the bench is a client of the engines, not part of app/ (no layering rule)
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE resources (type TEXT, id TEXT, version INTEGER, resource BLOB,"
+        " PRIMARY KEY (type, id))"
+    )
+    for batch in _batches(docs):
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO resources VALUES (?, ?, 1, ?)",
+            [(d["resourceType"], d["id"], orjson.dumps(d)) for d in batch],
+        )
+        conn.execute("COMMIT")
+        advance(len(batch))
+    conn.close()
+
+
+async def _mongo_insert(
+    url: str, database: str, docs: Sequence[dict[str, Any]], advance: Advance
+) -> None:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    try:
+        collection = client[database]["resources"]
+        for batch in _batches(docs):
+            await collection.insert_many(
+                [
+                    {"_id": f"{d['resourceType']}/{d['id']}", "version": 1, "resource": d}
+                    for d in batch
+                ],
+                ordered=False,
+            )
+            advance(len(batch))
+    finally:
+        await client.close()
+
+
+async def engine_limit(
+    kind: str,
+    env: dict[str, str],
+    workdir: Path,
+    docs: Sequence[dict[str, Any]],
+    advance: Advance,
+) -> dict[str, Any]:
+    """The same documents straight into the store's engine (bulk insert, no API) and straight
+    into the index (project() + the index adapter's write), timed apart; the limit is what
+    both together sustain on this machine: documents / (store + projection + index) seconds."""
+    from indexing.project import project
+    from indexing.registry import SearchParamRegistry
+
+    registry = SearchParamRegistry.load()
+    began = time.perf_counter()
+    if kind == "full":
+        await _mongo_insert(
+            env["MICDR_MONGO_URL"], env["MICDR_MONGO_DATABASE"] + "_limit", docs, advance
+        )
+    else:
+        await asyncio.to_thread(_sqlite_insert, workdir / "limit-store.sqlite", docs, advance)
+    store_s = time.perf_counter() - began
+
+    began = time.perf_counter()
+    ops = project(registry, [_Current(d) for d in docs])
+    project_s = time.perf_counter() - began
+
+    index: Any
+    if kind == "full":
+        from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
+
+        index = await ElasticsearchSearchIndex.open(
+            env["MICDR_ELASTICSEARCH_URL"], env["MICDR_INDEX_PREFIX"] + "-limit", registry
+        )
+    else:
+        from indexing.engines.sqlite.adapter import SqliteSearchIndex
+
+        index = await SqliteSearchIndex.open(workdir / "limit-index.sqlite", registry)
+    try:
+        began = time.perf_counter()
+        for batch in _batches(ops):
+            await index.write(batch)
+            advance(len(batch))
+        await index.refresh()
+        index_s = time.perf_counter() - began
+    finally:
+        await index.close()
+    n = len(docs)
+    total = store_s + project_s + index_s
+    return {
+        "documents": n,
+        "batch": BATCH,
+        "store_seconds": round(store_s, 3),
+        "project_seconds": round(project_s, 3),
+        "index_seconds": round(index_s, 3),
+        "store_per_second": round(n / store_s, 1),
+        "project_per_second": round(n / project_s, 1),
+        "index_per_second": round(n / index_s, 1),
+        "resources_per_second": round(n / total, 1),
+    }
