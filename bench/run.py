@@ -67,9 +67,21 @@ class Plan:
     search_seconds: float = 10.0  # at 8 clients
     read_count: int = 500
     read_seconds: float = 5.0
+    ingest_budget: float = 600.0  # seconds of submitting per ingest phase, at most
+    catch_up: float = 600.0  # seconds to wait for the index after it, at most
 
 
-QUICK = Plan(patients=1500, search_count=300, search_seconds=8.0, read_count=400, read_seconds=4.0)
+# --quick: about 3 minutes on 2 cores whatever the stack's speed (ingest phases stop submitting
+# after their budget); the default run loads everything it generates (about 110,000 entries).
+QUICK = Plan(
+    patients=1500,
+    search_count=300,
+    search_seconds=8.0,
+    read_count=400,
+    read_seconds=4.0,
+    ingest_budget=25.0,
+    catch_up=60.0,
+)
 FULL = Plan(
     patients=6000, search_count=1000, search_seconds=20.0, read_count=2000, read_seconds=10.0
 )
@@ -217,6 +229,8 @@ async def _one_stack(
                 False,
                 a,
                 lambda: n("submitted; waiting for the index"),
+                plan.ingest_budget,
+                plan.catch_up,
             )
         result["profiles"] = [p.name for p in paths if p.exists()]
         with _bar("async ingest (respond-async)", len(async_half.episodes)) as (a, n):
@@ -227,13 +241,22 @@ async def _one_stack(
                 True,
                 a,
                 lambda: n("accepted; polling status"),
+                plan.ingest_budget,
+                plan.catch_up,
             )
         refs = result["sync_ingest"].pop("refs") + result["async_ingest"].pop("refs")
+        # What was loaded (within the budgets): searched, and the engines' limit's documents.
+        loaded = replace(
+            data,
+            episodes=sync_half.episodes[: result["sync_ingest"]["bundles"]]
+            + async_half.episodes[: result["async_ingest"]["bundles"]],
+        )
+        patients = list(dict.fromkeys(e.patient for e in loaded.episodes))
         with _bar("longitudinal search", plan.search_count) as (a, n):
             n(f"then {plan.clients} clients for {plan.search_seconds:.0f}s")
             result["search"] = await search(
                 stack.base,
-                data.patients,
+                patients,
                 plan.seed,
                 plan.search_count,
                 plan.clients,
@@ -250,7 +273,7 @@ async def _one_stack(
         raise
     finally:
         stack.stop()
-    docs = flatten(data, unique=False)
+    docs = flatten(loaded, unique=False)
     try:
         with _bar("engines' own limit (no API)", 2 * len(docs)) as (a, _):
             result["engine_limit"] = await engine_limit(kind, stack.env, stack.workdir, docs, a)
@@ -316,7 +339,11 @@ async def _run(stacks: list[str], plan: Plan, out: Path, profile: bool) -> Path:
     _print(results)
     console.print(
         f"results: {json_path}, {prefix.with_suffix('.md')}"
-        + (f", {chart}" if chart else " (no chart: pip install 'micdr[bench]')")
+        + (
+            f", {chart}"
+            if chart
+            else " (no chart: no stack ran, or no matplotlib: pip install 'micdr\\[bench]')"
+        )
     )
     return json_path
 
@@ -354,4 +381,9 @@ def main(
     if seed is not None:
         plan = replace(plan, seed=seed)
     stacks = ["embedded", "full"] if stack == "both" else [stack]
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwinds: the started processes are stopped, names dropped
+
+    signal.signal(signal.SIGTERM, terminate)
     return asyncio.run(_run(stacks, plan, out, profile))
