@@ -50,8 +50,8 @@ def _client(base: str, clients: int) -> httpx.AsyncClient:
     )
 
 
-async def health(client: httpx.AsyncClient, base: str) -> dict[str, Any]:
-    answer = await client.get(base.rsplit("/fhir", 1)[0] + "/health")
+async def health(client: httpx.AsyncClient, base: str, timeout: float = 30.0) -> dict[str, Any]:
+    answer = await client.get(base.rsplit("/fhir", 1)[0] + "/health", timeout=timeout)
     data: dict[str, Any] = answer.json()
     return data
 
@@ -63,7 +63,10 @@ async def wait_searchable(
     running submission)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = await health(client, base)
+        try:
+            state = await health(client, base, min(10.0, max(0.1, deadline - time.monotonic())))
+        except httpx.TimeoutException:
+            continue  # a busy store answers /health slowly: the deadline decides
         queued = state["submissions"]["queue_depth"] + state["submissions"]["running"]
         if state["index"]["oldest_unindexed_commit"] is None and not (submissions and queued):
             return
