@@ -270,9 +270,10 @@ async def _one_stack(
             )
     except BaseException:
         console.print(stack.log_tail())
-        raise
-    finally:
         stack.stop()
+        await stack.clean()
+        raise
+    stack.stop()
     docs = flatten(loaded, unique=False)
     try:
         with _bar("engines' own limit (no API)", 2 * len(docs)) as (a, _):
@@ -321,9 +322,9 @@ async def _run(stacks: list[str], plan: Plan, out: Path, profile: bool) -> Path:
     for kind in stacks:
         try:
             results["stacks"][kind] = await _one_stack(kind, plan, data, run_id, prefix, profile)
-        except StackError as exc:
-            console.print(f"[red]{kind}: {exc}")
-            results["stacks"][kind] = {"error": str(exc)}
+        except (StackError, Exception) as exc:  # one stack failing keeps the other's numbers
+            console.print(f"[red]{kind}: {type(exc).__name__}: {exc}")
+            results["stacks"][kind] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
     results["seconds"] = round(time.perf_counter() - t0, 1)
     results["targets"] = report.judge(results)
     if profile:
