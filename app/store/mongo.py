@@ -194,8 +194,7 @@ class MongoResourceStore:
         try:
             await self._check_versions(tx.writes)
             await self._insert_versions(tx.writes, docs)
-            for claim in tx.claims:
-                await self._take_claim(claim, seq)
+            await self._take_claims(tx.claims, seq)
             flipped = await self._txlog.update_one(
                 {"_id": seq, "state": "pending"},
                 {"$set": {"state": "committed", "committed_at": utc_now()}},
@@ -265,12 +264,24 @@ class MongoResourceStore:
             write = writes[taken.get("index", 0)]
             raise VersionConflict(write.ref, write.version) from None
 
-    async def _take_claim(self, claim: Claim, seq: int) -> None:
-        try:
-            await self._claims.insert_one({"_id": claim.key, "ref": claim.ref, "tx": seq})
+    async def _take_claims(self, claims: Sequence[Claim], seq: int) -> None:
+        """All new claims in one round trip; a key already held goes through `_take_over`."""
+        if not claims:
             return
-        except DuplicateKeyError:
-            pass
+        docs = [{"_id": c.key, "ref": c.ref, "tx": seq} for c in claims]
+        try:
+            await self._claims.insert_many(docs, ordered=False)
+            return
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise StoreError(str(exc)) from exc
+            held = [claims[e["index"]] for e in errors]
+        for claim in held:
+            await self._take_over(claim, seq)
+
+    async def _take_over(self, claim: Claim, seq: int) -> None:
+        """Take a held claim if its holder is stale; else the claim is taken (ClaimTaken)."""
         holder = await self._claims.find_one({"_id": claim.key})
         if holder is None:
             raise ClaimTaken(claim.key, "(released meanwhile)")
