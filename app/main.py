@@ -9,12 +9,13 @@ from litestar import Litestar, Request, get
 
 from app.engines import open_engines
 from app.fhir.clock import format_instant
-from app.http.errors import HANDLERS
+from app.http.errors import handlers
 from app.http.openapi import openapi
 from app.http.routes import fhir_routes
 from app.http.security import SecurityLayer, add_request_id
 from app.lifespan import OpenEngines, lifespan
 from app.settings import Settings
+from app.store.mongo import UNAVAILABLE
 
 
 @get("/health", name="health")
@@ -83,7 +84,7 @@ def create_app(settings: Settings, open_with: OpenEngines = open_engines) -> Lit
     return Litestar(
         route_handlers=[health, openapi, *fhir_routes(settings.base_path)],
         lifespan=[lifespan(settings, open_with)],
-        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=handlers(UNAVAILABLE),  # type: ignore[arg-type]
         middleware=[layer.middleware],
         before_send=[add_request_id],
         request_max_body_size=settings.max_body_bytes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
@@ -47,7 +48,7 @@ def on_http_exception(request: Request, exc: HTTPException) -> Response[bytes]:
     return render_error(request, err)
 
 
-def on_store_error(request: Request, exc: StoreError) -> Response[bytes]:
+def on_store_error(request: Request, exc: Exception) -> Response[bytes]:
     log.error("store error: %s", exc)
     return render_error(
         request, FhirError.of(503, "transient", "the resource store is unavailable; retry later")
@@ -70,10 +71,15 @@ def on_unexpected(request: Request, exc: Exception) -> Response[bytes]:
     )
 
 
-HANDLERS = {
-    FhirError: on_fhir_error,
-    HTTPException: on_http_exception,
-    StoreError: on_store_error,
-    EngineTimeout: on_engine_timeout,
-    Exception: on_unexpected,
-}
+def handlers(unavailable: tuple[type[Exception], ...] = ()) -> dict[type[Exception], Any]:
+    """Exception -> handler; `unavailable` are an engine client's "cannot reach the server"
+    errors (app/main.py passes them from the adapters), answered 503 like a StoreError."""
+    table: dict[type[Exception], Any] = {
+        FhirError: on_fhir_error,
+        HTTPException: on_http_exception,
+        StoreError: on_store_error,
+        EngineTimeout: on_engine_timeout,
+    }
+    table.update({kind: on_store_error for kind in unavailable})
+    table[Exception] = on_unexpected
+    return table

@@ -26,7 +26,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from app.fhir.clock import format_instant, utc_now
 from app.store.names import (
@@ -103,6 +109,9 @@ async def connect(
         raise StoreError(f"MongoDB at {url} is unreachable: {exc}") from None
     return store, client.close
 
+
+# The client's "the server is not there" errors: the API answers them 503 (app/main.py).
+UNAVAILABLE: tuple[type[Exception], ...] = (ConnectionFailure,)
 
 _BUSY = "database is locked"
 _BUSY_ATTEMPTS = 8

@@ -94,3 +94,24 @@ async def test_submit_project_and_search_on_the_full_stack(
             assert read.json()["identifier"] == study["resource"]["identifier"]
     finally:
         await drop(settings)
+
+
+async def test_an_unreachable_store_is_a_503_not_a_500(
+    mongo_url: str, elasticsearch_url: str, redis_url: str, unique_name: str, services: Any
+) -> None:
+    settings = full_stack(mongo_url, elasticsearch_url, redis_url, unique_name)
+    try:
+        async with AsyncTestClient(
+            app=create_app(settings), base_url="http://micdr.local"
+        ) as client:
+            created = await client.post("/fhir/Patient", json={"resourceType": "Patient"})
+            assert created.status_code == 201
+            services.kill("mongo")
+            try:
+                response = await client.get(f"/fhir/Patient/{created.json()['id']}")
+            finally:
+                services.start("mongo")
+            assert response.status_code == 503, response.text
+            assert response.json()["issue"][0]["code"] in ("transient", "timeout")
+    finally:
+        await drop(settings)
