@@ -44,6 +44,10 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 1000
     ig_mode: bool = True
+    # Bundle.meta.profile URLs that mark a Submit MI Report (IG R20; the IG publishes none).
+    report_bundle_profiles: tuple[str, ...] = (
+        "http://ontariohealth.ca/fhir/micdr/StructureDefinition/bundle-submit-mi-report",
+    )
     accepted_identifier_systems: tuple[str, ...] = field(default_factory=tuple)
     # IG identifier rules (app/ig/identifiers.py, docs/ig.md). The system defaults are the example
     # systems of shared/data/micdr-examples; a deployment names Ontario Health's assigned ones.
@@ -285,6 +289,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "default_page_size": _int(env, "MICDR_DEFAULT_PAGE_SIZE", 20),
         "max_page_size": _int(env, "MICDR_MAX_PAGE_SIZE", 1000),
         "ig_mode": _flag(env, "MICDR_IG_MODE", True),
+        "report_bundle_profiles": tuple(
+            p.strip()
+            for p in env.get(
+                "MICDR_REPORT_BUNDLE_PROFILES", Settings.report_bundle_profiles[0]
+            ).split(",")
+            if p.strip()
+        ),
         "accepted_identifier_systems": tuple(s.strip() for s in systems),
         "log_level": (env.get("MICDR_LOG_LEVEL") or "INFO").upper(),
         "ig_rules_scope": (env.get("MICDR_IG_RULES_SCOPE") or "submissions").lower(),

@@ -9,6 +9,7 @@ from app.fhir.bundles import bundle, status_line
 from app.fhir.clock import utc_now
 from app.fhir.meta import etag
 from app.fhir.outcome import FhirError
+from app.ig.submissions import check_submission
 from app.interactions._reads import read_entry
 from app.interactions._write import execute
 from app.interactions.context import Services
@@ -66,6 +67,8 @@ def prefer_return(request: FhirRequest, default: str = "minimal") -> str:
 
 async def transaction(services: Services, request: FhirRequest) -> FhirResponse:
     raw = bundle_entries(services, request.body, "transaction")
+    if services.settings.ig_mode:
+        check_submission(request.body, services.settings.report_bundle_profiles)
     entries = [entry_from_bundle(i, e, services.resource_types) for i, e in enumerate(raw)]
     plan = await execute(services, entries)
     prefer = prefer_return(request)

@@ -462,18 +462,10 @@ async def test_r20_a_report_submission_with_its_report_is_accepted(client: Clien
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "R20 gap: miCDR cannot tell a Submit MI Report from a Submit MI Bundle — both are "
-        "transactions at POST [base] or [base]/Bundle; no endpoint, operation or Bundle profile "
-        "marks a report submission (the IG publishes none), so a report Bundle without a "
-        "DiagnosticReport is processed as an ordinary Submit MI Bundle and stored"
-    ),
-)
 async def test_r20_a_report_submission_without_a_report_is_rejected(client: Client) -> None:
     """R20: a Submit MI Report Bundle (declared by Bundle.meta.profile; the IG's profile URL is
-    unpublished, this one is a placeholder) without a DiagnosticReport is rejected."""
+    unpublished, so the accepted URLs are MICDR_REPORT_BUNDLE_PROFILES, whose default this is)
+    without a DiagnosticReport is rejected."""
     bundle = without_type(report_submission(), "DiagnosticReport")
     await refused(client, bundle, 422)
 
