@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -132,7 +133,12 @@ def append_line(path: str, record: AuditRecord) -> None:
         sys.stdout.buffer.write(line)
         sys.stdout.flush()
         return
-    with open(path, "ab", buffering=0) as out:
+    try:
+        out = open(path, "ab", buffering=0)  # noqa: SIM115 - closed below
+    except FileNotFoundError:  # e.g. the full stack has no data dir: make the log's folder
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        out = open(path, "ab", buffering=0)  # noqa: SIM115
+    with out:
         out.write(line)
 
 
