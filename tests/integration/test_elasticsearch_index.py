@@ -292,3 +292,33 @@ async def test_reindex_swaps_the_alias_and_loses_nothing_while_writes_continue(
         if resource is None:
             body = await source_of(http, f"{prefix}-observation", resource_id)
             assert body["_version"] == version and body["_source"]["deleted"] is True
+
+
+async def test_an_index_that_outlived_its_alias_gets_it_back(
+    elasticsearch_url: str,
+    prefix: str,
+    registry: SearchParamRegistry,
+    http: httpx.AsyncClient,
+) -> None:
+    """A crash can leave the physical index without its alias; a new adapter (a restarted worker)
+    must point the alias at it again and index, not report success for writes that reached no
+    index."""
+    patient = synthea_resources(limit=1)[0]
+    first = await ElasticsearchSearchIndex.open(elasticsearch_url, prefix, registry)
+    try:
+        await first.write([op_of(registry, patient, 1)])
+        alias = f"{prefix}-patient"
+        response = await http.delete(f"/{alias}-v1/_alias/{alias}")
+        response.raise_for_status()
+        restarted = await ElasticsearchSearchIndex.open(elasticsearch_url, prefix, registry)
+        try:
+            newer = {**patient, "gender": "other"}
+            await restarted.write([op_of(registry, newer, 2)])
+            await restarted.refresh()
+            page = await restarted.search(ids_plan("Patient", patient["id"]))
+            assert [(h.id, h.version) for h in page.hits] == [(patient["id"], 2)]
+        finally:
+            await restarted.close()
+    finally:
+        await first.drop()
+        await first.close()

@@ -142,7 +142,14 @@ class ElasticsearchSearchIndex:
                 for resource_type in {op.type for op in retry}:
                     self._ready.discard(resource_type)
                     await self._ensure_index(resource_type)
-                await self._bulk(retry, lambda op: alias_name(self._prefix, op.type), errors)
+                still = await self._bulk(
+                    retry, lambda op: alias_name(self._prefix, op.type), errors
+                )
+                # never report success for a write that reached no index
+                errors.extend(
+                    {"type": op.type, "id": op.id, "version": op.version, "error": "no alias"}
+                    for op in still
+                )
         if errors:
             raise IndexWriteError(errors)
 
@@ -196,9 +203,12 @@ class ElasticsearchSearchIndex:
             return
         alias = alias_name(self._prefix, resource_type)
         if not await self._client.indices.exists_alias(name=alias):
-            await self._create_index(
-                index_name(self._prefix, resource_type, 1), resource_type, alias=alias
-            )
+            first = index_name(self._prefix, resource_type, 1)
+            await self._create_index(first, resource_type, alias=alias)
+            if not await self._client.indices.exists_alias(name=alias):
+                # The index outlived its alias (a crash between the two, or an alias removed by
+                # hand): point the alias at it again, or every write would miss it.
+                await self._client.indices.put_alias(index=first, name=alias)
         self._ready.add(resource_type)
 
     async def _create_index(
