@@ -38,6 +38,7 @@ from app.store.port import (
     VersionConflict,
 )
 from app.tx.commands import Claim, Transaction, Write
+from indexing.engines.sqlite.connection import open_connection
 
 T = TypeVar("T")
 
@@ -106,18 +107,7 @@ class SqliteResourceStore:
         return store
 
     def _connect(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        # Bulk ingest (bench/README.md): a 64 MB page cache keeps the B-tree pages of the
-        # secondary indexes in memory, and checkpointing every 10,000 WAL pages (not 1,000)
-        # fsyncs the file less often. The store and the index share the file and the WAL.
-        conn.execute("PRAGMA cache_size=-65536")
-        conn.execute("PRAGMA wal_autocheckpoint=10000")
-        conn.executescript(_SCHEMA)
-        self._conn = conn
+        self._conn = open_connection(self._path, _SCHEMA)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from indexing.engines.port import Hit, HitPage, IndexOp, IndexStatus
 from indexing.engines.sqlite._rows import Rows, document_rows
 from indexing.engines.sqlite.compile import compile_count, compile_query
+from indexing.engines.sqlite.connection import open_connection
 from indexing.engines.sqlite.schema import PARAM, RESOURCE, SCHEMA, VALUE_COLUMNS
 from indexing.plan.plan import SearchPlan
 from indexing.registry import SearchParamRegistry
@@ -54,18 +55,7 @@ class SqliteSearchIndex:
         return index
 
     def _connect(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        # Bulk ingest (bench/README.md): a 64 MB page cache keeps the B-tree pages of the
-        # secondary indexes in memory, and checkpointing every 10,000 WAL pages (not 1,000)
-        # fsyncs the file less often. The store and the index share the file and the WAL.
-        conn.execute("PRAGMA cache_size=-65536")
-        conn.execute("PRAGMA wal_autocheckpoint=10000")
-        conn.executescript(SCHEMA)
-        self._conn = conn
+        self._conn = open_connection(self._path, SCHEMA)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

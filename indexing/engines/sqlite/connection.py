@@ -1,0 +1,23 @@
+"""One way to open the embedded SQLite file, shared by the embedded store and index (they share
+the file and its WAL, so they must agree on its settings)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+def open_connection(path: Path, schema: str) -> sqlite3.Connection:
+    """An autocommit connection usable from the adapter's one worker thread, schema applied."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    # Bulk ingest (bench/README.md): a 64 MB page cache keeps the B-tree pages of the
+    # secondary indexes in memory, and checkpointing every 10,000 WAL pages (not 1,000)
+    # fsyncs the file less often.
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA wal_autocheckpoint=10000")
+    conn.executescript(schema)
+    return conn
