@@ -61,10 +61,14 @@ async def _open_sqlite_store(settings: Settings) -> Store:
 async def _open_index(settings: Settings, registry: SearchParamRegistry) -> SearchIndex:
     if settings.elasticsearch_url:
         from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
+        from indexing.engines.elasticsearch.mapping import IndexSettings
 
         try:
             return await ElasticsearchSearchIndex.open(
-                settings.elasticsearch_url, settings.index_prefix, registry
+                settings.elasticsearch_url,
+                settings.index_prefix,
+                registry,
+                settings=IndexSettings(refresh_interval=settings.index_refresh_interval),
             )
         except Exception as exc:
             raise StartupError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ class Settings:
     mongo_database: str = "micdr"
     elasticsearch_url: str | None = None
     index_prefix: str = "micdr"
+    # How soon an indexed document becomes searchable; a projection is reported done (GET
+    # /health) only once a refresh has made it visible.
+    index_refresh_interval: str = "1s"
     redis_url: str | None = None
     base_path: str = "/fhir"
     public_base_url: str | None = None
@@ -133,6 +137,9 @@ class Settings:
                 "the full stack needs MICDR_MONGO_URL, MICDR_ELASTICSEARCH_URL and MICDR_REDIS_URL "
                 "together (set all three, or none for the embedded default)"
             )
+        if not re.fullmatch(r"[1-9][0-9]*(ms|s|m)", self.index_refresh_interval):
+            # -1 (no refresh) would leave every projection waiting for a refresh forever
+            raise SettingsError("MICDR_INDEX_REFRESH_INTERVAL must be a duration like 1s or 200ms")
         if self.contributor_kind not in ("hospital", "ichsc"):
             raise SettingsError("MICDR_CONTRIBUTOR_KIND must be hospital or ichsc")
         if self.ig_rules_scope not in ("submissions", "all"):
@@ -281,6 +288,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "mongo_database": env.get("MICDR_MONGO_DATABASE") or "micdr",
         "elasticsearch_url": env.get("MICDR_ELASTICSEARCH_URL") or None,
         "index_prefix": env.get("MICDR_INDEX_PREFIX") or "micdr",
+        "index_refresh_interval": env.get("MICDR_INDEX_REFRESH_INTERVAL") or "1s",
         "redis_url": env.get("MICDR_REDIS_URL") or None,
         "public_base_url": env.get("MICDR_PUBLIC_BASE_URL") or None,
         "allow_update_create": _flag(env, "MICDR_ALLOW_UPDATE_CREATE", True),

@@ -323,6 +323,7 @@ async def read(
 # -- the engines' own limit -------------------------------------------------------------------
 
 BATCH = 500
+LIMIT_WRITERS = 8  # index writes in flight when measuring the index's own limit
 
 
 class _Current:
@@ -424,9 +425,16 @@ async def engine_limit(
         index = await SqliteSearchIndex.open(workdir / "limit-index.sqlite", registry)
     try:
         began = time.perf_counter()
-        for batch in _batches(ops):
-            await index.write(batch)
+        # a write returns once its documents are searchable (a refresh later on Elasticsearch):
+        # keep several in flight, as a bulk loader would
+        in_flight = asyncio.Semaphore(LIMIT_WRITERS)
+
+        async def write(batch: Sequence[Any]) -> None:
+            async with in_flight:
+                await index.write(batch)
             advance(len(batch))
+
+        await asyncio.gather(*(write(batch) for batch in _batches(ops)))
         await index.refresh()
         index_s = time.perf_counter() - began
     finally:

@@ -75,9 +75,7 @@ class InProcessRunner:
 
     async def _project(self) -> int:
         async with self._lock:
-            projected = await project_commits(self._ctx)
-        await self._ctx.index.refresh()
-        return projected
+            return await project_commits(self._ctx)
 
     async def _run(self) -> None:
         backoff = 0.5

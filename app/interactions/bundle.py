@@ -17,7 +17,8 @@ async def submit_bundle(services: Services, request: FhirRequest) -> FhirRespons
     if kind == "batch":
         return await batch(services, request)
     raise FhirError.of(
-        400, "invalid",
+        400,
+        "invalid",
         f"Bundle.type must be transaction or batch to be processed, not {kind!r}",
         "Bundle.type",
     )

@@ -10,8 +10,8 @@ Contract (executable copy: tests/contract/test_search_index.py; vectors: tests/v
 - `search` answers a page of hits for a plan whose chains and `_has` are already resolved
   (`RefIn`/`IdIn`), in the plan's sort order with a unique tie-breaker, never tombstones. `after`
   is the `cursor` of the previous page's last hit (opaque, JSON-serialisable): pages never repeat
-  or skip a resource. Writes become visible after at most `refresh()` (Elasticsearch's refresh
-  interval; immediately on SQLite).
+  or skip a resource. A `write` has returned only once its documents are searchable; a
+  rebuild's documents become visible at `finish_rebuild` (or an explicit `refresh()`).
 - A rebuild (`begin_rebuild`, `rebuild_write`..., `finish_rebuild`) re-projects one type from
   the store while the index keeps serving and writers keep writing: the rebuild's writes replace
   an equal version (new parameters) but never a newer one, and whatever writers change

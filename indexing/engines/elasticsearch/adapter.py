@@ -131,19 +131,24 @@ class ElasticsearchSearchIndex:
 
     async def write(self, ops: Sequence[IndexOp]) -> None:
         """Version-guarded bulk index; stale ops (409) are ignored, any other refusal raises
-        IndexWriteError after the whole batch has been tried."""
+        IndexWriteError after the whole batch has been tried. Returns once the next scheduled
+        refresh has made the documents searchable (`wait_for`, which forces no extra refresh):
+        the caller marks the commits indexed only then, so "indexed" means "found by search"."""
         for resource_type in sorted({op.type for op in ops}):
             await self._ensure_index(resource_type)
         errors: list[dict[str, Any]] = []
+        stale: set[str] = set()
         for start in range(0, len(ops), BULK_CHUNK):
             chunk = ops[start : start + BULK_CHUNK]
-            retry = await self._bulk(chunk, lambda op: alias_name(self._prefix, op.type), errors)
+            retry = await self._bulk(
+                chunk, lambda op: alias_name(self._prefix, op.type), errors, stale
+            )
             if retry:  # an alias vanished since we cached it (tests drop indexes): once more
                 for resource_type in {op.type for op in retry}:
                     self._ready.discard(resource_type)
                     await self._ensure_index(resource_type)
                 still = await self._bulk(
-                    retry, lambda op: alias_name(self._prefix, op.type), errors
+                    retry, lambda op: alias_name(self._prefix, op.type), errors, stale
                 )
                 # never report success for a write that reached no index
                 errors.extend(
@@ -152,14 +157,25 @@ class ElasticsearchSearchIndex:
                 )
         if errors:
             raise IndexWriteError(errors)
+        if stale:
+            # A concurrent projector wrote these versions first, and `wait_for` does not wait
+            # for its refresh: make them searchable before the caller reports them indexed.
+            await self._client.indices.refresh(
+                index=",".join(alias_name(self._prefix, t) for t in sorted(stale)),
+                ignore_unavailable=True,
+            )
 
     async def _bulk(
         self,
         ops: Sequence[IndexOp],
         target: Any,
         errors: list[dict[str, Any]],
+        stale: set[str] | None = None,
     ) -> list[IndexOp]:
-        """One bulk request; appends refusals to `errors`, returns ops whose alias is missing."""
+        """One bulk request; appends refusals to `errors`, returns ops whose alias is missing.
+        With `stale`, waits for the refresh that makes the writes searchable and adds the type
+        of each op an equal or newer version refused (never into a reindex's new generation:
+        its refresh is off until it is complete, so that wait would not end)."""
         if not ops:
             return []
         operations: list[dict[str, Any]] = []
@@ -180,14 +196,20 @@ class ElasticsearchSearchIndex:
                 if op.document is None
                 else to_source(self._registry, op.document)
             )
-        response = await self._client.bulk(operations=operations)
+        response = await self._client.bulk(
+            operations=operations, refresh=None if stale is None else "wait_for"
+        )
         missing: list[IndexOp] = []
         if not response.get("errors"):
             return missing
         for op, item in zip(ops, response["items"], strict=True):
             result = item.get("index", {})
             status = result.get("status", 200)
-            if status < 300 or status == 409:  # 409: an equal or newer version is indexed
+            if status == 409:  # an equal or newer version is indexed
+                if stale is not None:
+                    stale.add(op.type)
+                continue
+            if status < 300:
                 continue
             error_type = (result.get("error") or {}).get("type", "")
             if error_type in ("index_not_found_exception", "illegal_argument_exception") and (
