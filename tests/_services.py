@@ -7,6 +7,9 @@ The engines themselves are started by scripts/services.sh; see docs/implementati
 from __future__ import annotations
 
 import os
+from typing import NoReturn
+
+import pytest
 
 ENGINES = ("elasticsearch", "mongo", "redis")
 ENV = {
@@ -61,3 +64,36 @@ def engine_version(engine: str, url: str, timeout: float = 5.0) -> str:
             client_r.close()
         return f"Redis {server['redis_version']}"
     raise ValueError(f"unknown engine {engine!r}")
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if services_required():
+        pytest.fail(
+            f"{reason}. MICDR_REQUIRE_SERVICES=1, so integration tests must run: start the engines"
+            ' with `scripts/services.sh start` and `eval "$(scripts/services.sh env)"`, or set'
+            " MICDR_REQUIRE_SERVICES=0 to skip them.",
+            pytrace=False,
+        )
+    pytest.skip(reason)
+
+
+_answered: dict[str, str] = {}
+
+
+def engine_url(engine: str) -> str:
+    """The engine's MICDR_TEST_* URL once it answers (probed once per session). Fails the test
+    when it is unset or silent and MICDR_REQUIRE_SERVICES=1; skips it otherwise."""
+    url = os.environ.get(ENV[engine])
+    if not url:
+        _unavailable(f"{LABEL[engine]} not configured ({ENV[engine]} is unset)")
+    if _answered.get(engine) == url:
+        return url
+    try:
+        engine_version(engine, url)
+    except Exception as exc:
+        problem = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+    else:
+        _answered[engine] = url
+        return url
+    # called outside the `except` block, so the report shows no chained traceback
+    _unavailable(f"{LABEL[engine]} at {url} does not answer ({problem})")

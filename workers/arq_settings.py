@@ -178,10 +178,14 @@ class ArqQueue:
 
 
 def build_worker(
-    settings: Settings, burst: bool = False, handle_signals: bool | None = None
+    settings: Settings,
+    burst: bool = False,
+    handle_signals: bool | None = None,
+    poll_delay: float = 0.5,
 ) -> Worker:
     """The arq worker; `handle_signals` defaults to `not burst` (tests running a long-lived
-    worker inside their own event loop pass False)."""
+    worker inside their own event loop pass False). `poll_delay`: seconds between polls of an
+    idle queue, the latency a new job may wait."""
     assert settings.redis_url is not None
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -223,6 +227,7 @@ def build_worker(
         handle_signals=not burst if handle_signals is None else handle_signals,
         keep_result=60,
         max_jobs=4,
+        poll_delay=poll_delay,
     )
 
 

@@ -1,8 +1,16 @@
-"""Clients with non-default settings, e.g. a plain FHIR server (`MICDR_IG_MODE=0`), on both
-deployments' stores like conftest's `client`."""
+"""The deployments every HTTP-level test runs on, and clients with non-default settings.
+
+- `embedded`: the SQLite store and index in a temp dir, projection in-process.
+- `mongo`: the MongoDB store on mongomock-motor with the SQLite index (fast, no servers).
+- `full`: the full stack on the real engines: FerretDB store, Elasticsearch index, and an arq
+  worker on Redis projecting the commits (marked `integration`; it fails rather than skips when
+  MICDR_REQUIRE_SERVICES=1).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,27 +19,66 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.engines import Engines
 from app.main import create_app
-from app.settings import load_settings
-from tests.conformance.conftest import _mongomock_engines
+from app.settings import Settings, load_settings
+from app.store.mongo import MongoResourceStore
+from tests._full_stack import (
+    CONFORMANCE_REDIS_DB,
+    drop,
+    flush_redis,
+    full_stack_env,
+    open_with_worker,
+    redis_database,
+    unique_name,
+)
+from tests._services import engine_url
 
+DEPLOYMENTS = ["embedded", "mongo", pytest.param("full", marks=pytest.mark.integration)]
 PLAIN_FHIR = {"MICDR_IG_MODE": "0"}
+
+
+async def _mongomock_engines(settings: Settings) -> Engines:
+    """The MongoDB store on mongomock-motor, with the embedded SQLite index."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    from indexing.engines.sqlite.adapter import SqliteSearchIndex
+
+    client = AsyncMongoMockClient()
+    engines = Engines(await MongoResourceStore.open(client[f"t{uuid.uuid4().hex[:8]}"]))
+    index = await SqliteSearchIndex.open(settings.sqlite_path, engines.registry)
+    engines.index = index
+    engines.closers.append(index.close)
+    return engines
 
 
 @asynccontextmanager
 async def client_with(
-    env: Mapping[str, str], store: str, data_dir: Path
+    env: Mapping[str, str], deployment: str, data_dir: Path
 ) -> AsyncIterator[AsyncTestClient[Any]]:
-    """A test client whose settings are `env` (plus a temp data dir) on `store`."""
-    settings = load_settings({"MICDR_DATA_DIR": str(data_dir), **env})
-    app = (
-        create_app(settings, _mongomock_engines) if store == "mongo" else create_app(settings)
-    )
-    async with AsyncTestClient(app=app, base_url="http://micdr.local") as c:
-        yield c
+    """A test client whose settings are `env` (plus a temp data dir) on `deployment`."""
+    base = {"MICDR_DATA_DIR": str(data_dir)}
+    if deployment == "full":
+        redis_url = redis_database(engine_url("redis"), CONFORMANCE_REDIS_DB)
+        await flush_redis(redis_url)
+        base.update(full_stack_env(unique_name(), redis_url))
+    settings = load_settings({**base, **env})
+    if deployment == "mongo":
+        app = create_app(settings, _mongomock_engines)
+    elif deployment == "full":
+        app = create_app(settings, open_with_worker)
+    else:
+        app = create_app(settings)
+    try:
+        async with AsyncTestClient(app=app, base_url="http://micdr.local") as c:
+            yield c
+    finally:
+        if deployment == "full":
+            with contextlib.suppress(Exception):
+                await drop(settings)
 
 
-@pytest.fixture(params=["embedded", "mongo"])
+@pytest.fixture(params=DEPLOYMENTS)
 async def plain_client(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[AsyncTestClient[Any]]:

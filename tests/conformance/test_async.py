@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.conformance._clients import client_with
+from tests.conformance._clients import DEPLOYMENTS, client_with
 from tests.conformance.conftest import episode
 
 ASYNC = {"Prefer": "respond-async"}
-STORES = ["embedded", "mongo"]
 
 
 def path_of(url: str) -> str:
@@ -52,7 +51,7 @@ async def finished(client: AsyncTestClient[Any], status_path: str, timeout: floa
     raise AssertionError(f"{status_path} still in progress after {timeout}s")
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(params=DEPLOYMENTS)
 def store(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

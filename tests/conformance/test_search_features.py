@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.conformance._clients import PLAIN_FHIR, client_with
+from tests.conformance._clients import DEPLOYMENTS, PLAIN_FHIR, client_with
 from tests.conformance.conftest import indexed
 
 Client = AsyncTestClient[Any]
@@ -170,7 +170,7 @@ async def seed(client: Client, resources: list[dict[str, Any]]) -> None:
     await indexed(client)
 
 
-@pytest.fixture(params=["embedded", "mongo"])
+@pytest.fixture(params=DEPLOYMENTS)
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Client]:
     async with client_with(PLAIN_FHIR, request.param, tmp_path) as client:
         await seed(client, RESOURCES)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conformance._auth import ORG_A, contributor, secured_client, token, viewer
+from tests.conformance._clients import DEPLOYMENTS
 from tests.conformance.conftest import indexed
 
 A = contributor(ORG_A)
@@ -21,7 +22,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("store", ["embedded", "mongo"])
+@pytest.mark.parametrize("store", DEPLOYMENTS)
 async def test_reads_searches_writes_and_refusals_are_audited(store: str, tmp_path: Path) -> None:
     async with secured_client(store, tmp_path) as client:
         body = {"resourceType": "Patient", "name": [{"family": "Audit"}]}
@@ -75,7 +76,7 @@ async def test_async_jobs_are_audited_when_accepted_and_when_run(tmp_path: Path)
     assert jobs[1]["resources"][0].startswith("Patient/")
 
 
-@pytest.mark.parametrize("store", ["embedded", "mongo"])
+@pytest.mark.parametrize("store", DEPLOYMENTS)
 async def test_audit_events_are_stored_and_cannot_be_edited(store: str, tmp_path: Path) -> None:
     env = {"MICDR_AUDIT_EVENTS": "1"}
     async with secured_client(store, tmp_path, env) as client:

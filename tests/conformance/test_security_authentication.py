@@ -22,9 +22,10 @@ from tests.conformance._auth import (
     secured_client,
     token,
 )
+from tests.conformance._clients import DEPLOYMENTS
 
 
-@pytest.fixture(params=["embedded", "mongo"])
+@pytest.fixture(params=DEPLOYMENTS)
 async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     async with secured_client(request.param, tmp_path) as c:
         yield c

@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.conformance._auth import contributor, secured_client
-from tests.conformance._clients import client_with
+from tests.conformance._clients import DEPLOYMENTS, client_with
 from tests.conformance.conftest import indexed
 
 LIMITS = {
@@ -23,7 +23,7 @@ LIMITS = {
 }
 
 
-@pytest.fixture(params=["embedded", "mongo"])
+@pytest.fixture(params=DEPLOYMENTS)
 async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     async with client_with(LIMITS, request.param, tmp_path) as c:
         yield c

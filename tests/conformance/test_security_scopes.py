@@ -23,12 +23,13 @@ from tests.conformance._auth import (
     token,
     viewer,
 )
+from tests.conformance._clients import DEPLOYMENTS
 from tests.conformance.conftest import indexed
 
 A, B = contributor(ORG_A), contributor(ORG_B)
 
 
-@pytest.fixture(params=["embedded", "mongo"])
+@pytest.fixture(params=DEPLOYMENTS)
 async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     async with secured_client(request.param, tmp_path) as c:
         yield c

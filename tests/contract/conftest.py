@@ -6,7 +6,6 @@ mandatory when MICDR_REQUIRE_SERVICES=1 (CI).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from app.store.mongo import MongoResourceStore
 from app.store.sqlite import SqliteResourceStore
+from tests._services import engine_url
 
 STORES = ["sqlite", "mongomock", "ferretdb"]
 
@@ -31,11 +31,7 @@ async def open_store(kind: str, tmp_path: Path) -> tuple[Any, Any]:
         client = AsyncMongoMockClient()
         store = await MongoResourceStore.open(client[f"t{uuid.uuid4().hex[:8]}"])
         return store, store.close
-    url = os.environ.get("MICDR_TEST_MONGO_URL")
-    if not url:
-        if os.environ.get("MICDR_REQUIRE_SERVICES") == "1":
-            pytest.fail("MICDR_REQUIRE_SERVICES=1 but MICDR_TEST_MONGO_URL is not set")
-        pytest.skip("FerretDB not configured (MICDR_TEST_MONGO_URL unset)")
+    url = engine_url("mongo")
     from pymongo import AsyncMongoClient
 
     client = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)

@@ -9,9 +9,7 @@ search must answer exactly the listed ids, in order (format: tests/vectors/READM
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from decimal import Decimal
@@ -41,6 +39,8 @@ from indexing.plan.plan import (
     UriMatch,
 )
 from indexing.registry import SearchParamRegistry
+from tests._full_stack import TEST_REFRESH_INTERVAL
+from tests._services import engine_url
 
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "tests" / "vectors"
@@ -69,16 +69,16 @@ async def open_index(
 
         sqlite_index = await SqliteSearchIndex.open(tmp_path / "index.sqlite3", registry)
         return sqlite_index, sqlite_index.close
-    url = os.environ.get("MICDR_TEST_ELASTICSEARCH_URL")
-    if not url:
-        if os.environ.get("MICDR_REQUIRE_SERVICES") == "1":
-            pytest.fail("MICDR_REQUIRE_SERVICES=1 but MICDR_TEST_ELASTICSEARCH_URL is not set")
-        pytest.skip("Elasticsearch not configured (MICDR_TEST_ELASTICSEARCH_URL unset)")
-    if importlib.util.find_spec("indexing.engines.elasticsearch.adapter") is None:
-        pytest.skip("indexing.engines.elasticsearch.adapter does not exist yet")
+    url = engine_url("elasticsearch")
     from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
+    from indexing.engines.elasticsearch.mapping import IndexSettings
 
-    es_index = await ElasticsearchSearchIndex.open(url, f"t{uuid.uuid4().hex[:10]}", registry)
+    es_index = await ElasticsearchSearchIndex.open(
+        url,
+        f"t{uuid.uuid4().hex[:10]}",
+        registry,
+        settings=IndexSettings(refresh_interval=TEST_REFRESH_INTERVAL),
+    )
 
     async def cleanup() -> None:
         drop = getattr(es_index, "drop", None)

@@ -17,11 +17,11 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
-from tests._services import ENV, LABEL, SERVICE, engine_version, services_required
+from tests._services import ENV, SERVICE, engine_url
 
 HERE = Path(__file__).resolve().parent
 SERVICES_SH = HERE.parents[1] / "scripts" / "services.sh"
@@ -33,44 +33,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if services_required():
-        pytest.fail(
-            f"{reason}. MICDR_REQUIRE_SERVICES=1, so integration tests must run: start the engines"
-            ' with `scripts/services.sh start` and `eval "$(scripts/services.sh env)"`, or set'
-            " MICDR_REQUIRE_SERVICES=0 to skip them.",
-            pytrace=False,
-        )
-    pytest.skip(reason)
-
-
-def _engine_url(engine: str) -> str:
-    url = os.environ.get(ENV[engine])
-    if not url:
-        _unavailable(f"{LABEL[engine]} not configured ({ENV[engine]} is unset)")
-    try:
-        engine_version(engine, url)
-    except Exception as exc:
-        problem = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
-    else:
-        return url
-    # called outside the `except` block, so the report shows no chained traceback
-    _unavailable(f"{LABEL[engine]} at {url} does not answer ({problem})")
-
-
 @pytest.fixture(scope="session")
 def elasticsearch_url() -> str:
-    return _engine_url("elasticsearch")
+    return engine_url("elasticsearch")
 
 
 @pytest.fixture(scope="session")
 def mongo_url() -> str:
-    return _engine_url("mongo")
+    return engine_url("mongo")
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    return _engine_url("redis")
+    return engine_url("redis")
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.settings import load_settings
+from tests._full_stack import drop
 from tests.integration._async import (
     PER_BUNDLE,
     Process,
@@ -37,7 +38,6 @@ from tests.integration._async import (
     wait_serving,
 )
 from tests.integration.conftest import ServiceControl
-from tests.integration.test_full_stack import drop
 
 LEASE = "3"
 

@@ -22,10 +22,12 @@ from indexing.engines.elasticsearch.adapter import (
     ElasticsearchSearchIndex,
     ElasticsearchUnavailable,
 )
+from indexing.engines.elasticsearch.mapping import IndexSettings
 from indexing.engines.port import IndexOp
 from indexing.extract import extract_values
 from indexing.plan.plan import Clause, IdIn, SearchPlan, SortKey, TokenMatch
 from indexing.registry import SearchParamRegistry
+from tests._full_stack import TEST_REFRESH_INTERVAL
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +51,12 @@ def prefix() -> str:
 async def index(
     elasticsearch_url: str, prefix: str, registry: SearchParamRegistry
 ) -> AsyncIterator[ElasticsearchSearchIndex]:
-    opened = await ElasticsearchSearchIndex.open(elasticsearch_url, prefix, registry)
+    opened = await ElasticsearchSearchIndex.open(
+        elasticsearch_url,
+        prefix,
+        registry,
+        settings=IndexSettings(refresh_interval=TEST_REFRESH_INTERVAL),
+    )
     try:
         yield opened
     finally:

@@ -4,60 +4,20 @@ commits; then reads come from the store and searches from Elasticsearch."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from app.settings import Settings, load_settings
+from app.settings import load_settings
+from tests._full_stack import drop, full_stack_env, run_worker_burst
 from tests.conformance.conftest import episode
-from workers.arq_settings import build_worker
 
 HCN = "https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn"
 
 
-def full_stack(mongo_url: str, elasticsearch_url: str, redis_url: str, name: str) -> Settings:
-    return load_settings(
-        {
-            "MICDR_MONGO_URL": mongo_url,
-            "MICDR_MONGO_DATABASE": name.replace("-", "_"),
-            "MICDR_ELASTICSEARCH_URL": elasticsearch_url,
-            "MICDR_INDEX_PREFIX": name,
-            "MICDR_REDIS_URL": redis_url,
-        }
-    )
-
-
-async def run_worker_burst(settings: Settings) -> None:
-    worker = build_worker(settings, burst=True)
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
-
-
-async def drop(settings: Settings) -> None:
-    from elasticsearch import AsyncElasticsearch
-    from pymongo import AsyncMongoClient
-
-    es = AsyncElasticsearch(settings.elasticsearch_url)
-    try:
-        # wildcard deletes are refused (action.destructive_requires_name): name each index
-        names = list(await es.indices.get(index=f"{settings.index_prefix}-*"))
-        if names:
-            await es.indices.delete(index=",".join(names))
-    finally:
-        await es.close()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
-    await client.drop_database(settings.mongo_database)
-    await client.close()
-
-
-async def test_submit_project_and_search_on_the_full_stack(
-    mongo_url: str, elasticsearch_url: str, redis_url: str, unique_name: str
-) -> None:
-    settings = full_stack(mongo_url, elasticsearch_url, redis_url, unique_name)
+async def test_submit_project_and_search_on_the_full_stack(unique_name: str) -> None:
+    settings = load_settings(full_stack_env(unique_name))
     try:
         async with AsyncTestClient(
             app=create_app(settings), base_url="http://micdr.local"
@@ -76,7 +36,6 @@ async def test_submit_project_and_search_on_the_full_stack(
             assert (await client.get("/health")).json()["index"]["oldest_unindexed_commit"]
 
             await run_worker_burst(settings)
-            await asyncio.sleep(1.2)  # Elasticsearch's refresh interval
 
             assert (await client.get("/health")).json()["index"]["oldest_unindexed_commit"] is None
             found = await client.get(
@@ -96,10 +55,8 @@ async def test_submit_project_and_search_on_the_full_stack(
         await drop(settings)
 
 
-async def test_an_unreachable_store_is_a_503_not_a_500(
-    mongo_url: str, elasticsearch_url: str, redis_url: str, unique_name: str, services: Any
-) -> None:
-    settings = full_stack(mongo_url, elasticsearch_url, redis_url, unique_name)
+async def test_an_unreachable_store_is_a_503_not_a_500(unique_name: str, services: Any) -> None:
+    settings = load_settings(full_stack_env(unique_name))
     try:
         async with AsyncTestClient(
             app=create_app(settings), base_url="http://micdr.local"

@@ -29,9 +29,8 @@ from app.main import create_app
 from app.reindex import reindex
 from app.search_parameters import sync_search_parameters
 from app.settings import Settings, load_settings
+from tests._full_stack import drop, full_stack_env, run_worker_burst, start_worker
 from tests._index_check import differences, es_indexed, expected_index
-from tests.integration.test_full_stack import drop, run_worker_burst
-from workers.arq_settings import build_worker
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 if not DATA.exists():
@@ -43,26 +42,14 @@ BUNDLES = sorted((DATA / "synthea-r4").glob("*.json"))[:6] + sorted(
 )
 
 
-def settings_for(mongo_url: str, elasticsearch_url: str, redis_url: str, name: str) -> Settings:
-    return load_settings(
-        {
-            "MICDR_MONGO_URL": mongo_url,
-            "MICDR_MONGO_DATABASE": name.replace("-", "_"),
-            "MICDR_ELASTICSEARCH_URL": elasticsearch_url,
-            "MICDR_INDEX_PREFIX": name,
-            "MICDR_REDIS_URL": redis_url,
-            "MICDR_IG_MODE": "0",  # Synthea's organizations carry no Ontario UPI (IG R28)
-        }
-    )
-
-
 @pytest.fixture
 async def stack(
-    mongo_url: str, elasticsearch_url: str, redis_url: str, unique_name: str
+    unique_name: str,
 ) -> AsyncIterator[tuple[Settings, AsyncTestClient[Any], Engines]]:
     if len(BUNDLES) < 4:
         pytest.skip(f"no Synthea bundles under {DATA}")
-    settings = settings_for(mongo_url, elasticsearch_url, redis_url, unique_name)
+    # Synthea's organizations carry no Ontario UPI (IG R28)
+    settings = load_settings({**full_stack_env(unique_name), "MICDR_IG_MODE": "0"})
     engines = await open_engines(settings)
     try:
         async with AsyncTestClient(
@@ -131,8 +118,7 @@ async def test_killing_elasticsearch_mid_load_loses_nothing(
     stack: tuple[Settings, AsyncTestClient[Any], Engines], services: Any
 ) -> None:
     settings, client, engines = stack
-    worker = build_worker(settings, handle_signals=False)
-    running = asyncio.create_task(worker.async_run())
+    stop_worker = start_worker(settings, poll_delay=0.5)
     try:
         half = len(BUNDLES) // 2
         for path in BUNDLES[:half]:
@@ -159,10 +145,7 @@ async def test_killing_elasticsearch_mid_load_loses_nothing(
         assert max(lags) > 0
     finally:
         services.start("elasticsearch")  # idempotent when it is up
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await running
-        await worker.close()
+        await stop_worker()
     await assert_index_is_the_projection(settings, engines)
 
 

@@ -1,0 +1,111 @@
+"""The full stack for tests: settings on the real engines under a name of the test's own, an arq
+worker run inside the API's event loop, and the cleanup that drops what the test created.
+
+Used by tests/conformance (the `full` deployment of every HTTP-level test) and tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.engines import Engines, open_engines
+from app.settings import Settings
+from tests._services import engine_url
+from workers.arq_settings import build_worker
+
+# The Redis database the conformance tests' queues use, emptied before each test: arq keeps a
+# finished job's id for a while, and commit sequence numbers restart with every test's store.
+CONFORMANCE_REDIS_DB = 9
+
+
+# Indexed documents are searchable within this (production default: 1 s); every index write
+# waits for that refresh, so a short one keeps the tests quick.
+TEST_REFRESH_INTERVAL = "50ms"
+
+
+def unique_name() -> str:
+    return f"micdr-test-{uuid.uuid4().hex[:12]}"
+
+
+def full_stack_env(name: str, redis_url: str | None = None) -> dict[str, str]:
+    """MICDR_* variables for a full stack on the test engines: database and index prefix `name`."""
+    return {
+        "MICDR_MONGO_URL": engine_url("mongo"),
+        "MICDR_MONGO_DATABASE": name.replace("-", "_"),
+        "MICDR_ELASTICSEARCH_URL": engine_url("elasticsearch"),
+        "MICDR_INDEX_PREFIX": name,
+        "MICDR_REDIS_URL": redis_url or engine_url("redis"),
+        "MICDR_INDEX_REFRESH_INTERVAL": TEST_REFRESH_INTERVAL,
+    }
+
+
+def redis_database(url: str, db: int) -> str:
+    return url.rsplit("/", 1)[0] + f"/{db}" if url.count("/") > 2 else f"{url}/{db}"
+
+
+async def flush_redis(url: str) -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+def start_worker(settings: Settings, poll_delay: float = 0.02) -> Callable[[], Awaitable[None]]:
+    """Run a long-lived arq worker on the current event loop; answers the coroutine that stops
+    it. Its job tasks are cancelled and awaited first: arq's `close` gathers them without
+    `return_exceptions`, so a cancelled one would raise out of it."""
+    worker = build_worker(settings, handle_signals=False, poll_delay=poll_delay)
+    running = asyncio.create_task(worker.async_run(), name="micdr-test-worker")
+
+    async def stop() -> None:
+        tasks = [running, *worker.tasks.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        worker.tasks.clear()
+        await worker.close()
+
+    return stop
+
+
+async def open_with_worker(settings: Settings) -> Engines:
+    """`open_engines` plus a long-lived arq worker on the same event loop (the API's, in a test
+    client), stopped before the engines close: the full stack in one process."""
+    engines = await open_engines(settings)
+    engines.closers.append(start_worker(settings))
+    return engines
+
+
+async def run_worker_burst(settings: Settings) -> None:
+    """Run an arq worker until the queue is empty."""
+    worker = build_worker(settings, burst=True)
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+
+
+async def drop(settings: Settings) -> None:
+    """Delete the test's indexes and database."""
+    from elasticsearch import AsyncElasticsearch
+    from pymongo import AsyncMongoClient
+
+    es = AsyncElasticsearch(settings.elasticsearch_url)
+    try:
+        # wildcard deletes are refused (action.destructive_requires_name): name each index
+        names = list(await es.indices.get(index=f"{settings.index_prefix}-*"))
+        if names:
+            await es.indices.delete(index=",".join(names))
+    finally:
+        await es.close()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:
+        await client.drop_database(settings.mongo_database)
+    finally:
+        await client.close()
