@@ -16,37 +16,36 @@ from app.settings import Settings
 from tests._services import engine_url
 from workers.arq_settings import build_worker
 
-# The Redis database the conformance tests' queues use, emptied before each test: arq keeps a
-# finished job's id for a while, and commit sequence numbers restart with every test's store.
-CONFORMANCE_REDIS_DB = 9
-
-
 # Indexed documents are searchable within this (production default: 1 s); every index write
 # waits for that refresh, so a short one keeps the tests quick.
 TEST_REFRESH_INTERVAL = "50ms"
+# The Redis database of the tests' queues, emptied before each test: arq keeps a finished job's
+# id for a while, and commit sequence numbers (the job ids) restart with every test's store.
+TEST_REDIS_DB = 9
 
 
 def unique_name() -> str:
     return f"micdr-test-{uuid.uuid4().hex[:12]}"
 
 
-def full_stack_env(name: str, redis_url: str | None = None) -> dict[str, str]:
-    """MICDR_* variables for a full stack on the test engines: database and index prefix `name`."""
+async def full_stack_env(name: str) -> dict[str, str]:
+    """MICDR_* variables for a full stack on the test engines: database and index prefix `name`,
+    and the tests' Redis database, emptied."""
+    redis_url = engine_url("redis")
+    redis_url = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
+    redis_url = f"{redis_url}/{TEST_REDIS_DB}"
+    await _flush_redis(redis_url)
     return {
         "MICDR_MONGO_URL": engine_url("mongo"),
         "MICDR_MONGO_DATABASE": name.replace("-", "_"),
         "MICDR_ELASTICSEARCH_URL": engine_url("elasticsearch"),
         "MICDR_INDEX_PREFIX": name,
-        "MICDR_REDIS_URL": redis_url or engine_url("redis"),
+        "MICDR_REDIS_URL": redis_url,
         "MICDR_INDEX_REFRESH_INTERVAL": TEST_REFRESH_INTERVAL,
     }
 
 
-def redis_database(url: str, db: int) -> str:
-    return url.rsplit("/", 1)[0] + f"/{db}" if url.count("/") > 2 else f"{url}/{db}"
-
-
-async def flush_redis(url: str) -> None:
+async def _flush_redis(url: str) -> None:
     import redis.asyncio
 
     client = redis.asyncio.Redis.from_url(url)
@@ -109,3 +108,32 @@ async def drop(settings: Settings) -> None:
         await client.drop_database(settings.mongo_database)
     finally:
         await client.close()
+
+
+TEST_NAMES = ("micdr-test-", "micdr-it-")
+
+
+def sweep(elasticsearch_url: str | None, mongo_url: str | None) -> None:
+    """Delete every index and database named like a test's (synchronous: runs after the loop;
+    never while another test session uses the same engines)."""
+    if elasticsearch_url:
+        from elasticsearch import Elasticsearch
+
+        with Elasticsearch(elasticsearch_url, request_timeout=30) as es:
+            names = [
+                name
+                for name in es.indices.get(index="micdr-*", allow_no_indices=True)
+                if name.startswith(TEST_NAMES)
+            ]
+            if names:
+                es.indices.delete(index=",".join(names))
+    if mongo_url:
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, Any]] = MongoClient(mongo_url, serverSelectionTimeoutMS=5000)
+        try:
+            for name in client.list_database_names():
+                if name.startswith(tuple(n.replace("-", "_") for n in TEST_NAMES)):
+                    client.drop_database(name)
+        finally:
+            client.close()

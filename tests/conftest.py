@@ -21,3 +21,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         except Exception as exc:  # a header must never break the run
             lines.append(f"  {LABEL[engine]} at {url}: unreachable ({type(exc).__name__})")
     return ["integration engines:", *lines]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove what tests left on the engines: a projection cancelled at a test's end may still
+    create an index on the server after the test dropped its own."""
+    from tests._full_stack import sweep
+
+    try:
+        sweep(os.environ.get(ENV["elasticsearch"]), os.environ.get(ENV["mongo"]))
+    except Exception as exc:  # cleanup must never change the run's outcome
+        print(f"\nleft test indexes or databases on the engines: {exc}")

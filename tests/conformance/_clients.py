@@ -23,16 +23,7 @@ from app.engines import Engines
 from app.main import create_app
 from app.settings import Settings, load_settings
 from app.store.mongo import MongoResourceStore
-from tests._full_stack import (
-    CONFORMANCE_REDIS_DB,
-    drop,
-    flush_redis,
-    full_stack_env,
-    open_with_worker,
-    redis_database,
-    unique_name,
-)
-from tests._services import engine_url
+from tests._full_stack import drop, full_stack_env, open_with_worker, unique_name
 
 DEPLOYMENTS = ["embedded", "mongo", pytest.param("full", marks=pytest.mark.integration)]
 PLAIN_FHIR = {"MICDR_IG_MODE": "0"}
@@ -59,9 +50,7 @@ async def client_with(
     """A test client whose settings are `env` (plus a temp data dir) on `deployment`."""
     base = {"MICDR_DATA_DIR": str(data_dir)}
     if deployment == "full":
-        redis_url = redis_database(engine_url("redis"), CONFORMANCE_REDIS_DB)
-        await flush_redis(redis_url)
-        base.update(full_stack_env(unique_name(), redis_url))
+        base.update(await full_stack_env(unique_name()))
     settings = load_settings({**base, **env})
     if deployment == "mongo":
         app = create_app(settings, _mongomock_engines)

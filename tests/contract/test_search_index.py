@@ -75,7 +75,7 @@ async def open_index(
 
     es_index = await ElasticsearchSearchIndex.open(
         url,
-        f"t{uuid.uuid4().hex[:10]}",
+        f"micdr-test-{uuid.uuid4().hex[:10]}",
         registry,
         settings=IndexSettings(refresh_interval=TEST_REFRESH_INTERVAL),
     )

@@ -17,7 +17,7 @@ HCN = "https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn"
 
 
 async def test_submit_project_and_search_on_the_full_stack(unique_name: str) -> None:
-    settings = load_settings(full_stack_env(unique_name))
+    settings = load_settings(await full_stack_env(unique_name))
     try:
         async with AsyncTestClient(
             app=create_app(settings), base_url="http://micdr.local"
@@ -56,7 +56,7 @@ async def test_submit_project_and_search_on_the_full_stack(unique_name: str) -> 
 
 
 async def test_an_unreachable_store_is_a_503_not_a_500(unique_name: str, services: Any) -> None:
-    settings = load_settings(full_stack_env(unique_name))
+    settings = load_settings(await full_stack_env(unique_name))
     try:
         async with AsyncTestClient(
             app=create_app(settings), base_url="http://micdr.local"
