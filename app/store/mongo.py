@@ -62,6 +62,7 @@ _DUPLICATE_KEY = 11000
 _SEQUENCE_ATTEMPTS = 100
 # A claim younger than this whose submission is missing belongs to a submit in progress.
 _CLAIM_GRACE_SECONDS = 30.0
+_EACH_MAX = 32  # FerretDB: ids looked up one by one rather than in one scan (see __init__)
 _FIELDS = {"type": 1, "id": 1, "version": 1, "op": 1, "last_updated": 1, "resource": 1}
 
 
@@ -102,8 +103,10 @@ async def connect(
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
     try:
-        await client.admin.command("ping")
-        store = await MongoResourceStore.open(client[database])
+        build = await client.admin.command("buildInfo")
+        store = await MongoResourceStore.open(
+            client[database], by_id_each="ferretdbVersion" in build
+        )
     except PyMongoError as exc:
         await client.close()
         raise StoreError(f"MongoDB at {url} is unreachable: {exc}") from None
@@ -169,8 +172,13 @@ def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
 class MongoResourceStore:
     """Store on a database handle from `pymongo.AsyncMongoClient` (or mongomock-motor in tests)."""
 
-    def __init__(self, database: Any) -> None:
+    def __init__(self, database: Any, *, by_id_each: bool = False) -> None:
         self._db = database
+        # FerretDB's SQLite backend answers `{_id: key}` from the primary key but reads (and
+        # decodes) the whole collection for `{_id: {$in: keys}}`, so a write would cost a scan
+        # of every resource: there, a few ids (up to _EACH_MAX) are looked up or updated one by
+        # one, concurrently; more share one scan.
+        self._by_id_each = by_id_each
         self._versions = _BusyRetry(database[VERSIONS])
         self._current = _BusyRetry(database[CURRENT])
         self._txlog = _BusyRetry(database[TXLOG])
@@ -180,8 +188,8 @@ class MongoResourceStore:
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
 
     @classmethod
-    async def open(cls, database: Any) -> MongoResourceStore:
-        store = cls(database)
+    async def open(cls, database: Any, *, by_id_each: bool = False) -> MongoResourceStore:
+        store = cls(database, by_id_each=by_id_each)
         await store._current.create_index([("type", ASCENDING), ("ident", ASCENDING)])
         await store._versions.create_index([("last_updated", DESCENDING)])
         await store._versions.create_index([("type", ASCENDING), ("last_updated", DESCENDING)])
@@ -253,8 +261,7 @@ class MongoResourceStore:
     async def _check_versions(self, writes: Sequence[Write]) -> None:
         # Versions are contiguous: N may only follow a current N-1. (Uniqueness of N, enforced by
         # `_id`, is what makes racing writers safe; this check refuses gaps.)
-        keys = [w.ref for w in writes]
-        docs = await self._current.find({"_id": {"$in": keys}}, {"version": 1}).to_list(None)
+        docs = await self._find_ids(self._current, [w.ref for w in writes], {"version": 1})
         current = {d["_id"]: d["version"] for d in docs}
         for write in writes:
             if current.get(write.ref, 0) != write.version - 1:
@@ -332,7 +339,13 @@ class MongoResourceStore:
         # recovery reads them back. Either way the current documents get the same fields.
         if docs is None:
             docs = await self._versions.find({"tx": seq}).to_list(None)
-        await self._versions.update_many({"tx": seq}, {"$set": {"state": "committed"}})
+        committed = {"$set": {"state": "committed"}}
+        if self._each(docs):
+            await asyncio.gather(
+                *(self._versions.update_one({"_id": d["_id"]}, committed) for d in docs)
+            )
+        else:
+            await self._versions.update_many({"tx": seq}, committed)
         if docs:
             await self._move_current(docs)
         await self._txlog.update_one({"_id": seq}, {"$set": {"state": "applied"}})
@@ -375,9 +388,23 @@ class MongoResourceStore:
     async def read_many(self, refs: Sequence[tuple[str, str]]) -> list[StoredResource]:
         if not refs:
             return []
-        keys = [f"{t}/{i}" for t, i in refs]
-        docs = await self._current.find({"_id": {"$in": keys}}, _FIELDS).to_list(None)
+        docs = await self._find_ids(self._current, [f"{t}/{i}" for t, i in refs], _FIELDS)
         return [_stored(d) for d in docs]
+
+    def _each(self, keys: Sequence[Any]) -> bool:
+        return self._by_id_each and len(keys) <= _EACH_MAX
+
+    async def _find_ids(
+        self, collection: Any, keys: Sequence[Any], fields: Mapping[str, int]
+    ) -> list[dict[str, Any]]:
+        """The documents whose `_id` is one of `keys` (those that exist)."""
+        if not self._each(keys):
+            found: list[dict[str, Any]] = await collection.find(
+                {"_id": {"$in": list(keys)}}, fields
+            ).to_list(None)
+            return found
+        each = await asyncio.gather(*(collection.find_one({"_id": k}, fields) for k in keys))
+        return [d for d in each if d is not None]
 
     async def vread(self, type: str, id: str, version: int) -> StoredResource | None:
         doc = await self._versions.find_one({"_id": f"{type}/{id}/{version}"})
@@ -499,8 +526,11 @@ class MongoResourceStore:
         ]
 
     async def mark_indexed(self, seqs: Sequence[int]) -> None:
-        if seqs:
-            await self._txlog.update_many({"_id": {"$in": list(seqs)}}, {"$set": {"indexed": True}})
+        indexed = {"$set": {"indexed": True}}
+        if self._each(seqs):
+            await asyncio.gather(*(self._txlog.update_one({"_id": s}, indexed) for s in seqs))
+        elif seqs:
+            await self._txlog.update_many({"_id": {"$in": list(seqs)}}, indexed)
 
     async def oldest_unindexed(self) -> str | None:
         doc = await self._txlog.find_one(

@@ -36,7 +36,7 @@ async def open_store(kind: str, tmp_path: Path) -> tuple[Any, Any]:
 
     client = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
     name = f"micdr_test_{uuid.uuid4().hex[:10]}"
-    store = await MongoResourceStore.open(client[name])
+    store = await MongoResourceStore.open(client[name], by_id_each=True)
 
     async def cleanup() -> None:
         await client.drop_database(name)
