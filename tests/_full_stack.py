@@ -24,8 +24,14 @@ TEST_REFRESH_INTERVAL = "50ms"
 TEST_REDIS_DB = 9
 
 
-def unique_name() -> str:
-    return f"micdr-test-{uuid.uuid4().hex[:12]}"
+_named: set[str] = set()  # every name this test session handed out (what `sweep` may delete)
+
+
+def unique_name(prefix: str = "micdr-test") -> str:
+    """A fresh lower-case name (index prefix; database name with `_` for `-`), remembered."""
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    _named.add(name)
+    return name
 
 
 async def full_stack_env(name: str) -> dict[str, str]:
@@ -110,20 +116,17 @@ async def drop(settings: Settings) -> None:
         await client.close()
 
 
-TEST_NAMES = ("micdr-test-", "micdr-it-")
-
-
 def sweep(elasticsearch_url: str | None, mongo_url: str | None) -> None:
-    """Delete every index and database named like a test's (synchronous: runs after the loop;
-    never while another test session uses the same engines)."""
+    """Delete the indexes and databases of the names this session handed out (synchronous: runs
+    after the loop). Names only: other test sessions on the same engines keep theirs."""
     if elasticsearch_url:
         from elasticsearch import Elasticsearch
 
         with Elasticsearch(elasticsearch_url, request_timeout=30) as es:
             names = [
-                name
-                for name in es.indices.get(index="micdr-*", allow_no_indices=True)
-                if name.startswith(TEST_NAMES)
+                index
+                for index in es.indices.get(index="micdr-*", allow_no_indices=True)
+                if any(index.startswith(f"{name}-") for name in _named)
             ]
             if names:
                 es.indices.delete(index=",".join(names))
@@ -132,8 +135,9 @@ def sweep(elasticsearch_url: str | None, mongo_url: str | None) -> None:
 
         client: MongoClient[dict[str, Any]] = MongoClient(mongo_url, serverSelectionTimeoutMS=5000)
         try:
-            for name in client.list_database_names():
-                if name.startswith(tuple(n.replace("-", "_") for n in TEST_NAMES)):
-                    client.drop_database(name)
+            databases = {name.replace("-", "_") for name in _named}
+            for database in client.list_database_names():
+                if database in databases:
+                    client.drop_database(database)
         finally:
             client.close()

@@ -61,6 +61,9 @@ def auth_env(tmp: Path, **extra: str) -> dict[str, str]:
     }
 
 
+TOKEN_LIFETIME = 12 * 3600
+
+
 def token(
     scope: str,
     *,
@@ -79,7 +82,8 @@ def token(
         "client_id": client_id or (f"client-{org}" if org else "viewer-app"),
         "scope": scope,
         "iat": now,
-        "exp": now + 300,
+        # some modules mint their tokens at import (collection): they must outlive the whole run
+        "exp": now + TOKEN_LIFETIME,
     }
     if org is not None:
         body["micdr_org"] = org

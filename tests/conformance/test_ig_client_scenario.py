@@ -1,10 +1,11 @@
 """The IG end to end, driven by an independent FHIR client (issue 8's "real client scenario").
 
-SMART's `fhirclient` (not the project's code) talks to a real `micdr serve` (uvicorn, a
-subprocess) on a free loopback port with a fresh data dir. It registers a Patient (MRN + HCN), an
-Organization (UPI, hospital), a Practitioner (licence), an order (ServiceRequest), an ImagingStudy
-with its Endpoint and a DiagnosticReport — built as fhirclient models and submitted as one
-transaction Bundle (Submit MI Bundle, `POST [base]/Bundle`: in IG mode the rules apply to
+SMART's `fhirclient` (not the project's code) talks to a real `micdr serve` (uvicorn, a subprocess)
+on a free loopback port, on both deployments: the embedded default in a fresh data dir, and the
+full stack (FerretDB, Elasticsearch, and a `micdr worker` on Redis). It registers a Patient (MRN +
+HCN), an Organization (UPI, hospital), a Practitioner (licence), an order (ServiceRequest), an
+ImagingStudy with its Endpoint and a DiagnosticReport — built as fhirclient models and submitted as
+one transaction Bundle (Submit MI Bundle, `POST [base]/Bundle`: in IG mode the rules apply to
 submissions containing MI resources) — then, once GET /health says everything is indexed, asks
 `ImagingStudy?based-on=ServiceRequest/<id>` (the IG's `based-on`, search-params/ig) and the
 longitudinal `DocumentReference?patient.identifier=...`. Every response body is parsed by
@@ -17,6 +18,7 @@ OperationOutcome.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -44,6 +46,9 @@ from fhirclient.models.practitioner import Practitioner
 from fhirclient.models.resource import Resource
 from fhirclient.models.servicerequest import ServiceRequest
 from fhirclient.server import FHIRServer
+
+from app.settings import load_settings
+from tests._full_stack import drop, full_stack_env, unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
 MICDR = [sys.executable, "-m", "app.cli"]  # the `micdr` console script
@@ -73,24 +78,52 @@ def _health(base: str) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FHIRServer]:
-    data_dir = tmp_path_factory.mktemp("ig-scenario")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MICDR_")}
-    proc = subprocess.Popen(
-        [*MICDR, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*MICDR, *args],
         cwd=ROOT,
-        env=clean,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(
+    scope="module", params=["embedded", pytest.param("full", marks=pytest.mark.integration)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FHIRServer]:
+    """`micdr serve` on the embedded default, or on the full stack's engines with a
+    `micdr worker` beside it."""
+    data_dir = tmp_path_factory.mktemp("ig-scenario")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICDR_")}
+    if request.param == "full":
+        env.update(asyncio.run(full_stack_env(unique_name())))
+    procs = [
+        _start(
+            ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)], env
+        )
+    ]
+    if request.param == "full":
+        procs.append(_start(["worker"], env))
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited"
+            for proc in procs:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited"
             assert time.monotonic() < deadline, "micdr serve did not answer within a minute"
             try:
                 _health(base)
@@ -99,12 +132,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FHIRServer]:
                 time.sleep(0.2)
         yield FHIRServer(None, base_uri=f"{base}/fhir/")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        for proc in procs:
+            _stop(proc)
+        if request.param == "full":
+            asyncio.run(drop(load_settings(env)))
 
 
 def wait_indexed(server: FHIRServer, timeout: float = 30.0) -> None:

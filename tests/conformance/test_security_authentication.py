@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from tests.conformance._auth import (
     AUDIENCE,
     ISSUER,
+    TOKEN_LIFETIME,
     bearer,
     other_rsa_key,
     rsa_key,
@@ -33,7 +34,9 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 def _claims(**over: Any) -> dict[str, Any]:
     now = int(time.time())
-    body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "u", "scope": "user/*.rs", "exp": now + 60}
+    # minted at import: valid for the whole run, so each is refused for its own flaw only
+    exp = now + TOKEN_LIFETIME
+    body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "u", "scope": "user/*.rs", "exp": exp}
     body.update(over)
     return {k: v for k, v in body.items() if v is not None}
 
@@ -49,7 +52,7 @@ REFUSED = {
     "basic": "Basic dXNlcjpwYXNz",
     "empty bearer": "Bearer ",
     "expired": "Bearer " + _rs256(_claims(exp=NOW - 120)),
-    "not yet valid": "Bearer " + _rs256(_claims(nbf=NOW + 600)),
+    "not yet valid": "Bearer " + _rs256(_claims(nbf=NOW + TOKEN_LIFETIME)),
     "wrong issuer": "Bearer " + _rs256(_claims(iss="https://evil.example.org")),
     "wrong audience": "Bearer " + _rs256(_claims(aud="https://other.example.org")),
     "no exp": "Bearer " + _rs256(_claims(exp=None)),

@@ -15,6 +15,7 @@ import pytest
 
 from app.store.mongo import MongoResourceStore
 from app.store.sqlite import SqliteResourceStore
+from tests._full_stack import unique_name
 from tests._services import engine_url
 
 STORES = ["sqlite", "mongomock", "ferretdb"]
@@ -35,7 +36,7 @@ async def open_store(kind: str, tmp_path: Path) -> tuple[Any, Any]:
     from pymongo import AsyncMongoClient
 
     client = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
-    name = f"micdr_test_{uuid.uuid4().hex[:10]}"
+    name = unique_name().replace("-", "_")
     store = await MongoResourceStore.open(client[name], by_id_each=True)
 
     async def cleanup() -> None:

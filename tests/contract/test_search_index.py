@@ -10,7 +10,6 @@ search must answer exactly the listed ids, in order (format: tests/vectors/READM
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -39,7 +38,7 @@ from indexing.plan.plan import (
     UriMatch,
 )
 from indexing.registry import SearchParamRegistry
-from tests._full_stack import TEST_REFRESH_INTERVAL
+from tests._full_stack import TEST_REFRESH_INTERVAL, unique_name
 from tests._services import engine_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +74,7 @@ async def open_index(
 
     es_index = await ElasticsearchSearchIndex.open(
         url,
-        f"micdr-test-{uuid.uuid4().hex[:10]}",
+        unique_name(),
         registry,
         settings=IndexSettings(refresh_interval=TEST_REFRESH_INTERVAL),
     )

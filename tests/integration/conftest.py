@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests._full_stack import unique_name as new_name
 from tests._services import ENV, SERVICE, engine_url
 
 HERE = Path(__file__).resolve().parent
@@ -51,7 +51,7 @@ def redis_url() -> str:
 @pytest.fixture
 def unique_name() -> str:
     """A fresh lower-case name per test (index, database, key prefix): reruns never collide."""
-    return f"micdr-test-{uuid.uuid4().hex[:12]}"
+    return new_name()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from indexing.engines.port import IndexOp
 from indexing.extract import extract_values
 from indexing.plan.plan import Clause, IdIn, SearchPlan, SortKey, TokenMatch
 from indexing.registry import SearchParamRegistry
-from tests._full_stack import TEST_REFRESH_INTERVAL
+from tests._full_stack import TEST_REFRESH_INTERVAL, unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +43,7 @@ def registry() -> SearchParamRegistry:
 
 @pytest.fixture
 def prefix() -> str:
-    return f"micdr-it-{uuid.uuid4().hex[:8]}"
+    return unique_name("micdr-it")
 
 
 @pytest.fixture
