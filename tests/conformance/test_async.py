@@ -18,7 +18,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.conformance._clients import DEPLOYMENTS, client_with
-from tests.conformance.conftest import episode
+from tests.conformance.conftest import episode, finished
 
 ASYNC = {"Prefer": "respond-async"}
 
@@ -36,19 +36,6 @@ async def submit(
     location = response.headers["content-location"]
     assert "/fhir/$async-status/" in location
     return path_of(location)
-
-
-async def finished(client: AsyncTestClient[Any], status_path: str, timeout: float = 30.0) -> Any:
-    """Poll the status URL until it stops answering 202."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        response = await client.get(status_path)
-        if response.status_code != 202:
-            return response
-        assert response.headers["x-progress"]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{status_path} still in progress after {timeout}s")
 
 
 @pytest.fixture(params=DEPLOYMENTS)

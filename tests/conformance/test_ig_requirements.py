@@ -12,7 +12,6 @@ Fixture `records`: patient A (HCN 5566009041, MRN1978347) with three episodes (2
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from typing import Any
@@ -21,14 +20,14 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.fhir.xml import parse_xml, to_xml
-from tests.conformance.conftest import episode, indexed
+from tests.conformance._episodes import as_ichsc, keep_identifiers, resource
+from tests.conformance.conftest import episode, finished, indexed
 from tests.conformance.test_search import accessions, variant
 
 Client = AsyncTestClient[Any]
 HCN = "https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn"
 MRN = "https://example.org/fhir/NamingSystem/hospital-a-mrn"
 ACC = "https://example.org/fhir/NamingSystem/hospital-a-accession"
-KIND = "https://example.org/fhir/CodeSystem/micdr-contributor-kind"
 ECID = "https://example.org/fhir/NamingSystem/ontario-ecid"
 ADDENDUM = "http://ontariohealth.ca/fhir/StructureDefinition/ext-di-addendum-of"
 A = f"patient.identifier={HCN}|5566009041"
@@ -43,28 +42,8 @@ A_ALL = ["ACC144272509", "ACC200000001", "ACC200000002"]
 # -- helpers -------------------------------------------------------------------------------
 
 
-def resource(bundle: dict[str, Any], type_: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == type_
-    )
-    return found
-
-
 def without_type(bundle: dict[str, Any], *types: str) -> dict[str, Any]:
     bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] not in types]
-    return bundle
-
-
-def keep_identifiers(bundle: dict[str, Any], type_: str, *systems: str) -> dict[str, Any]:
-    r = resource(bundle, type_)
-    r["identifier"] = [i for i in r["identifier"] if i["system"] in systems]
-    if not r["identifier"]:
-        del r["identifier"]
-    return bundle
-
-
-def as_ichsc(bundle: dict[str, Any]) -> dict[str, Any]:
-    resource(bundle, "Organization")["type"] = [{"coding": [{"system": KIND, "code": "ichsc"}]}]
     return bundle
 
 
@@ -128,18 +107,6 @@ async def search(client: Client, query: str, status: int = 200) -> dict[str, Any
 
 def matches(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in body.get("entry", []) if e["search"]["mode"] == "match"]
-
-
-async def poll(client: Client, status_path: str, timeout: float = 30.0) -> Any:
-    """Poll an async status URL until it stops answering 202."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        response = await client.get(status_path)
-        if response.status_code != 202:
-            return response
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{status_path} still in progress after {timeout}s")
 
 
 async def submit_async(client: Client, bundle: dict[str, Any], path: str = "/fhir") -> str:
@@ -281,7 +248,7 @@ async def test_r07_an_entry_without_request_is_rejected(client: Client) -> None:
 async def test_r08_an_async_submission_answers_202_with_a_status_url(client: Client) -> None:
     """R8: an asynchronous submission answers 202 (before processing) with where to poll."""
     status_path = await submit_async(client, episode(1), "/fhir/Bundle")
-    done = await poll(client, status_path)
+    done = await finished(client, status_path)
     assert done.status_code == 200
 
 
@@ -295,7 +262,7 @@ async def test_r09_further_submissions_are_accepted_meanwhile(client: Client) ->
     paths = [await submit_async(client, b) for b in bundles]
     assert len(set(paths)) == 3
     for path in paths:
-        done = await poll(client, path)
+        done = await finished(client, path)
         assert done.headers["x-original-status"] == "200"
     await indexed(client)
     assert sorted(accessions(await search(client, f"ImagingStudy?{A}"))) == [
@@ -306,13 +273,13 @@ async def test_r09_further_submissions_are_accepted_meanwhile(client: Client) ->
 
 async def test_r10_polling_gives_the_outcome_when_processing_ends(client: Client) -> None:
     """R10: when processing ends the contributor gets the outcome: success and failure."""
-    ok = await poll(client, await submit_async(client, episode(3)))
+    ok = await finished(client, await submit_async(client, episode(3)))
     assert (ok.status_code, ok.headers["x-original-status"]) == (200, "200")
     assert ok.json()["type"] == "transaction-response"
     assert statuses(ok.json()) == ["201 Created"] * 7
     bad = episode(1)
     keep_identifiers(bad, "Practitioner")
-    failed = await poll(client, await submit_async(client, bad))
+    failed = await finished(client, await submit_async(client, bad))
     assert (failed.status_code, failed.headers["x-original-status"]) == (200, "422")
     assert failed.json()["issue"][0]["diagnostics"].startswith("IG R27:")
 

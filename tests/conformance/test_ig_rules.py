@@ -10,34 +10,14 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.conformance import _clients
+from tests.conformance._episodes import as_ichsc, keep_identifiers, resource
 from tests.conformance.conftest import SHARED, episode
 
 Client = AsyncTestClient[Any]
 plain_client = _clients.plain_client  # a fixture: IG mode off
 MRN = "https://example.org/fhir/NamingSystem/hospital-a-mrn"
 HCN = "https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn"
-KIND = "https://example.org/fhir/CodeSystem/micdr-contributor-kind"
 ADDENDUM = "http://ontariohealth.ca/fhir/StructureDefinition/ext-di-addendum-of"
-
-
-def resource(bundle: dict[str, Any], type_: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == type_
-    )
-    return found
-
-
-def keep_identifiers(bundle: dict[str, Any], type_: str, *systems: str) -> dict[str, Any]:
-    r = resource(bundle, type_)
-    r["identifier"] = [i for i in r["identifier"] if i["system"] in systems]
-    if not r["identifier"]:
-        del r["identifier"]
-    return bundle
-
-
-def as_ichsc(bundle: dict[str, Any]) -> dict[str, Any]:
-    resource(bundle, "Organization")["type"] = [{"coding": [{"system": KIND, "code": "ichsc"}]}]
-    return bundle
 
 
 async def refused(client: Client, bundle: dict[str, Any], rule: str, expression: str) -> None:
