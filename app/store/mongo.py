@@ -1,19 +1,30 @@
 """`ResourceStore` and `CommitLog` on MongoDB, PyMongo async API (the subset Motor also has).
 
 No multi-document transactions (standalone servers, FerretDB and mongomock have none): the commit
-point is one single-document write, the transaction-log record flipping `pending -> committed`.
+point is one single-document insert, the transaction's decision.
 
 1. take a sequence number, insert the log record `pending`;
 2. insert the new version documents (`_id = Type/id/N`: a version is taken once) and the claims
    (`_id` = business key: a claim is taken once); a duplicate key aborts: roll back, raise;
-3. flip the log record to `committed` only if still `pending` — the commit point;
-4. roll forward: mark versions committed, move the current documents (only ever to a higher
-   version), flip the record to `applied`.
+3. note the transaction under its origin (the async job it completes), if any;
+4. insert the decision `commit` (`_id` = the transaction): the commit point. Recovery rolling
+   back a stale transaction inserts `abort` under the same `_id`; whichever comes first holds;
+5. flip the log record to `committed`, then roll forward: post the identifiers, move the current
+   documents (only ever to a higher version), flip the record to `applied`.
 
-A crash before 3 leaves pending versions nobody reads and a pending record `recover` rolls back
-(`pending -> aborting -> aborted`); a crash after 3 leaves a committed record `recover` rolls
-forward. Both repairs are idempotent, so a crash during recovery is repaired by the next one. See
-docs/implementation/write-path.md and docs/decisions/0002-no-multi-document-transactions.md.
+A version document is committed exactly when its transaction's decision is `commit` (it is never
+updated: see `_is_committed`), so decisions are never deleted. A crash before 4 leaves versions
+nobody reads and a pending record `recover` rolls back (`pending -> aborting -> aborted`); a crash
+after 4 leaves a decided or committed record `recover` rolls forward. Both repairs are idempotent,
+so a crash during recovery is repaired by the next one. See docs/implementation/write-path.md and
+docs/decisions/0002-no-multi-document-transactions.md.
+
+A commit that meets no conflict finds and updates documents by a string `_id` alone (only moving
+an existing resource to its next version adds a condition): FerretDB (the MongoDB-wire server the
+tests and the benchmark run on) answers only `{_id: <string>}` from an index and reads the whole
+collection for any other filter, updates included (bench/README.md). Hence the string
+transaction keys (`_tx_key`), the decisions instead of a conditional update, and the identifier
+postings (`IDENTIFIERS`, `_id = Type|token`) instead of a query on the resources' `ident` field.
 """
 
 from __future__ import annotations
@@ -39,6 +50,9 @@ from app.store.names import (
     CLAIMS,
     COUNTERS,
     CURRENT,
+    DECISIONS,
+    IDENTIFIERS,
+    ORIGINS,
     SUBMISSION_KEYS,
     SUBMISSIONS,
     TX_SEQUENCE,
@@ -62,8 +76,8 @@ _DUPLICATE_KEY = 11000
 _SEQUENCE_ATTEMPTS = 100
 # A claim younger than this whose submission is missing belongs to a submit in progress.
 _CLAIM_GRACE_SECONDS = 30.0
-_EACH_MAX = 32  # FerretDB: ids looked up one by one rather than in one scan (see __init__)
 _FIELDS = {"type": 1, "id": 1, "version": 1, "op": 1, "last_updated": 1, "resource": 1}
+_VERSION_FIELDS = {**_FIELDS, "tx": 1}
 
 
 def _stored(doc: Mapping[str, Any]) -> StoredResource:
@@ -78,7 +92,12 @@ def _stored(doc: Mapping[str, Any]) -> StoredResource:
     )
 
 
-def _version_doc(write: Write, seq: int, tx_time: str) -> dict[str, Any]:
+def _tx_key(seq: int) -> str:
+    """The `_id` of transaction `seq`: a string, zero-padded so that keys sort as numbers do."""
+    return f"{seq:020d}"
+
+
+def _version_doc(write: Write, key: str, tx_time: str) -> dict[str, Any]:
     # A resource's own meta.lastUpdated wins; a delete (no resource) takes the transaction's time.
     last_updated = (write.resource or {}).get("meta", {}).get("lastUpdated") or tx_time
     return {
@@ -86,8 +105,7 @@ def _version_doc(write: Write, seq: int, tx_time: str) -> dict[str, Any]:
         "type": write.type,
         "id": write.id,
         "version": write.version,
-        "tx": seq,
-        "state": "pending",
+        "tx": key,
         "op": write.op,
         "last_updated": last_updated,
         "ident": list(write.identifiers),
@@ -162,6 +180,21 @@ class _BusyRetry:
         return retried
 
 
+async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[int]:
+    """Insert `docs` in one round trip (unordered); answers the positions of those whose `_id`
+    was taken already. Any other failure is a StoreError."""
+    if not docs:
+        return []
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+            raise StoreError(str(exc)) from exc
+        return sorted(e["index"] for e in errors)
+    return []
+
+
 def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The current-document fields of a version document."""
     fields = {k: doc[k] for k in ("type", "id", "version", "op", "last_updated", "resource")}
@@ -174,15 +207,17 @@ class MongoResourceStore:
 
     def __init__(self, database: Any, *, by_id_each: bool = False) -> None:
         self._db = database
-        # FerretDB's SQLite backend answers `{_id: key}` from the primary key but reads (and
-        # decodes) the whole collection for `{_id: {$in: keys}}`, so a write would cost a scan
-        # of every resource: there, a few ids (up to _EACH_MAX) are looked up or updated one by
-        # one, concurrently; more share one scan.
+        # FerretDB answers `{_id: key}` from its index but reads (and decodes) the whole
+        # collection for `{_id: {$in: keys}}`: there, ids are looked up or updated one by one,
+        # concurrently (the client's connection pool bounds how many at once).
         self._by_id_each = by_id_each
         self._versions = _BusyRetry(database[VERSIONS])
         self._current = _BusyRetry(database[CURRENT])
         self._txlog = _BusyRetry(database[TXLOG])
         self._claims = _BusyRetry(database[CLAIMS])
+        self._decisions = _BusyRetry(database[DECISIONS])
+        self._origins = _BusyRetry(database[ORIGINS])
+        self._identifiers = _BusyRetry(database[IDENTIFIERS])
         self._counters = _BusyRetry(database[COUNTERS])
         self._submissions = _BusyRetry(database[SUBMISSIONS])
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
@@ -190,13 +225,11 @@ class MongoResourceStore:
     @classmethod
     async def open(cls, database: Any, *, by_id_each: bool = False) -> MongoResourceStore:
         store = cls(database, by_id_each=by_id_each)
-        await store._current.create_index([("type", ASCENDING), ("ident", ASCENDING)])
         await store._versions.create_index([("last_updated", DESCENDING)])
         await store._versions.create_index([("type", ASCENDING), ("last_updated", DESCENDING)])
         await store._versions.create_index([("type", ASCENDING), ("id", ASCENDING)])
         await store._versions.create_index([("tx", ASCENDING)])
         await store._txlog.create_index([("state", ASCENDING), ("indexed", ASCENDING)])
-        await store._txlog.create_index([("origin", ASCENDING)])
         await store._submissions.create_index([("state", ASCENDING), ("created", ASCENDING)])
         await store._submissions.create_index([("callback.state", ASCENDING)])
         await store._submissions.create_index([("expires", ASCENDING)])
@@ -207,22 +240,52 @@ class MongoResourceStore:
     async def commit(self, tx: Transaction) -> int:
         now = utc_now()
         seq = await self._begin(tx, now)
-        docs = [_version_doc(w, seq, tx.last_updated or now) for w in tx.writes]
+        key = _tx_key(seq)
+        docs = [_version_doc(w, key, tx.last_updated or now) for w in tx.writes]
         try:
             await self._check_versions(tx.writes)
             await self._insert_versions(tx.writes, docs)
-            await self._take_claims(tx.claims, seq)
-            flipped = await self._txlog.update_one(
-                {"_id": seq, "state": "pending"},
-                {"$set": {"state": "committed", "committed_at": utc_now()}},
-            )
-            if flipped.modified_count != 1:
+            await self._take_claims(tx.claims, key)
+            if tx.origin is not None:
+                await self._note_origin(tx.origin, key)
+            if await self._decide(key, "commit") != "commit":
                 raise StoreError(f"transaction {seq} was rolled back by recovery before commit")
         except BaseException:
-            await self._roll_back(seq)
+            await self._roll_back(key)
             raise
-        await self._roll_forward(seq, docs)
+        await self._mark_committed(key)
+        await self._roll_forward(key, docs)
         return seq
+
+    async def _decide(self, key: str, outcome: str) -> str:
+        """Record `outcome` (`commit` or `abort`) as transaction `key`'s decision unless one is
+        recorded already; answers the decision that holds."""
+        try:
+            await self._decisions.insert_one({"_id": key, "outcome": outcome})
+            return outcome
+        except DuplicateKeyError:
+            held = await self._decisions.find_one({"_id": key})
+            if held is None:  # decisions are never deleted
+                raise StoreError(f"transaction {key}: its decision vanished") from None
+            return str(held["outcome"])
+
+    async def _mark_committed(self, key: str) -> None:
+        await self._txlog.update_one(
+            {"_id": key}, {"$set": {"state": "committed", "committed_at": utc_now()}}
+        )
+
+    async def _note_origin(self, origin: str, key: str) -> None:
+        """Add `key` to the transactions that tried to complete `origin` (before the decision,
+        so that a committed one is always found by `committed_origin`)."""
+        for _ in range(2):
+            try:
+                await self._origins.update_one(
+                    {"_id": origin}, {"$addToSet": {"txs": key}}, upsert=True
+                )
+                return
+            except DuplicateKeyError:
+                continue  # a concurrent first try inserted the document: add to it
+        raise StoreError(f"could not note the origin {origin}")
 
     async def _begin(self, tx: Transaction, now: str) -> int:
         """Take a sequence number and insert the `pending` log record under it.
@@ -242,7 +305,7 @@ class MongoResourceStore:
                 seq = int(counter["seq"])
                 await self._txlog.insert_one(
                     {
-                        "_id": seq,
+                        "_id": _tx_key(seq),
                         "state": "pending",
                         "started": now,
                         # objects, not [type, id, version] triples: FerretDB has no nested arrays
@@ -260,43 +323,29 @@ class MongoResourceStore:
 
     async def _check_versions(self, writes: Sequence[Write]) -> None:
         # Versions are contiguous: N may only follow a current N-1. (Uniqueness of N, enforced by
-        # `_id`, is what makes racing writers safe; this check refuses gaps.)
-        docs = await self._find_ids(self._current, [w.ref for w in writes], {"version": 1})
+        # `_id`, is what makes racing writers safe; this check refuses gaps.) A version 1 needs
+        # no look: that its `_id` is free is the check, and versions are never removed once
+        # committed.
+        later = [w for w in writes if w.version != 1]
+        docs = await self._find_ids(self._current, [w.ref for w in later], {"version": 1})
         current = {d["_id"]: d["version"] for d in docs}
-        for write in writes:
+        for write in later:
             if current.get(write.ref, 0) != write.version - 1:
                 raise VersionConflict(write.ref, write.version)
 
     async def _insert_versions(self, writes: Sequence[Write], docs: list[dict[str, Any]]) -> None:
-        if not docs:
-            return
-        try:
-            await self._versions.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            taken = next((e for e in errors if e.get("code") == _DUPLICATE_KEY), None)
-            if taken is None:
-                raise StoreError(str(exc)) from exc
-            write = writes[taken.get("index", 0)]
-            raise VersionConflict(write.ref, write.version) from None
+        taken = await _insert_new(self._versions, docs)
+        if taken:
+            write = writes[taken[0]]
+            raise VersionConflict(write.ref, write.version)
 
-    async def _take_claims(self, claims: Sequence[Claim], seq: int) -> None:
+    async def _take_claims(self, claims: Sequence[Claim], key: str) -> None:
         """All new claims in one round trip; a key already held goes through `_take_over`."""
-        if not claims:
-            return
-        docs = [{"_id": c.key, "ref": c.ref, "tx": seq} for c in claims]
-        try:
-            await self._claims.insert_many(docs, ordered=False)
-            return
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-                raise StoreError(str(exc)) from exc
-            held = [claims[e["index"]] for e in errors]
-        for claim in held:
-            await self._take_over(claim, seq)
+        docs = [{"_id": c.key, "ref": c.ref, "tx": key} for c in claims]
+        for held in await _insert_new(self._claims, docs):
+            await self._take_over(claims[held], key)
 
-    async def _take_over(self, claim: Claim, seq: int) -> None:
+    async def _take_over(self, claim: Claim, key: str) -> None:
         """Take a held claim if its holder is stale; else the claim is taken (ClaimTaken)."""
         holder = await self._claims.find_one({"_id": claim.key})
         if holder is None:
@@ -304,7 +353,7 @@ class MongoResourceStore:
         if holder["ref"] != claim.ref and await self._claim_is_live(claim, holder):
             raise ClaimTaken(claim.key, holder["ref"])
         taken = await self._claims.update_one(
-            {"_id": claim.key, "tx": holder["tx"]}, {"$set": {"ref": claim.ref, "tx": seq}}
+            {"_id": claim.key, "tx": holder["tx"]}, {"$set": {"ref": claim.ref, "tx": key}}
         )
         if taken.modified_count != 1:
             raise ClaimTaken(claim.key, "(taken over meanwhile)")
@@ -318,54 +367,65 @@ class MongoResourceStore:
         )
         return current is not None
 
-    async def _roll_back(self, seq: int) -> None:
-        # `pending -> aborting` is the decision: the flip to committed can no longer match.
+    async def _roll_back(self, key: str) -> bool:
+        """Abort transaction `key` and remove its leftovers; False if its decision was commit
+        (then it is left to roll forward)."""
         # `aborting -> aborted` once the leftovers are gone; a crash in between leaves `aborting`,
         # which `recover` finishes. Already `aborted` is cleaned again: a writer racing recovery
         # may have inserted after recovery's clean-up, and cleans up after itself here.
-        record = await self._txlog.find_one_and_update(
-            {"_id": seq, "state": {"$in": ["pending", "aborting", "aborted"]}},
-            {"$set": {"state": "aborting"}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if record is None:
-            return  # it committed after all: leave it to roll forward
-        await self._versions.delete_many({"tx": seq, "state": "pending"})
-        await self._claims.delete_many({"tx": seq})
-        await self._txlog.update_one({"_id": seq}, {"$set": {"state": "aborted"}})
+        if await self._decide(key, "abort") != "abort":
+            return False
+        await self._txlog.update_one({"_id": key}, {"$set": {"state": "aborting"}})
+        await self._versions.delete_many({"tx": key})
+        await self._claims.delete_many({"tx": key})
+        await self._txlog.update_one({"_id": key}, {"$set": {"state": "aborted"}})
+        return True
 
-    async def _roll_forward(self, seq: int, docs: list[dict[str, Any]] | None = None) -> None:
+    async def _roll_forward(self, key: str, docs: list[dict[str, Any]] | None = None) -> None:
         # `docs` are the version documents as inserted (the committing process has them);
         # recovery reads them back. Either way the current documents get the same fields.
         if docs is None:
-            docs = await self._versions.find({"tx": seq}).to_list(None)
-        committed = {"$set": {"state": "committed"}}
-        if self._each(docs):
-            await asyncio.gather(
-                *(self._versions.update_one({"_id": d["_id"]}, committed) for d in docs)
-            )
-        else:
-            await self._versions.update_many({"tx": seq}, committed)
+            docs = await self._versions.find({"tx": key}).to_list(None)
         if docs:
+            # Postings first: they may name a resource that does not (yet) carry the identifier,
+            # never miss one that does.
+            await self._post_identifiers(docs)
             await self._move_current(docs)
-        await self._txlog.update_one({"_id": seq}, {"$set": {"state": "applied"}})
+        await self._txlog.update_one({"_id": key}, {"$set": {"state": "applied"}})
+
+    async def _post_identifiers(self, docs: list[dict[str, Any]]) -> None:
+        """Add each live version's id to the postings of its identifiers: first uses in one
+        insert; a posting that exists already (another version or resource with the
+        identifier, or a concurrent first use) is read, and given the ids it lacks."""
+        wanted: dict[str, set[str]] = {}
+        for doc in docs:
+            if doc["op"] != "delete":
+                for token in doc.get("ident", []):
+                    wanted.setdefault(f"{doc['type']}|{token}", set()).add(doc["id"])
+        if not wanted:
+            return
+        new = [{"_id": k, "ids": sorted(ids)} for k, ids in wanted.items()]
+        held = [new[i]["_id"] for i in await _insert_new(self._identifiers, new)]
+        postings = await self._find_ids(self._identifiers, held, {"ids": 1})
+        missing = {p["_id"]: wanted[p["_id"]] - set(p["ids"]) for p in postings}
+        await asyncio.gather(
+            *(
+                self._identifiers.update_one(
+                    {"_id": key}, {"$addToSet": {"ids": {"$each": sorted(ids)}}}
+                )
+                for key, ids in missing.items()
+                if ids
+            )
+        )
 
     async def _move_current(self, docs: list[dict[str, Any]]) -> None:
         # First versions become current documents in one insert_many (a Bundle of creates is one
         # round trip); later versions take one update each, sent concurrently: mongomock cannot
         # run pymongo's bulk_write (docs/decisions/0003-pymongo-async-not-motor.md).
+        # A duplicate key: that resource is already current at this or a later version (a
+        # repeated roll-forward).
         firsts = [_current_fields(d) for d in docs if d["version"] == 1]
-        if firsts:
-            try:
-                await self._current.insert_many(
-                    [{"_id": f"{f['type']}/{f['id']}", **f} for f in firsts], ordered=False
-                )
-            except BulkWriteError as exc:
-                # A duplicate key: that resource is already current at this or a later version
-                # (a repeated roll-forward); anything else is a real failure.
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-                    raise StoreError(str(exc)) from exc
+        await _insert_new(self._current, [{"_id": f"{f['type']}/{f['id']}", **f} for f in firsts])
         await asyncio.gather(*(self._move_one(doc) for doc in docs if doc["version"] != 1))
 
     async def _move_one(self, doc: dict[str, Any]) -> None:
@@ -391,14 +451,13 @@ class MongoResourceStore:
         docs = await self._find_ids(self._current, [f"{t}/{i}" for t, i in refs], _FIELDS)
         return [_stored(d) for d in docs]
 
-    def _each(self, keys: Sequence[Any]) -> bool:
-        return self._by_id_each and len(keys) <= _EACH_MAX
-
     async def _find_ids(
         self, collection: Any, keys: Sequence[Any], fields: Mapping[str, int]
     ) -> list[dict[str, Any]]:
         """The documents whose `_id` is one of `keys` (those that exist)."""
-        if not self._each(keys):
+        if not keys:
+            return []
+        if not self._by_id_each:
             found: list[dict[str, Any]] = await collection.find(
                 {"_id": {"$in": list(keys)}}, fields
             ).to_list(None)
@@ -407,19 +466,23 @@ class MongoResourceStore:
         return [d for d in each if d is not None]
 
     async def vread(self, type: str, id: str, version: int) -> StoredResource | None:
-        doc = await self._versions.find_one({"_id": f"{type}/{id}/{version}"})
-        if doc is None:
-            return None
-        if doc["state"] != "committed" and not await self._is_committed(doc["tx"]):
+        doc = await self._versions.find_one({"_id": f"{type}/{id}/{version}"}, _VERSION_FIELDS)
+        if doc is None or not await self._is_committed(doc["tx"]):
             return None
         return _stored(doc)
 
-    async def _is_committed(self, seq: int) -> bool:
-        record = await self._txlog.find_one({"_id": seq}, {"state": 1})
-        return record is not None and record["state"] in ("committed", "applied")
+    async def _is_committed(self, key: str, known: dict[str, bool] | None = None) -> bool:
+        """Whether transaction `key` committed (and so its versions exist); `known` caches."""
+        if known is not None and key in known:
+            return known[key]
+        decision = await self._decisions.find_one({"_id": key})
+        committed = decision is not None and decision["outcome"] == "commit"
+        if known is not None:
+            known[key] = committed
+        return committed
 
     async def history(self, query: HistoryQuery) -> list[StoredResource]:
-        filt: dict[str, Any] = {"state": "committed"}
+        filt: dict[str, Any] = {}
         if query.type is not None:
             filt["type"] = query.type
         if query.id is not None:
@@ -434,27 +497,17 @@ class MongoResourceStore:
             ("id", DESCENDING),
             ("version", DESCENDING),
         ]
-        if query.at is None:
-            docs = (
-                await self._versions.find(filt, _FIELDS)
-                .sort(order)
-                .limit(query.count)
-                .to_list(None)
-            )
-            return [_stored(d) for d in docs]
-        return await self._history_at(filt, order, query)
-
-    async def _history_at(
-        self, filt: dict[str, Any], order: list[tuple[str, int]], query: HistoryQuery
-    ) -> list[StoredResource]:
-        # _at: versions current at some moment from `at` on = newer than `at`, plus each
-        # resource's latest version at `at`. Scanned in order, newest first.
-        assert query.at is not None
+        # Scanned newest first, skipping versions of transactions not committed. With `_at`:
+        # versions current at some moment from `at` on = newer than `at`, plus each resource's
+        # latest version at `at`.
         out: list[StoredResource] = []
         seen_before_at: set[str] = set()
-        async for doc in self._versions.find(filt, _FIELDS).sort(order):
+        committed: dict[str, bool] = {}
+        async for doc in self._versions.find(filt, _VERSION_FIELDS).sort(order):
+            if not await self._is_committed(doc["tx"], committed):
+                continue
             ref = f"{doc['type']}/{doc['id']}"
-            if doc["last_updated"] > query.at:
+            if query.at is None or doc["last_updated"] > query.at:
                 out.append(_stored(doc))
             elif ref not in seen_before_at:
                 seen_before_at.add(ref)
@@ -464,14 +517,18 @@ class MongoResourceStore:
         return out
 
     async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:
+        # The postings name every resource that may carry a token; its current document decides.
         found: dict[str, list[str]] = {t: [] for t in tokens}
         if not tokens:
             return found
-        cursor = self._current.find(
-            {"type": type, "ident": {"$in": list(tokens)}, "op": {"$ne": "delete"}},
-            {"id": 1, "ident": 1},
+        postings = await self._find_ids(
+            self._identifiers, [f"{type}|{t}" for t in found], {"ids": 1}
         )
-        async for doc in cursor:
+        candidates = sorted({f"{type}/{i}" for p in postings for i in p["ids"]})
+        fields = {"id": 1, "ident": 1, "op": 1}
+        for doc in await self._find_ids(self._current, candidates, fields):
+            if doc["op"] == "delete":
+                continue
             for token in doc.get("ident", []):
                 if token in found:
                     found[token].append(doc["id"])
@@ -518,7 +575,7 @@ class MongoResourceStore:
         )
         return [
             CommittedTransaction(
-                d["_id"],
+                int(d["_id"]),
                 tuple((r["type"], r["id"], r["version"]) for r in d["refs"]),
                 d.get("committed_at", ""),
             )
@@ -527,10 +584,11 @@ class MongoResourceStore:
 
     async def mark_indexed(self, seqs: Sequence[int]) -> None:
         indexed = {"$set": {"indexed": True}}
-        if self._each(seqs):
-            await asyncio.gather(*(self._txlog.update_one({"_id": s}, indexed) for s in seqs))
-        elif seqs:
-            await self._txlog.update_many({"_id": {"$in": list(seqs)}}, indexed)
+        keys = [_tx_key(s) for s in seqs]
+        if self._by_id_each:
+            await asyncio.gather(*(self._txlog.update_one({"_id": k}, indexed) for k in keys))
+        elif keys:
+            await self._txlog.update_many({"_id": {"$in": keys}}, indexed)
 
     async def oldest_unindexed(self) -> str | None:
         doc = await self._txlog.find_one(
@@ -540,23 +598,33 @@ class MongoResourceStore:
         return doc.get("committed_at") if doc else None
 
     async def committed_origin(self, origin: str) -> int | None:
-        doc = await self._txlog.find_one(
-            {"origin": origin, "state": {"$in": ["committed", "applied"]}}, {"_id": 1}
-        )
-        return int(doc["_id"]) if doc else None
+        noted = await self._origins.find_one({"_id": origin})
+        for key in noted["txs"] if noted else []:
+            if await self._is_committed(key):
+                return int(key)
+        return None
 
     async def recover(self, stale_after_seconds: float) -> tuple[int, int]:
-        forward = 0
-        async for record in self._txlog.find({"state": "committed"}, {"_id": 1}):
-            await self._roll_forward(record["_id"])
-            forward += 1
+        # Committed (by its record or, after a crash between the two, by its decision): roll
+        # forward, however young. Pending and older than the cutoff: abort, unless its decision
+        # was commit after all. Aborting: finish the abort.
+        # `<=`: with stale_after_seconds=0 a record started this very millisecond is stale too.
         cutoff = format_instant(datetime.now(UTC) - timedelta(seconds=stale_after_seconds))
-        back = 0
-        # `$lte`: with stale_after_seconds=0 a record started this very millisecond is stale too.
-        stale = {"state": "pending", "started": {"$lte": cutoff}}
-        async for record in self._txlog.find({"$or": [stale, {"state": "aborting"}]}, {"_id": 1}):
-            await self._roll_back(record["_id"])
-            back += 1
+        forward = back = 0
+        unfinished = {"state": {"$in": ["pending", "committed", "aborting"]}}
+        async for record in self._txlog.find(unfinished, {"state": 1, "started": 1}):
+            key, state = record["_id"], record["state"]
+            committed = state == "committed" or (
+                state == "pending" and await self._is_committed(key)
+            )
+            if not committed and (state == "aborting" or record["started"] <= cutoff):
+                committed = not await self._roll_back(key)
+                back += not committed
+            if committed:
+                if state != "committed":
+                    await self._mark_committed(key)
+                await self._roll_forward(key)
+                forward += 1
         return forward, back
 
     # -- asynchronous submissions ---------------------------------------------------------

@@ -3,6 +3,8 @@
 VERSIONS = "resource_versions"
 CURRENT = "resources"
 TXLOG = "transactions"
+DECISIONS = "transaction_decisions"
+ORIGINS = "transaction_origins"
 CLAIMS = "claims"
 COUNTERS = "counters"
 IDENTIFIERS = "resource_identifiers"

@@ -125,6 +125,26 @@ async def test_find_by_identifier_answers_live_resources_per_token(store: Any) -
     assert dict(await store.find_by_identifier("Observation", ["s|1"])) == {"s|1": []}
 
 
+async def test_find_by_identifier_follows_identifiers_across_transactions(store: Any) -> None:
+    await store.commit(
+        Transaction((put("a", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1",)),))
+    )
+    await store.commit(
+        Transaction((put("b", 1, "2024-01-02T00:00:00.000Z", identifiers=("s|1",)),))
+    )
+    # `a` drops s|1 for s|2, then takes s|1 back
+    await store.commit(
+        Transaction((put("a", 2, "2024-01-03T00:00:00.000Z", identifiers=("s|2",)),))
+    )
+    found = await store.find_by_identifier("Patient", ["s|1", "s|2"])
+    assert dict(found) == {"s|1": ["b"], "s|2": ["a"]}
+    await store.commit(
+        Transaction((put("a", 3, "2024-01-04T00:00:00.000Z", identifiers=("s|1",)),))
+    )
+    found = await store.find_by_identifier("Patient", ["s|1", "s|2"])
+    assert dict(found) == {"s|1": ["a", "b"], "s|2": []}
+
+
 async def test_a_claim_is_taken_once_and_stale_claims_are_taken_over(store: Any) -> None:
     claim_a = Claim("Patient", "s|1", "Patient/a")
     await store.commit(

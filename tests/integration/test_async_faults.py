@@ -26,6 +26,8 @@ from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.settings import load_settings
+from app.store.mongo import MongoResourceStore
+from app.store.port import HistoryQuery
 from tests._full_stack import drop
 from tests.integration._async import (
     PER_BUNDLE,
@@ -83,9 +85,9 @@ async def store_counts(env: dict[str, str]) -> tuple[int, int, int]:
     try:
         db = client[env["MICDR_MONGO_DATABASE"]]
         current = await db["resources"].count_documents({"type": "Basic"})
-        versions = await db["resource_versions"].count_documents(
-            {"type": "Basic", "state": "committed"}
-        )
+        # committed versions: what the store's history shows
+        store = MongoResourceStore(db)
+        versions = len(await store.history(HistoryQuery(type="Basic", count=100_000)))
         idents = await db["resources"].distinct("ident", {"type": "Basic"})
         return current, versions, len([i for i in idents if i.startswith("urn:")])
     finally:
