@@ -1,7 +1,9 @@
 """Open and close the engines of the configured deployment (no web framework here: the API's
 lifespan, `micdr worker` and the CLI commands share it).
 
-Embedded: SQLite store + SQLite index in one file, projection in-process.
+Embedded: SQLite store and SQLite index, each in its own file (one write lock each), projection
+in-process. The index is derived data: found empty while the store holds resources (its file
+deleted, or a data dir from before the split), `Engines.index_lost` asks for a rebuild.
 Full stack: MongoDB store, Elasticsearch index, projection by arq workers on Redis.
 """
 
@@ -26,6 +28,7 @@ class Engines:
     index: SearchIndex | None = None
     registry: SearchParamRegistry = field(default_factory=SearchParamRegistry.load)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    index_lost: bool = False  # the embedded index is empty, the store is not: rebuild the index
 
     async def close(self) -> None:
         for close in reversed(self.closers):
@@ -77,10 +80,10 @@ async def _open_index(settings: Settings, registry: SearchParamRegistry) -> Sear
     from indexing.engines.sqlite.adapter import SqliteSearchIndex
 
     try:
-        return await SqliteSearchIndex.open(settings.sqlite_path, registry)
+        return await SqliteSearchIndex.open(settings.sqlite_index_path, registry)
     except Exception as exc:
         raise StartupError(
-            f"cannot open the embedded index {settings.sqlite_path}: {exc}"
+            f"cannot open the embedded index {settings.sqlite_index_path}: {exc}"
         ) from None
 
 
@@ -99,7 +102,22 @@ async def open_engines(settings: Settings) -> Engines:
             await close()
         raise
     closers.append(index.close)
-    return Engines(store=store, index=index, registry=registry, closers=closers)
+    engines = Engines(store=store, index=index, registry=registry, closers=closers)
+    try:
+        engines.index_lost = await _index_lost(store, index)
+    except BaseException:
+        await engines.close()
+        raise
+    return engines
+
+
+async def _index_lost(store: Store, index: SearchIndex) -> bool:
+    """The embedded index holds nothing, not even a tombstone, while the store holds resources."""
+    from indexing.engines.sqlite.adapter import SqliteSearchIndex
+
+    if not isinstance(index, SqliteSearchIndex) or not await index.empty():
+        return False
+    return bool(await store.resource_types())
 
 
 async def check_engines(settings: Settings) -> None:

@@ -51,6 +51,9 @@ async def _doorbell(
         JobContext(settings, engines.store, engines.index, engines.registry),
         reindex_checkpoint=settings.data_dir / REINDEX_CHECKPOINT,
     )
+    if engines.index_lost:
+        log.warning("the search index is empty, the store is not: rebuilding it from the store")
+        runner.rebuild()
     await runner.start()
     engines.closers.append(runner.stop)
 

@@ -128,7 +128,14 @@ class Settings:
 
     @property
     def sqlite_path(self) -> Path:
+        """The embedded store's file."""
         return self.data_dir / "micdr.sqlite3"
+
+    @property
+    def sqlite_index_path(self) -> Path:
+        """The embedded search index's file: its own, so index writes do not wait for the store's
+        write lock (bench/README.md). Derived data: deleted, it is rebuilt from the store."""
+        return self.data_dir / "micdr-index.sqlite3"
 
     def validate(self) -> None:
         configured = [self.mongo_url, self.elasticsearch_url, self.redis_url]

@@ -8,7 +8,8 @@ Asynchronous submissions run here too (`InProcessSubmissions`), picked from the 
 `submissions`: a restart finds whatever was accepted and not finished.
 
 A reindex asked for by a newly registered SearchParameter (`request_reindex`) runs as a second
-background task, checkpointed in the data dir: a restart resumes it.
+background task, checkpointed in the data dir: a restart resumes it. So does the rebuild of an
+index found empty at start-up while the store holds resources (`rebuild`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from app.reindex import Checkpoint
+from app.search_parameters import ALL_TYPES
 from workers.context import JobContext
 from workers.jobs import (
     deliver_callbacks,
@@ -54,11 +56,19 @@ class InProcessRunner:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micdr-inprocess-runner")
         saved = Checkpoint.load(self._checkpoint) if self._checkpoint is not None else None
-        if saved is not None:  # a reindex the last process did not finish
-            await self.request_reindex(saved.types)
+        # a reindex the last process did not finish, or a rebuild asked for
+        await self.request_reindex(saved.types if saved is not None else ())
 
     async def wake(self, seq: int) -> None:
         self._wakeup.set()
+
+    def rebuild(self) -> None:
+        """Before `start`: re-project every type from the store (the index lost its rows). The
+        checkpoint is saved at once: the projection's first writes end the index's emptiness,
+        and a restart must still finish the rebuild."""
+        if self._checkpoint is not None:
+            Checkpoint(types=[ALL_TYPES]).save(self._checkpoint)
+        self._pending.add(ALL_TYPES)
 
     async def request_reindex(self, types: Iterable[str]) -> None:
         self._pending.update(types)

@@ -37,7 +37,7 @@ async def _mongomock_engines(settings: Settings) -> Engines:
 
     client = AsyncMongoMockClient()
     engines = Engines(await MongoResourceStore.open(client[f"t{uuid.uuid4().hex[:8]}"]))
-    index = await SqliteSearchIndex.open(settings.sqlite_path, engines.registry)
+    index = await SqliteSearchIndex.open(settings.sqlite_index_path, engines.registry)
     engines.index = index
     engines.closers.append(index.close)
     return engines

@@ -1,10 +1,11 @@
 """`SearchIndex` on an embedded SQLite file (the embedded default; port: indexing/engines/port.py).
 
-The index tables (schema.py) may live in the store's file: they are all prefixed `idx_`. All calls
-run on one dedicated thread with one connection (WAL mode), like app/store/sqlite.py. A batch of
-ops is one SQLite transaction, so a crash leaves either the whole batch or none of it; the
-version guard makes replaying it harmless. Writes are visible to the next search: `refresh` has
-nothing to do.
+The index has a file of its own (app/engines.py), apart from the store's, so its writes never wait
+for the store's write lock; its tables (schema.py) are all prefixed `idx_` and queries join nothing
+else. All calls run on one dedicated thread with one connection (WAL mode), like
+app/store/sqlite.py. A batch of ops is one SQLite transaction, so a crash leaves either the whole
+batch or none of it; the version guard makes replaying it harmless. Writes are visible to the next
+search: `refresh` has nothing to do.
 """
 
 from __future__ import annotations
@@ -162,6 +163,13 @@ class SqliteSearchIndex:
     def _count_resources(self) -> int:
         row = self._db.execute(f"SELECT COUNT(*) FROM {RESOURCE} WHERE deleted = 0").fetchone()
         return int(row[0])
+
+    async def empty(self) -> bool:
+        """True when the index holds no resource, not even a tombstone (a new file)."""
+        return await self._run(self._empty)
+
+    def _empty(self) -> bool:
+        return self._db.execute(f"SELECT 1 FROM {RESOURCE} LIMIT 1").fetchone() is None
 
     async def close(self) -> None:
         if self._conn is not None:
