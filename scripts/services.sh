@@ -45,8 +45,10 @@ ES_PIDFILE="$ES_HOME_DIR/run/elasticsearch.pid"
 ES_LOG="$ES_HOME_DIR/logs/micdr-test.log"
 ES_CONSOLE_LOG="$ES_HOME_DIR/logs/console.log"
 FERRET_DIR="$SERVICES_DIR/ferretdb"
-# `-idindex`: built with the _id index fix below (a binary built without it is not reused)
-FERRET_BIN="$FERRET_DIR/bin/ferretdb-$FERRETDB_VERSION-idindex"
+# FerretDB is built with this patch (see ferretdb_ensure); the binary's name carries the patch's
+# hash, so a changed patch is built again rather than reused
+FERRET_PATCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches/ferretdb-v1.24-sqlite-id-lookup.patch"
+FERRET_BIN="$FERRET_DIR/bin/ferretdb-$FERRETDB_VERSION-$(sha256sum "$FERRET_PATCH" | cut -c1-8)"
 FERRET_PIDFILE="$RUN_DIR/ferretdb.pid"
 FERRET_LOG="$FERRET_DIR/ferretdb.log"
 REDIS_DIR="$SERVICES_DIR/redis"
@@ -272,15 +274,11 @@ ferretdb_ensure() {
   src="$FERRET_DIR/src"
   rm -rf "$src" && mkdir -p "$FERRET_DIR/bin" && cp -r "$dir" "$src" && chmod -R u+w "$src"
   echo "$FERRETDB_VERSION" >"$src/build/version/version.txt"
-  # FerretDB 1.x's SQLite backend looks `_id` up with the expression `->'$._id'`, but its unique
-  # _id index is on `->"_id"`: SQLite matches index expressions by their text, so every find,
-  # update and delete by _id reads the whole table (EXPLAIN QUERY PLAN: SCAN). Both expressions
-  # name the same JSON field; writing the lookup like the index makes it an index search.
-  # Results are unchanged; only the plan is (bench/README.md, "FerretDB").
-  local meta="$src/internal/backends/sqlite/metadata/metadata.go"
-  sed -i "s|IDColumn = DefaultColumn + \"->'\$._id'\"|IDColumn = DefaultColumn + \"->'_id'\"|" "$meta"
-  grep -q "IDColumn = DefaultColumn + \"->'_id'\"" "$meta" ||
-    die "ferretdb: the _id lookup fix no longer applies to $FERRETDB_VERSION ($meta)"
+  # Two changes to FerretDB 1.x's SQLite backend, both to how it looks `_id` up, neither to what a
+  # query answers (docs/implementation/services.md): the lookup expression matches the _id
+  # index's (upstream scans the table), and `_id` is looked up first also when the filter has
+  # other conditions (upstream: only when it is alone; the rest is filtered after, as always).
+  (cd "$src" && git apply "$FERRET_PATCH") || die "ferretdb: $FERRET_PATCH does not apply to $FERRETDB_VERSION"
   if ! (cd "$src" && CGO_ENABLED=0 GOFLAGS= "$go" build -trimpath -buildvcs=false \
     -o "$FERRET_BIN.tmp" ./cmd/ferretdb) >"$FERRET_DIR/build.log" 2>&1; then
     show_log_tail "$FERRET_DIR/build.log"
