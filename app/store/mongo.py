@@ -19,12 +19,11 @@ after 4 leaves a decided or committed record `recover` rolls forward. Both repai
 so a crash during recovery is repaired by the next one. See docs/implementation/write-path.md and
 docs/decisions/0002-no-multi-document-transactions.md.
 
-A commit that meets no conflict finds and updates documents by a string `_id` alone (only moving
-an existing resource to its next version adds a condition): FerretDB (the MongoDB-wire server the
-tests and the benchmark run on) answers only `{_id: <string>}` from an index and reads the whole
-collection for any other filter, updates included (bench/README.md). Hence the string
-transaction keys (`_tx_key`), the decisions instead of a conditional update, and the identifier
-postings (`IDENTIFIERS`, `_id = Type|token`) instead of a query on the resources' `ident` field.
+A commit finds and updates documents by a string `_id` equality: FerretDB (the MongoDB-wire server
+the tests and the benchmark run on) answers only those from an index and reads the whole
+collection for any other filter, updates and `$in` included (bench/README.md). Hence the string
+transaction keys (`_tx_key`), the identifier postings (`IDENTIFIERS`, `_id = Type|token`) instead
+of a query on the resources' `ident` field, and on FerretDB single-`_id` lookups instead of `$in`.
 """
 
 from __future__ import annotations
@@ -368,16 +367,18 @@ class MongoResourceStore:
         return current is not None
 
     async def _roll_back(self, key: str) -> bool:
-        """Abort transaction `key` and remove its leftovers; False if its decision was commit
+        """Abort transaction `key` and remove its versions; False if its decision was commit
         (then it is left to roll forward)."""
-        # `aborting -> aborted` once the leftovers are gone; a crash in between leaves `aborting`,
+        # `aborting -> aborted` once the versions are gone; a crash in between leaves `aborting`,
         # which `recover` finishes. Already `aborted` is cleaned again: a writer racing recovery
         # may have inserted after recovery's clean-up, and cleans up after itself here.
+        # Its claims stay: a claim of an aborted transaction is stale and taken over by the next
+        # claimant. Deleting them by `tx` could delete one taken over meanwhile where a
+        # conditional delete is a read then a write (FerretDB), letting two creates through.
         if await self._decide(key, "abort") != "abort":
             return False
         await self._txlog.update_one({"_id": key}, {"$set": {"state": "aborting"}})
         await self._versions.delete_many({"tx": key})
-        await self._claims.delete_many({"tx": key})
         await self._txlog.update_one({"_id": key}, {"$set": {"state": "aborted"}})
         return True
 
