@@ -46,14 +46,19 @@ def retry_delay(attempt: int) -> float:
 async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
     """Index every committed, unindexed transaction (the outbox); answers resources projected.
 
-    The registry first learns the store's SearchParameters (another process may have registered
-    one), so that every document written here carries every registered parameter."""
-    await sync_search_parameters(ctx.store, ctx.registry)
+    Before the first write the registry learns the store's SearchParameters (another process may
+    have registered one), so that every document written here carries every registered
+    parameter. Not before finding work: most jobs find the outbox drained by an earlier one, and
+    reading the SearchParameters is a scan on some engines (FerretDB)."""
     projected = 0
+    synced = False
     while True:
         commits = await ctx.store.unindexed(batch)
         if not commits:
             return projected
+        if not synced:
+            await sync_search_parameters(ctx.store, ctx.registry)
+            synced = True
         refs = sorted({(t, i) for c in commits for t, i, _ in c.refs})
         current = await ctx.store.read_many(refs)
         ops = project(ctx.registry, current)
