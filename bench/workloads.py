@@ -172,13 +172,18 @@ async def ingest(
         on_submitted()
         for _ in pollers:
             pending.put_nowait(None)
-        await asyncio.gather(*pollers)
-        processed = time.perf_counter() - began
+        # `catch_up` bounds both the wait for the submissions' outcomes and for the index
+        caught_up = False
+        processed = None
         try:
-            await wait_searchable(client, base, submissions=respond_async, timeout=catch_up)
+            async with asyncio.timeout(catch_up):
+                await asyncio.gather(*pollers)
+                processed = time.perf_counter() - began
+                await wait_searchable(client, base, submissions=respond_async, timeout=catch_up)
             caught_up = True
         except TimeoutError:
-            caught_up = False
+            for poller in pollers:
+                poller.cancel()
         searchable = time.perf_counter() - began
     resources = sum(e.resources for e in sent)
     return {
@@ -191,7 +196,7 @@ async def ingest(
         "first_errors": errors[:3],
         "failed_entries": failed_entries,
         "seconds_submitted": round(submitted, 3),
-        "seconds_processed": round(processed, 3),
+        "seconds_processed": None if processed is None else round(processed, 3),
         "seconds_searchable": round(searchable, 3),
         "resources_per_second": round(resources / searchable, 1),
         "bundles_per_second": round(len(sent) / searchable, 2),
