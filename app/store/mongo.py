@@ -52,6 +52,7 @@ from app.store.names import (
     DECISIONS,
     IDENTIFIERS,
     ORIGINS,
+    OUTBOX,
     SUBMISSION_KEYS,
     SUBMISSIONS,
     TX_SEQUENCE,
@@ -89,6 +90,11 @@ def _stored(doc: Mapping[str, Any]) -> StoredResource:
         resource=doc.get("resource"),
         op=doc["op"],
     )
+
+
+def _ref(write: Write) -> dict[str, Any]:
+    # objects, not [type, id, version] triples: FerretDB has no nested arrays
+    return {"type": write.type, "id": write.id, "version": write.version}
 
 
 def _tx_key(seq: int) -> str:
@@ -216,6 +222,7 @@ class MongoResourceStore:
         self._claims = _BusyRetry(database[CLAIMS])
         self._decisions = _BusyRetry(database[DECISIONS])
         self._origins = _BusyRetry(database[ORIGINS])
+        self._outbox = _BusyRetry(database[OUTBOX])
         self._identifiers = _BusyRetry(database[IDENTIFIERS])
         self._counters = _BusyRetry(database[COUNTERS])
         self._submissions = _BusyRetry(database[SUBMISSIONS])
@@ -228,7 +235,8 @@ class MongoResourceStore:
         await store._versions.create_index([("type", ASCENDING), ("last_updated", DESCENDING)])
         await store._versions.create_index([("type", ASCENDING), ("id", ASCENDING)])
         await store._versions.create_index([("tx", ASCENDING)])
-        await store._txlog.create_index([("state", ASCENDING), ("indexed", ASCENDING)])
+        await store._txlog.create_index([("state", ASCENDING)])
+        await store._outbox.create_index([("applied", ASCENDING)])
         await store._submissions.create_index([("state", ASCENDING), ("created", ASCENDING)])
         await store._submissions.create_index([("callback.state", ASCENDING)])
         await store._submissions.create_index([("expires", ASCENDING)])
@@ -252,7 +260,7 @@ class MongoResourceStore:
         except BaseException:
             await self._roll_back(key)
             raise
-        await self._mark_committed(key)
+        await self._mark_committed(key, [_ref(w) for w in tx.writes])
         await self._roll_forward(key, docs)
         return seq
 
@@ -268,9 +276,14 @@ class MongoResourceStore:
                 raise StoreError(f"transaction {key}: its decision vanished") from None
             return str(held["outcome"])
 
-    async def _mark_committed(self, key: str) -> None:
+    async def _mark_committed(self, key: str, refs: list[dict[str, Any]]) -> None:
+        """Put the decided transaction in the outbox, then mark its record `committed`: a record
+        that says committed is in the outbox (unless indexed since)."""
+        now = utc_now()
+        outbox = {"_id": key, "refs": refs, "committed_at": now, "applied": False}
+        await _insert_new(self._outbox, [outbox])
         await self._txlog.update_one(
-            {"_id": key}, {"$set": {"state": "committed", "committed_at": utc_now()}}
+            {"_id": key}, {"$set": {"state": "committed", "committed_at": now}}
         )
 
     async def _note_origin(self, origin: str, key: str) -> None:
@@ -307,12 +320,8 @@ class MongoResourceStore:
                         "_id": _tx_key(seq),
                         "state": "pending",
                         "started": now,
-                        # objects, not [type, id, version] triples: FerretDB has no nested arrays
-                        "refs": [
-                            {"type": w.type, "id": w.id, "version": w.version} for w in tx.writes
-                        ],
+                        "refs": [_ref(w) for w in tx.writes],
                         "origin": tx.origin,
-                        "indexed": False,
                     }
                 )
                 return seq
@@ -392,6 +401,8 @@ class MongoResourceStore:
             # never miss one that does.
             await self._post_identifiers(docs)
             await self._move_current(docs)
+        # Ready to index (a no-op if it was indexed after an earlier roll-forward).
+        await self._outbox.update_one({"_id": key}, {"$set": {"applied": True}})
         await self._txlog.update_one({"_id": key}, {"$set": {"state": "applied"}})
 
     async def _post_identifiers(self, docs: list[dict[str, Any]]) -> None:
@@ -567,36 +578,31 @@ class MongoResourceStore:
 
     # -- commit log -----------------------------------------------------------------------
 
+    # The outbox holds only what is not indexed yet, so its scans are small on any engine.
+
     async def unindexed(self, limit: int) -> list[CommittedTransaction]:
         docs = await (
-            self._txlog.find({"state": "applied", "indexed": False})
-            .sort("_id", ASCENDING)
-            .limit(limit)
-            .to_list(None)
+            self._outbox.find({"applied": True}).sort("_id", ASCENDING).limit(limit).to_list(None)
         )
         return [
             CommittedTransaction(
                 int(d["_id"]),
                 tuple((r["type"], r["id"], r["version"]) for r in d["refs"]),
-                d.get("committed_at", ""),
+                d["committed_at"],
             )
             for d in docs
         ]
 
     async def mark_indexed(self, seqs: Sequence[int]) -> None:
-        indexed = {"$set": {"indexed": True}}
         keys = [_tx_key(s) for s in seqs]
         if self._by_id_each:
-            await asyncio.gather(*(self._txlog.update_one({"_id": k}, indexed) for k in keys))
+            await asyncio.gather(*(self._outbox.delete_one({"_id": k}) for k in keys))
         elif keys:
-            await self._txlog.update_many({"_id": {"$in": keys}}, indexed)
+            await self._outbox.delete_many({"_id": {"$in": keys}})
 
     async def oldest_unindexed(self) -> str | None:
-        doc = await self._txlog.find_one(
-            {"state": {"$in": ["committed", "applied"]}, "indexed": False},
-            sort=[("_id", ASCENDING)],
-        )
-        return doc.get("committed_at") if doc else None
+        doc = await self._outbox.find_one({}, {"committed_at": 1}, sort=[("_id", ASCENDING)])
+        return doc["committed_at"] if doc else None
 
     async def committed_origin(self, origin: str) -> int | None:
         noted = await self._origins.find_one({"_id": origin})
@@ -613,7 +619,7 @@ class MongoResourceStore:
         cutoff = format_instant(datetime.now(UTC) - timedelta(seconds=stale_after_seconds))
         forward = back = 0
         unfinished = {"state": {"$in": ["pending", "committed", "aborting"]}}
-        async for record in self._txlog.find(unfinished, {"state": 1, "started": 1}):
+        async for record in self._txlog.find(unfinished, {"state": 1, "started": 1, "refs": 1}):
             key, state = record["_id"], record["state"]
             committed = state == "committed" or (
                 state == "pending" and await self._is_committed(key)
@@ -623,7 +629,7 @@ class MongoResourceStore:
                 back += not committed
             if committed:
                 if state != "committed":
-                    await self._mark_committed(key)
+                    await self._mark_committed(key, record["refs"])
                 await self._roll_forward(key)
                 forward += 1
         return forward, back
