@@ -74,6 +74,24 @@ async def test_mongo_find_one_and_update_inc_upsert_counts_from_one(mongo_db: An
     assert [await next_value() for _ in range(3)] == [1, 2, 3]
 
 
+@pytest.mark.parametrize(
+    "filt", [{"_id": "Patient/7"}, {"_id": "Patient/7", "version": {"$lt": 9}}], ids=str
+)
+async def test_mongo_finds_by_id_through_the_id_index(mongo_db: Any, filt: dict[str, Any]) -> None:
+    # The MongoDB store's write path relies on it (docs/implementation/write-path.md); FerretDB
+    # needs the patch of scripts/services.sh for it (docs/implementation/services.md).
+    coll = mongo_db["resources"]
+    await coll.insert_many([{"_id": f"Patient/{i}", "version": i} for i in range(20)])
+    assert await coll.find_one(filt) == {"_id": "Patient/7", "version": 7}
+    explained = await mongo_db.command("explain", {"find": "resources", "filter": filt})
+    plan = str(explained["queryPlanner"])
+    build = await mongo_db.client.admin.command("buildInfo")
+    if "ferretdbVersion" in build:  # the SQLite query plan
+        assert "USING INDEX" in plan and "SCAN" not in plan, plan
+    else:
+        assert "IDHACK" in plan or "IXSCAN" in plan or "EXPRESS" in plan, plan
+
+
 # --- Elasticsearch ----------------------------------------------------------------------------
 
 MAPPING = {
