@@ -279,12 +279,9 @@ class MongoResourceStore:
     async def _mark_committed(self, key: str, refs: list[dict[str, Any]]) -> None:
         """Put the decided transaction in the outbox, then mark its record `committed`: a record
         that says committed is in the outbox (unless indexed since)."""
-        now = utc_now()
-        outbox = {"_id": key, "refs": refs, "committed_at": now, "applied": False}
+        outbox = {"_id": key, "refs": refs, "committed_at": utc_now(), "applied": False}
         await _insert_new(self._outbox, [outbox])
-        await self._txlog.update_one(
-            {"_id": key}, {"$set": {"state": "committed", "committed_at": now}}
-        )
+        await self._txlog.update_one({"_id": key}, {"$set": {"state": "committed"}})
 
     async def _note_origin(self, origin: str, key: str) -> None:
         """Add `key` to the transactions that tried to complete `origin` (before the decision,
