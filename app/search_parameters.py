@@ -85,7 +85,11 @@ def apply_search_parameter(
 
 async def sync_search_parameters(store: ResourceScan, registry: SearchParamRegistry) -> set[str]:
     """Apply every stored SearchParameter (`apply_search_parameter`); answers the types whose
-    parameters changed (see `affected_types`)."""
+    parameters changed (see `affected_types`). Skipped when no SearchParameter was committed
+    since the registry's last sync: on some engines the scan reads every resource."""
+    changes = await store.changes(SEARCH_PARAMETER)
+    if changes == registry.synced_changes:
+        return set()
     changed: list[SearchParam] = []
     after: str | None = None
     while page := await store.scan(SEARCH_PARAMETER, after, _SCAN_PAGE):
@@ -94,4 +98,6 @@ async def sync_search_parameters(store: ResourceScan, registry: SearchParamRegis
             if param is not None:
                 changed.append(param)
         after = page[-1].id
+    # counted before the scan: a commit the scan missed has raised the count since
+    registry.synced_changes = changes
     return affected_types(changed)

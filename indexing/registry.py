@@ -191,6 +191,9 @@ class SearchParamRegistry:
     _sources: dict[str, tuple[int | None, SearchParam]] = field(default_factory=dict)
     fast_path: bool = True
     """False: evaluate everything with fhirpathpy (the reference the fast path is tested on)."""
+    synced_changes: int | None = None
+    """The store's count of SearchParameter commits when this registry last read them all
+    (app/search_parameters.py; None: never)."""
 
     @classmethod
     def load(cls, directory: Path | None = None, *, fast_path: bool = True) -> SearchParamRegistry:

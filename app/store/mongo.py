@@ -57,9 +57,11 @@ from app.store.names import (
     SUBMISSIONS,
     TX_SEQUENCE,
     TXLOG,
+    TYPE_CHANGES,
     VERSIONS,
 )
 from app.store.port import (
+    COUNTED_TYPES,
     ClaimTaken,
     CommittedTransaction,
     HistoryQuery,
@@ -224,6 +226,7 @@ class MongoResourceStore:
         self._origins = _BusyRetry(database[ORIGINS])
         self._outbox = _BusyRetry(database[OUTBOX])
         self._identifiers = _BusyRetry(database[IDENTIFIERS])
+        self._type_changes = _BusyRetry(database[TYPE_CHANGES])
         self._counters = _BusyRetry(database[COUNTERS])
         self._submissions = _BusyRetry(database[SUBMISSIONS])
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
@@ -398,9 +401,17 @@ class MongoResourceStore:
             # never miss one that does.
             await self._post_identifiers(docs)
             await self._move_current(docs)
+            await self._count_changes(key, docs)
         # Ready to index (a no-op if it was indexed after an earlier roll-forward).
         await self._outbox.update_one({"_id": key}, {"$set": {"applied": True}})
         await self._txlog.update_one({"_id": key}, {"$set": {"state": "applied"}})
+
+    async def _count_changes(self, key: str, docs: list[dict[str, Any]]) -> None:
+        """One document per (counted type, transaction), after the resources are current; a
+        repeated roll-forward adds none. Counting them, not taking the greatest key, notices a
+        transaction that finishes after a later one."""
+        counted = sorted({d["type"] for d in docs} & COUNTED_TYPES)
+        await _insert_new(self._type_changes, [{"_id": f"{t}|{key}"} for t in counted])
 
     async def _post_identifiers(self, docs: list[dict[str, Any]]) -> None:
         """Add each live version's id to the postings of its identifiers: first uses in one
@@ -564,6 +575,11 @@ class MongoResourceStore:
 
     async def count(self, type: str) -> int:
         return int(await self._current.count_documents({"type": type, "op": {"$ne": "delete"}}))
+
+    async def changes(self, type: str) -> int:
+        # '}' follows '|': the range is exactly this type's documents
+        of_type = {"_id": {"$gt": f"{type}|", "$lt": f"{type}}}"}}
+        return int(await self._type_changes.count_documents(of_type))
 
     async def status(self) -> ServiceStatus:
         try:

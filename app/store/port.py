@@ -138,6 +138,9 @@ class ResourceScan(Protocol):
       order, at most `limit`; paging on the last id never repeats or skips a resource that
       existed throughout the scan.
     - `count` answers the live (undeleted) current resources of `type`.
+    - `changes` answers how many committed transactions wrote a resource of `type` (one of
+      `COUNTED_TYPES`), each counted once its resources are current: a reader that finds the
+      number unchanged since its last scan of `type` need not scan again.
     """
 
     async def resource_types(self) -> list[str]: ...
@@ -145,6 +148,13 @@ class ResourceScan(Protocol):
     async def scan(self, type: str, after_id: str | None, limit: int) -> list[StoredResource]: ...
 
     async def count(self, type: str) -> int: ...
+
+    async def changes(self, type: str) -> int: ...
+
+
+# The types whose commits `ResourceScan.changes` counts: every process follows the stored
+# SearchParameters (app/search_parameters.py), and on some engines a scan reads every resource.
+COUNTED_TYPES = frozenset({"SearchParameter"})
 
 
 @dataclass(frozen=True)

@@ -323,6 +323,16 @@ class SqliteResourceStore:
         ).fetchone()
         return int(row[0])
 
+    async def changes(self, type: str) -> int:
+        return await self._run(self._changes, type)
+
+    def _changes(self, type_: str) -> int:
+        # A commit is one SQLite transaction: its versions become visible with its current rows.
+        row = self._db.execute(
+            f"SELECT COUNT(DISTINCT tx) FROM {VERSIONS} WHERE type = ?", (type_,)
+        ).fetchone()
+        return int(row[0])
+
     async def status(self) -> ServiceStatus:
         return ServiceStatus("store", True, f"SQLite {sqlite3.sqlite_version}", str(self._path))
 

@@ -199,6 +199,7 @@ TX = Transaction(
         write("ServiceRequest", "c", 1, AT, "o|c"),
         Write("Patient", "d", 2, "delete", None),
         write("Patient", "f", 1, AT, "s|e"),
+        write("SearchParameter", "g", 1, AT),  # counted by `changes`
     ),
     (
         Claim("Patient", "s|b", "Patient/b"),
@@ -231,6 +232,7 @@ async def snapshot(store: MongoResourceStore, db: Any) -> dict[str, Any]:
     out["commit log"] = [c.refs for c in await store.unindexed(100)]
     out["origin"] = await store.committed_origin(ORIGIN) is not None
     out["claims"] = await live_claims(db)
+    out["SearchParameter changes"] = await store.changes("SearchParameter")
     return out
 
 

@@ -29,20 +29,11 @@ from tests._index_check import (
     expected_index,
     sqlite_indexed,
 )
+from tests._search_parameters import MARITAL
 from tests.contract.test_search_index import DATA, open_index
 
 SYNTHEA = sorted((DATA / "synthea-r4").glob("*.json"))
 ENGINES = ["sqlite", "elasticsearch"]
-NICKNAME = {
-    "resourceType": "SearchParameter",
-    "url": "https://example.org/fhir/SearchParameter/patient-marital",
-    "name": "marital",
-    "status": "active",
-    "code": "marital",
-    "base": ["Patient"],
-    "type": "token",
-    "expression": "Patient.maritalStatus",
-}
 
 
 def synthea(limit: int) -> list[dict[str, Any]]:
@@ -135,7 +126,7 @@ async def test_a_reindex_makes_a_new_parameter_searchable_and_equals_the_project
     await index.write(
         project(registry, await store.read_many([(r["resourceType"], r["id"]) for r in resources]))
     )
-    registry.register(NICKNAME, source="SearchParameter/marital", version=1)
+    registry.register(MARITAL, source="SearchParameter/marital", version=1)
     types = await store.resource_types()
     report = await reindex(store, index, registry, types, checkpoint=tmp_path / "cp.json")
     await index.refresh()

@@ -74,3 +74,20 @@ async def test_count_answers_live_resources(store: Any) -> None:
     assert await store.count("Patient") == 24
     assert await store.count("Observation") == 1
     assert await store.count("ImagingStudy") == 0
+
+
+async def test_changes_counts_the_transactions_writing_a_counted_type(store: Any) -> None:
+    def parameter(id_: str, version: int = 1) -> Write:
+        return put("SearchParameter", id_, version)
+
+    assert await store.changes("SearchParameter") == 0
+    await seed(store)
+    assert await store.changes("SearchParameter") == 0
+    await store.commit(Transaction((parameter("sp1"),)))
+    assert await store.changes("SearchParameter") == 1
+    await store.commit(Transaction((parameter("sp1", 2), parameter("sp2"), put("Patient", "x"))))
+    assert await store.changes("SearchParameter") == 2
+    await store.commit(Transaction((put("Patient", "p01", 2),)))
+    assert await store.changes("SearchParameter") == 2
+    await store.commit(Transaction((Write("SearchParameter", "sp2", 2, "delete", None),)))
+    assert await store.changes("SearchParameter") == 3
