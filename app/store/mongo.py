@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -99,6 +99,10 @@ def _ref(write: Write) -> dict[str, Any]:
     return {"type": write.type, "id": write.id, "version": write.version}
 
 
+def _version_ids(refs: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [f"{r['type']}/{r['id']}/{r['version']}" for r in refs]
+
+
 def _tx_key(seq: int) -> str:
     """The `_id` of transaction `seq`: a string, zero-padded so that keys sort as numbers do."""
     return f"{seq:020d}"
@@ -128,10 +132,8 @@ async def connect(
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
     try:
-        build = await client.admin.command("buildInfo")
-        store = await MongoResourceStore.open(
-            client[database], by_id_each="ferretdbVersion" in build
-        )
+        await client.admin.command("ping")
+        store = await MongoResourceStore.open(client[database])
     except PyMongoError as exc:
         await client.close()
         raise StoreError(f"MongoDB at {url} is unreachable: {exc}") from None
@@ -212,12 +214,8 @@ def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
 class MongoResourceStore:
     """Store on a database handle from `pymongo.AsyncMongoClient` (or mongomock-motor in tests)."""
 
-    def __init__(self, database: Any, *, by_id_each: bool = False) -> None:
+    def __init__(self, database: Any) -> None:
         self._db = database
-        # FerretDB answers `{_id: key}` from its index but reads (and decodes) the whole
-        # collection for `{_id: {$in: keys}}`: there, ids are looked up or updated one by one,
-        # concurrently (the client's connection pool bounds how many at once).
-        self._by_id_each = by_id_each
         self._versions = _BusyRetry(database[VERSIONS])
         self._current = _BusyRetry(database[CURRENT])
         self._txlog = _BusyRetry(database[TXLOG])
@@ -232,12 +230,11 @@ class MongoResourceStore:
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
 
     @classmethod
-    async def open(cls, database: Any, *, by_id_each: bool = False) -> MongoResourceStore:
-        store = cls(database, by_id_each=by_id_each)
+    async def open(cls, database: Any) -> MongoResourceStore:
+        store = cls(database)
         await store._versions.create_index([("last_updated", DESCENDING)])
         await store._versions.create_index([("type", ASCENDING), ("last_updated", DESCENDING)])
         await store._versions.create_index([("type", ASCENDING), ("id", ASCENDING)])
-        await store._versions.create_index([("tx", ASCENDING)])
         await store._txlog.create_index([("state", ASCENDING)])
         await store._outbox.create_index([("applied", ASCENDING)])
         await store._submissions.create_index([("state", ASCENDING), ("created", ASCENDING)])
@@ -261,7 +258,7 @@ class MongoResourceStore:
             if await self._decide(key, "commit") != "commit":
                 raise StoreError(f"transaction {seq} was rolled back by recovery before commit")
         except BaseException:
-            await self._roll_back(key)
+            await self._roll_back(key, [_ref(w) for w in tx.writes])
             raise
         await self._mark_committed(key, [_ref(w) for w in tx.writes])
         await self._roll_forward(key, docs)
@@ -375,9 +372,9 @@ class MongoResourceStore:
         )
         return current is not None
 
-    async def _roll_back(self, key: str) -> bool:
-        """Abort transaction `key` and remove its versions; False if its decision was commit
-        (then it is left to roll forward)."""
+    async def _roll_back(self, key: str, refs: list[dict[str, Any]]) -> bool:
+        """Abort transaction `key` and remove its versions (`refs`, as its log record names them);
+        False if its decision was commit (then it is left to roll forward)."""
         # `aborting -> aborted` once the versions are gone; a crash in between leaves `aborting`,
         # which `recover` finishes. Already `aborted` is cleaned again: a writer racing recovery
         # may have inserted after recovery's clean-up, and cleans up after itself here.
@@ -387,15 +384,20 @@ class MongoResourceStore:
         if await self._decide(key, "abort") != "abort":
             return False
         await self._txlog.update_one({"_id": key}, {"$set": {"state": "aborting"}})
-        await self._versions.delete_many({"tx": key})
+        # by `_id`, and only those it inserted: an `_id` it failed to insert is another's
+        await self._versions.delete_many({"_id": {"$in": _version_ids(refs)}, "tx": key})
         await self._txlog.update_one({"_id": key}, {"$set": {"state": "aborted"}})
         return True
 
-    async def _roll_forward(self, key: str, docs: list[dict[str, Any]] | None = None) -> None:
+    async def _roll_forward(
+        self, key: str, docs: list[dict[str, Any]] | None = None, refs: Sequence[Any] = ()
+    ) -> None:
         # `docs` are the version documents as inserted (the committing process has them);
-        # recovery reads them back. Either way the current documents get the same fields.
+        # recovery reads them back by the ids its log record names (`refs`). Either way the
+        # current documents get the same fields.
         if docs is None:
-            docs = await self._versions.find({"tx": key}).to_list(None)
+            found = await self._find_ids(self._versions, _version_ids(refs))
+            docs = [d for d in found if d["tx"] == key]
         if docs:
             # Postings first: they may name a resource that does not (yet) carry the identifier,
             # never miss one that does.
@@ -472,18 +474,15 @@ class MongoResourceStore:
         return [_stored(d) for d in docs]
 
     async def _find_ids(
-        self, collection: Any, keys: Sequence[Any], fields: Mapping[str, int]
+        self, collection: Any, keys: Sequence[Any], fields: Mapping[str, int] | None = None
     ) -> list[dict[str, Any]]:
         """The documents whose `_id` is one of `keys` (those that exist)."""
         if not keys:
             return []
-        if not self._by_id_each:
-            found: list[dict[str, Any]] = await collection.find(
-                {"_id": {"$in": list(keys)}}, fields
-            ).to_list(None)
-            return found
-        each = await asyncio.gather(*(collection.find_one({"_id": k}, fields) for k in keys))
-        return [d for d in each if d is not None]
+        found: list[dict[str, Any]] = await collection.find(
+            {"_id": {"$in": list(keys)}}, fields
+        ).to_list(None)
+        return found
 
     async def vread(self, type: str, id: str, version: int) -> StoredResource | None:
         doc = await self._versions.find_one({"_id": f"{type}/{id}/{version}"}, _VERSION_FIELDS)
@@ -607,11 +606,8 @@ class MongoResourceStore:
         ]
 
     async def mark_indexed(self, seqs: Sequence[int]) -> None:
-        keys = [_tx_key(s) for s in seqs]
-        if self._by_id_each:
-            await asyncio.gather(*(self._outbox.delete_one({"_id": k}) for k in keys))
-        elif keys:
-            await self._outbox.delete_many({"_id": {"$in": keys}})
+        if seqs:
+            await self._outbox.delete_many({"_id": {"$in": [_tx_key(s) for s in seqs]}})
 
     async def oldest_unindexed(self) -> str | None:
         doc = await self._outbox.find_one({}, {"committed_at": 1}, sort=[("_id", ASCENDING)])
@@ -638,12 +634,12 @@ class MongoResourceStore:
                 state == "pending" and await self._is_committed(key)
             )
             if not committed and (state == "aborting" or record["started"] <= cutoff):
-                committed = not await self._roll_back(key)
+                committed = not await self._roll_back(key, record["refs"])
                 back += not committed
             if committed:
                 if state != "committed":
                     await self._mark_committed(key, record["refs"])
-                await self._roll_forward(key)
+                await self._roll_forward(key, refs=record["refs"])
                 forward += 1
         return forward, back
 

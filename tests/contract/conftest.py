@@ -37,7 +37,7 @@ async def open_store(kind: str, tmp_path: Path) -> tuple[Any, Any]:
 
     client = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
     name = unique_name().replace("-", "_")
-    store = await MongoResourceStore.open(client[name], by_id_each=True)
+    store = await MongoResourceStore.open(client[name])
 
     async def cleanup() -> None:
         await client.drop_database(name)

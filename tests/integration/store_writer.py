@@ -49,7 +49,7 @@ async def open_store(argv: list[str]) -> Any:
     from pymongo import AsyncMongoClient
 
     client: Any = AsyncMongoClient(argv[1], serverSelectionTimeoutMS=5000)
-    return await MongoResourceStore.open(client[argv[2]], by_id_each=True)
+    return await MongoResourceStore.open(client[argv[2]])
 
 
 async def main(argv: list[str]) -> None:

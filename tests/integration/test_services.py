@@ -75,7 +75,14 @@ async def test_mongo_find_one_and_update_inc_upsert_counts_from_one(mongo_db: An
 
 
 @pytest.mark.parametrize(
-    "filt", [{"_id": "Patient/7"}, {"_id": "Patient/7", "version": {"$lt": 9}}], ids=str
+    "filt",
+    [
+        {"_id": "Patient/7"},
+        {"_id": "Patient/7", "version": {"$lt": 9}},
+        {"_id": {"$in": ["Patient/7", "Patient/404"]}},
+        {"_id": {"$in": ["Patient/7", "Patient/9"]}, "version": {"$lt": 9}},
+    ],
+    ids=str,
 )
 async def test_mongo_finds_by_id_through_the_id_index(mongo_db: Any, filt: dict[str, Any]) -> None:
     # The MongoDB store's write path relies on it (docs/implementation/write-path.md); FerretDB

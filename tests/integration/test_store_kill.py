@@ -141,7 +141,7 @@ async def test_ferretdb_kill9_mid_stream_recovers_whole_transactions(tmp_path: P
 
     async def open_store() -> tuple[Any, Callable[[], Awaitable[None]]]:
         client: Any = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
-        store = await MongoResourceStore.open(client[name], by_id_each=True)
+        store = await MongoResourceStore.open(client[name])
 
         async def close() -> None:
             await client.close()
