@@ -2,13 +2,14 @@
 lifespan, `micdr worker` and the CLI commands share it).
 
 Embedded: SQLite store and SQLite index, each in its own file (one write lock each), projection
-in-process. The index is derived data: found empty while the store holds resources (its file
-deleted, or a data dir from before the split), `Engines.index_lost` asks for a rebuild.
-Full stack: MongoDB store, Elasticsearch index, projection by arq workers on Redis.
+in-process. Full stack: MongoDB store, Elasticsearch index, projection by arq workers on Redis.
+The index is derived data: found empty while the store holds resources (its file or its indexes
+deleted, a data dir from before the embedded split), `Engines.index_lost` asks for a rebuild.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,8 @@ from app.settings import Settings
 from app.store.port import Store, StoreError
 from indexing.engines.port import SearchIndex
 from indexing.registry import SearchParamRegistry
+
+log = logging.getLogger("micdr.engines")
 
 
 class StartupError(RuntimeError):
@@ -28,7 +31,7 @@ class Engines:
     index: SearchIndex | None = None
     registry: SearchParamRegistry = field(default_factory=SearchParamRegistry.load)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    index_lost: bool = False  # the embedded index is empty, the store is not: rebuild the index
+    index_lost: bool = False  # the index is empty, the store is not: rebuild the index
 
     async def close(self) -> None:
         for close in reversed(self.closers):
@@ -112,12 +115,13 @@ async def open_engines(settings: Settings) -> Engines:
 
 
 async def _index_lost(store: Store, index: SearchIndex) -> bool:
-    """The embedded index holds nothing, not even a tombstone, while the store holds resources."""
-    from indexing.engines.sqlite.adapter import SqliteSearchIndex
-
-    if not isinstance(index, SqliteSearchIndex) or not await index.empty():
+    """The index holds nothing, not even a tombstone, while the store holds resources."""
+    try:
+        empty = await index.empty()
+    except Exception as exc:  # an index that does not answer yet: writes wait for it anyway
+        log.warning("could not tell whether the search index is empty: %s", exc)
         return False
-    return bool(await store.resource_types())
+    return empty and bool(await store.resource_types())
 
 
 async def check_engines(settings: Settings) -> None:

@@ -46,6 +46,9 @@ async def _doorbell(
         queue = await ArqQueue.open(settings.redis_url)
         engines.closers.append(queue.close)
         engines.closers.append(_start_registry_sync(engines))
+        if engines.index_lost:
+            log.warning("the search index is empty, the store is not: queued its rebuild")
+            await queue.rebuild_lost_index()
         return queue.wake, None, queue.request_reindex
     runner = InProcessRunner(
         JobContext(settings, engines.store, engines.index, engines.registry),

@@ -20,6 +20,7 @@ from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
 from app.engines import StartupError, open_engines
+from app.search_parameters import ALL_TYPES
 from app.settings import Settings
 from workers.context import JobContext
 from workers.jobs import (
@@ -32,6 +33,7 @@ from workers.jobs import (
     retry_delay,
 )
 from workers.keys import (
+    LOST_INDEX_JOB_ID,
     PROCESS_JOB,
     PROJECT_JOB,
     RECONCILE_JOB,
@@ -169,6 +171,15 @@ class ArqQueue:
         except (RedisError, OSError) as exc:
             log.error("could not queue the reindex of %s (run `micdr reindex`): %s", types, exc)
 
+    async def rebuild_lost_index(self) -> None:
+        """Queue the rebuild of every type's index (unless one is queued or running)."""
+        try:
+            await self._pool.enqueue_job(REINDEX_JOB, [ALL_TYPES], _job_id=LOST_INDEX_JOB_ID)
+        except (RedisError, OSError) as exc:
+            log.error(
+                "could not queue the rebuild of the lost index (run `micdr reindex`): %s", exc
+            )
+
     async def submit(self, submission_id: str) -> None:
         """Rings the doorbell for a newly stored submission (its first attempt)."""
         await enqueue_submission(self._pool, submission_id, 0)
@@ -206,7 +217,7 @@ def build_worker(
     return Worker(
         functions=[
             func(_project, name=PROJECT_JOB, max_tries=PROJECT_TRIES),
-            func(_reindex, name=REINDEX_JOB, max_tries=REINDEX_TRIES, timeout=3600),
+            func(_reindex, name=REINDEX_JOB, max_tries=REINDEX_TRIES, timeout=3600, keep_result=0),
             # never retried by arq (the job stores its own retry); keep no result, so the
             # reconciler may enqueue the same attempt again once its job is gone
             func(_process, name=PROCESS_JOB, max_tries=1, keep_result=0, timeout=600),

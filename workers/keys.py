@@ -16,6 +16,11 @@ def reindex_job_id(seq: int) -> str:
     return f"reindex:{seq}"
 
 
+# The rebuild of an index found empty while the store is not: one at a time, however many
+# processes start and find it so (a reindex keeps no result, so a later loss queues it again).
+LOST_INDEX_JOB_ID = "reindex:lost"
+
+
 PROCESS_JOB = "micdr.process_submission"
 SUBMISSIONS_RECONCILE_JOB = "micdr.reconcile_submissions"
 

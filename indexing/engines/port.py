@@ -69,6 +69,9 @@ class SearchIndex(Protocol):
 
     async def status(self) -> IndexStatus: ...
 
+    async def empty(self) -> bool:
+        """No document at all, not even a tombstone: the index was lost, or never built."""
+
     async def begin_rebuild(
         self, resource_type: str, resume: Mapping[str, Any] | None = None
     ) -> dict[str, Any]: ...

@@ -1,7 +1,8 @@
-"""The embedded search index is derived data in a file of its own (app/engines.py): a start that
-finds it empty while the store holds resources (the file deleted, or a data dir from before the
-index had its own file) rebuilds it from the store in the background, and searches find again
-what was written before, and not what was deleted."""
+"""The search index is derived data (app/engines.py): a start that finds it empty while the store
+holds resources (the embedded index's file deleted, or a data dir from before the index had its
+own file; the Elasticsearch indexes deleted) rebuilds it from the store in the background
+(embedded: in-process; full stack: a reindex job for the worker), and searches find again what was
+written before, and not what was deleted."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 
+from app.engines import open_engines
+from app.lifespan import OpenEngines
 from app.main import create_app
-from app.settings import load_settings
+from app.settings import Settings, load_settings
+from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
+from indexing.registry import SearchParamRegistry
+from tests._full_stack import drop, full_stack_env, open_with_worker, unique_name
 from tests.conformance.conftest import indexed
 
 
@@ -39,19 +46,51 @@ def patient(given: str) -> dict[str, Any]:
     return {"resourceType": "Patient", "name": [{"family": "Rebuilt", "given": [given]}]}
 
 
-async def test_a_deleted_index_file_is_rebuilt_from_the_store(tmp_path: Path) -> None:
-    settings = load_settings({"MICDR_DATA_DIR": str(tmp_path)})
-    async with AsyncTestClient(app=create_app(settings), base_url="http://micdr.local") as client:
+async def lose_index(settings: Settings) -> None:
+    """Delete the deployment's whole search index, as an operator's mistake would."""
+    if settings.elasticsearch_url is None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{settings.sqlite_index_path}{suffix}").unlink(missing_ok=True)
+        return
+    index = await ElasticsearchSearchIndex.open(
+        settings.elasticsearch_url, settings.index_prefix, SearchParamRegistry.load()
+    )
+    try:
+        await index.drop()
+    finally:
+        await index.close()
+
+
+@pytest.mark.parametrize(
+    "deployment", ["embedded", pytest.param("full", marks=pytest.mark.integration)]
+)
+async def test_a_lost_index_is_rebuilt_from_the_store(deployment: str, tmp_path: Path) -> None:
+    env = {"MICDR_DATA_DIR": str(tmp_path)}
+    if deployment == "full":
+        env.update(await full_stack_env(unique_name()))
+    settings = load_settings(env)
+    try:
+        await _lose_and_rebuild(
+            settings, open_with_worker if deployment == "full" else open_engines
+        )
+    finally:
+        if deployment == "full":
+            await drop(settings)
+
+
+async def _lose_and_rebuild(settings: Settings, open_with: OpenEngines) -> None:
+    app = create_app(settings, open_with)
+    async with AsyncTestClient(app=app, base_url="http://micdr.local") as client:
         ada, bea, cy = [await create(client, patient(given)) for given in ("Ada", "Bea", "Cy")]
         org = await create(client, {"resourceType": "Organization", "name": "Rebuilt Hospital"})
         assert (await client.delete(f"/fhir/Patient/{bea}")).status_code in (200, 204)
         await indexed(client)
         assert await found(client, "Patient?family=Rebuilt", {ada, cy}) == {ada, cy}
 
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{settings.sqlite_index_path}{suffix}").unlink(missing_ok=True)
+    await lose_index(settings)
 
-    async with AsyncTestClient(app=create_app(settings), base_url="http://micdr.local") as client:
+    app = create_app(settings, open_with)
+    async with AsyncTestClient(app=app, base_url="http://micdr.local") as client:
         assert await found(client, "Patient?family=Rebuilt", {ada, cy}) == {ada, cy}
         assert await found(client, "Organization?name=Rebuilt", {org}) == {org}
         # new commits are projected as usual next to the rebuild

@@ -265,6 +265,16 @@ async def test_status_is_up(index: Any) -> None:
     assert (await index.status()).up
 
 
+async def test_empty_until_a_document_or_a_tombstone_is_written(
+    index: Any, registry: SearchParamRegistry
+) -> None:
+    assert await index.empty()
+    await write(index, [tombstone("Patient", "gone", 2)])
+    assert not await index.empty()
+    await write(index, [op_for(registry, patient("p1"))])
+    assert not await index.empty()
+
+
 # -- vectors ------------------------------------------------------------------------------------
 
 

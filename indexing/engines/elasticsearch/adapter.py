@@ -367,12 +367,23 @@ class ElasticsearchSearchIndex:
     async def close(self) -> None:
         await self._client.close()
 
-    async def drop(self) -> None:
-        """Delete every index of this prefix (tests; a rebuild from scratch)."""
+    async def empty(self) -> bool:
+        indexes = await self._indexes()
+        if not indexes:
+            return True
+        counted = await self._client.count(index=",".join(indexes), ignore_unavailable=True)
+        return int(counted["count"]) == 0
+
+    async def _indexes(self) -> list[str]:
+        """Every physical index of this prefix (the pattern also matches longer prefixes)."""
         response = await self._client.indices.get(
             index=f"{self._prefix}-*", ignore_unavailable=True, allow_no_indices=True
         )
-        indexes = [name for name in response if _belongs(self._prefix, name)]
+        return [name for name in response if _belongs(self._prefix, name)]
+
+    async def drop(self) -> None:
+        """Delete every index of this prefix (tests; a rebuild from scratch)."""
+        indexes = await self._indexes()
         if indexes:
             await self._client.indices.delete(index=",".join(indexes), ignore_unavailable=True)
         self._ready.clear()
