@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,6 +97,18 @@ def _stored(doc: Mapping[str, Any]) -> StoredResource:
 def _ref(write: Write) -> dict[str, Any]:
     # objects, not [type, id, version] triples: FerretDB has no nested arrays
     return {"type": write.type, "id": write.id, "version": write.version}
+
+
+async def _chunks(cursor: Any, size: int = 100) -> AsyncIterator[list[dict[str, Any]]]:
+    """The cursor's documents, `size` at a time (the last chunk may be shorter)."""
+    chunk: list[dict[str, Any]] = []
+    async for doc in cursor:
+        chunk.append(doc)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _version_ids(refs: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -490,15 +502,10 @@ class MongoResourceStore:
             return None
         return _stored(doc)
 
-    async def _is_committed(self, key: str, known: dict[str, bool] | None = None) -> bool:
-        """Whether transaction `key` committed (and so its versions exist); `known` caches."""
-        if known is not None and key in known:
-            return known[key]
+    async def _is_committed(self, key: str) -> bool:
+        """Whether transaction `key` committed (and so its versions exist)."""
         decision = await self._decisions.find_one({"_id": key})
-        committed = decision is not None and decision["outcome"] == "commit"
-        if known is not None:
-            known[key] = committed
-        return committed
+        return decision is not None and decision["outcome"] == "commit"
 
     async def history(self, query: HistoryQuery) -> list[StoredResource]:
         filt: dict[str, Any] = {}
@@ -522,18 +529,27 @@ class MongoResourceStore:
         out: list[StoredResource] = []
         seen_before_at: set[str] = set()
         committed: dict[str, bool] = {}
-        async for doc in self._versions.find(filt, _VERSION_FIELDS).sort(order):
-            if not await self._is_committed(doc["tx"], committed):
-                continue
-            ref = f"{doc['type']}/{doc['id']}"
-            if query.at is None or doc["last_updated"] > query.at:
-                out.append(_stored(doc))
-            elif ref not in seen_before_at:
-                seen_before_at.add(ref)
-                out.append(_stored(doc))
-            if len(out) >= query.count:
-                break
+        async for chunk in _chunks(self._versions.find(filt, _VERSION_FIELDS).sort(order)):
+            await self._learn_decisions([d["tx"] for d in chunk], committed)
+            for doc in chunk:
+                if not committed[doc["tx"]]:
+                    continue
+                ref = f"{doc['type']}/{doc['id']}"
+                if query.at is None or doc["last_updated"] > query.at:
+                    out.append(_stored(doc))
+                elif ref not in seen_before_at:
+                    seen_before_at.add(ref)
+                    out.append(_stored(doc))
+                if len(out) >= query.count:
+                    return out
         return out
+
+    async def _learn_decisions(self, keys: Iterable[str], known: dict[str, bool]) -> None:
+        """Add to `known` whether each transaction of `keys` committed, in one lookup."""
+        wanted = sorted(set(keys) - known.keys())
+        decided = await self._find_ids(self._decisions, wanted)
+        outcomes = {d["_id"]: d["outcome"] == "commit" for d in decided}
+        known.update((key, outcomes.get(key, False)) for key in wanted)
 
     async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:
         # The postings name every resource that may carry a token; its current document decides.

@@ -101,6 +101,18 @@ async def test_history_orders_newest_first_and_pages_by_keyset(store: Any) -> No
     assert [h.id for h in since] == ["p1", "p2"]
 
 
+async def test_history_reaches_past_a_long_run_of_versions(store: Any) -> None:
+    # more versions than the MongoDB store reads (and checks the decisions of) in one chunk
+    writes = tuple(
+        put(f"q{i:03d}", 1, f"2024-03-01T00:{i // 60:02d}:{i % 60:02d}.000Z") for i in range(250)
+    )
+    await store.commit(Transaction(writes[:130]))
+    await store.commit(Transaction(writes[130:]))
+    newest_first = [f"q{i:03d}" for i in reversed(range(250))]
+    assert [h.id for h in await store.history(HistoryQuery(count=1000))] == newest_first
+    assert [h.id for h in await store.history(HistoryQuery(count=205))] == newest_first[:205]
+
+
 async def test_history_at_includes_the_version_current_then(store: Any) -> None:
     await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
     await store.commit(Transaction((put("a", 2, "2024-01-05T00:00:00.000Z"),)))
