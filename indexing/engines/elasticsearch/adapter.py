@@ -141,14 +141,18 @@ class ElasticsearchSearchIndex:
         for start in range(0, len(ops), BULK_CHUNK):
             chunk = ops[start : start + BULK_CHUNK]
             retry = await self._bulk(
-                chunk, lambda op: alias_name(self._prefix, op.type), errors, stale
+                chunk, lambda op: alias_name(self._prefix, op.type), errors, stale, wait_for=True
             )
             if retry:  # an alias vanished since we cached it (tests drop indexes): once more
                 for resource_type in {op.type for op in retry}:
                     self._ready.discard(resource_type)
                     await self._ensure_index(resource_type)
                 still = await self._bulk(
-                    retry, lambda op: alias_name(self._prefix, op.type), errors, stale
+                    retry,
+                    lambda op: alias_name(self._prefix, op.type),
+                    errors,
+                    stale,
+                    wait_for=True,
                 )
                 # never report success for a write that reached no index
                 errors.extend(
@@ -170,11 +174,13 @@ class ElasticsearchSearchIndex:
         ops: Sequence[IndexOp],
         target: Any,
         errors: list[dict[str, Any]],
-        stale: set[str] | None = None,
+        stale: set[str],
+        *,
+        wait_for: bool,
     ) -> list[IndexOp]:
-        """One bulk request; appends refusals to `errors`, returns ops whose alias is missing.
-        With `stale`, waits for the refresh that makes the writes searchable and adds the type
-        of each op an equal or newer version refused (never into a reindex's new generation:
+        """One bulk request; appends refusals to `errors` and the type of each op an equal or
+        newer version refused to `stale`, returns ops whose alias is missing. `wait_for`: return
+        once the next refresh made the writes searchable (never into a reindex's new generation:
         its refresh is off until it is complete, so that wait would not end)."""
         if not ops:
             return []
@@ -197,7 +203,7 @@ class ElasticsearchSearchIndex:
                 else to_source(self._registry, op.document)
             )
         response = await self._client.bulk(
-            operations=operations, refresh=None if stale is None else "wait_for"
+            operations=operations, refresh="wait_for" if wait_for else None
         )
         missing: list[IndexOp] = []
         if not response.get("errors"):
@@ -206,8 +212,7 @@ class ElasticsearchSearchIndex:
             result = item.get("index", {})
             status = result.get("status", 200)
             if status == 409:  # an equal or newer version is indexed
-                if stale is not None:
-                    stale.add(op.type)
+                stale.add(op.type)
                 continue
             if status < 300:
                 continue
@@ -479,7 +484,8 @@ class ElasticsearchSearchIndex:
         errors: list[dict[str, Any]] = []
         new_index = state["index"]
         for start in range(0, len(ops), BULK_CHUNK):
-            await self._bulk(ops[start : start + BULK_CHUNK], lambda op: new_index, errors)
+            chunk = ops[start : start + BULK_CHUNK]
+            await self._bulk(chunk, lambda op: new_index, errors, set(), wait_for=False)
         if errors:
             raise IndexWriteError(errors)
 
@@ -574,7 +580,7 @@ class ElasticsearchSearchIndex:
                     ops.append(
                         IndexOp(source["resourceType"], hit["_id"], int(hit["_version"]), document)
                     )
-                await self._bulk(ops, lambda op: new_index, errors)
+                await self._bulk(ops, lambda op: new_index, errors, set(), wait_for=False)
                 copied += len(ops)
                 response = await self._client.scroll(scroll_id=scroll_id, scroll="2m")
                 scroll_id = response.get("_scroll_id", scroll_id)
