@@ -47,7 +47,7 @@ ES_CONSOLE_LOG="$ES_HOME_DIR/logs/console.log"
 FERRET_DIR="$SERVICES_DIR/ferretdb"
 # FerretDB is built with this patch (see ferretdb_ensure); the binary's name carries the patch's
 # hash, so a changed patch is built again rather than reused
-FERRET_PATCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches/ferretdb-v1.24-sqlite-id-lookup.patch"
+FERRET_PATCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches/ferretdb-v1.24.patch"
 FERRET_BIN="$FERRET_DIR/bin/ferretdb-$FERRETDB_VERSION-$(sha256sum "$FERRET_PATCH" | cut -c1-8)"
 FERRET_PIDFILE="$RUN_DIR/ferretdb.pid"
 FERRET_LOG="$FERRET_DIR/ferretdb.log"
@@ -274,10 +274,11 @@ ferretdb_ensure() {
   src="$FERRET_DIR/src"
   rm -rf "$src" && mkdir -p "$FERRET_DIR/bin" && cp -r "$dir" "$src" && chmod -R u+w "$src"
   echo "$FERRETDB_VERSION" >"$src/build/version/version.txt"
-  # Two changes to FerretDB 1.x's SQLite backend, both to how it looks `_id` up, neither to what a
-  # query answers (docs/implementation/services.md): the lookup expression matches the _id
-  # index's (upstream scans the table), and `_id` is looked up first also when the filter has
-  # other conditions (upstream: only when it is alone; the rest is filtered after, as always).
+  # Three changes to FerretDB 1.x (docs/implementation/services.md), none to what a query answers:
+  # its SQLite backend looks `_id` up with the expression of its _id index (upstream scans the
+  # table), also for an `_id` $in and when the filter has other conditions (the rest is filtered
+  # after, as always); and its updates, deletes and findAndModify run one at a time, so a
+  # single-document write is atomic as on MongoDB (upstream: a read, then a write).
   (cd "$src" && git apply "$FERRET_PATCH") || die "ferretdb: $FERRET_PATCH does not apply to $FERRETDB_VERSION"
   if ! (cd "$src" && CGO_ENABLED=0 GOFLAGS= "$go" build -trimpath -buildvcs=false \
     -o "$FERRET_BIN.tmp" ./cmd/ferretdb) >"$FERRET_DIR/build.log" 2>&1; then

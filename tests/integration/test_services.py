@@ -59,6 +59,42 @@ async def test_mongo_concurrent_claims_on_one_id_have_exactly_one_winner(mongo_d
     assert await coll.count_documents({}) == 1
 
 
+async def test_mongo_concurrent_conditional_updates_of_one_document_have_one_winner(
+    mongo_db: Any,
+) -> None:
+    # A claim takeover is `update_one({_id, tx: old}, ...)` (docs/implementation/write-path.md):
+    # it needs MongoDB's single-document atomicity, which FerretDB has only with the patch of
+    # scripts/services.sh (docs/implementation/services.md).
+    coll = mongo_db["claims"]
+    for trial in range(10):
+        await coll.insert_one({"_id": f"Patient|k{trial}", "tx": "A"})
+        results = await asyncio.gather(
+            *(
+                coll.update_one({"_id": f"Patient|k{trial}", "tx": "A"}, {"$set": {"tx": f"T{n}"}})
+                for n in range(8)
+            )
+        )
+        winners = [n for n, r in enumerate(results) if r.modified_count == 1]
+        assert len(winners) == 1, (trial, winners)
+        assert await coll.find_one({"_id": f"Patient|k{trial}"}) == {
+            "_id": f"Patient|k{trial}",
+            "tx": f"T{winners[0]}",
+        }
+
+
+async def test_mongo_concurrent_add_to_set_keeps_every_value(mongo_db: Any) -> None:
+    coll = mongo_db["resource_identifiers"]
+    await coll.insert_one({"_id": "Patient|mrn", "ids": []})
+    await asyncio.gather(
+        *(
+            coll.update_one({"_id": "Patient|mrn"}, {"$addToSet": {"ids": f"p{n}"}})
+            for n in range(16)
+        )
+    )
+    posting = await coll.find_one({"_id": "Patient|mrn"})
+    assert sorted(posting["ids"]) == sorted(f"p{n}" for n in range(16))
+
+
 async def test_mongo_find_one_and_update_inc_upsert_counts_from_one(mongo_db: Any) -> None:
     coll = mongo_db["counters"]
 
