@@ -4,7 +4,8 @@ lifespan, `micdr worker` and the CLI commands share it).
 Embedded: SQLite store and SQLite index, each in its own file (one write lock each), projection
 in-process. Full stack: MongoDB store, Elasticsearch index, projection by arq workers on Redis.
 The index is derived data: found empty while the store holds resources (its file or its indexes
-deleted, a data dir from before the embedded split), `Engines.index_lost` asks for a rebuild.
+deleted, a data dir from before the embedded split), `index_lost` tells the serving processes to
+rebuild it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ class Engines:
     index: SearchIndex | None = None
     registry: SearchParamRegistry = field(default_factory=SearchParamRegistry.load)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    index_lost: bool = False  # the index is empty, the store is not: rebuild the index
 
     async def close(self) -> None:
         for close in reversed(self.closers):
@@ -105,16 +105,10 @@ async def open_engines(settings: Settings) -> Engines:
             await close()
         raise
     closers.append(index.close)
-    engines = Engines(store=store, index=index, registry=registry, closers=closers)
-    try:
-        engines.index_lost = await _index_lost(store, index)
-    except BaseException:
-        await engines.close()
-        raise
-    return engines
+    return Engines(store=store, index=index, registry=registry, closers=closers)
 
 
-async def _index_lost(store: Store, index: SearchIndex) -> bool:
+async def index_lost(store: Store, index: SearchIndex) -> bool:
     """The index holds nothing, not even a tombstone, while the store holds resources."""
     try:
         empty = await index.empty()

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from app.engines import Engines
+from app.engines import Engines, index_lost
 from app.fhir.validate import resource_types, validate_resource
 from app.ig.rules import IgRules
 from app.interactions.context import Services
@@ -40,13 +40,14 @@ async def _doorbell(
 ) -> tuple[Callable[[int], Awaitable[None]], Callable[[], Awaitable[int]] | None, RequestReindex]:
     """(on_commit, drain, request_reindex): in-process (embedded) or arq (full stack)."""
     assert engines.index is not None, "open_engines always opens an index"
+    lost = await index_lost(engines.store, engines.index)
     if settings.redis_url:
         from workers.arq_settings import ArqQueue
 
         queue = await ArqQueue.open(settings.redis_url)
         engines.closers.append(queue.close)
         engines.closers.append(_start_registry_sync(engines))
-        if engines.index_lost:
+        if lost:
             log.warning("the search index is empty, the store is not: queued its rebuild")
             await queue.rebuild_lost_index()
         return queue.wake, None, queue.request_reindex
@@ -54,7 +55,7 @@ async def _doorbell(
         JobContext(settings, engines.store, engines.index, engines.registry),
         reindex_checkpoint=settings.data_dir / REINDEX_CHECKPOINT,
     )
-    if engines.index_lost:
+    if lost:
         log.warning("the search index is empty, the store is not: rebuilding it from the store")
         runner.rebuild()
     await runner.start()

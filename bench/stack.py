@@ -146,10 +146,10 @@ async def drop_names(env: dict[str, str]) -> None:
         await client.drop_database(env["MICDR_MONGO_DATABASE"] + "_limit")
     finally:
         await client.close()
-    await _flush_redis(env["MICDR_REDIS_URL"])
+    await flush_redis(env["MICDR_REDIS_URL"])
 
 
-async def _flush_redis(url: str) -> None:
+async def flush_redis(url: str) -> None:
     """Empty the run's own Redis database (its queue, results and retry counters)."""
     import redis.asyncio
 
@@ -195,7 +195,7 @@ async def start(kind: str, run_id: str, workers: int, urls: dict[str, str]) -> S
             "redis": env["MICDR_REDIS_URL"],
         }
         # emptied first: jobs a killed earlier run left there would be run too (Redis persists)
-        await _flush_redis(env["MICDR_REDIS_URL"])
+        await flush_redis(env["MICDR_REDIS_URL"])
     stack = Stack(kind, f"http://127.0.0.1:{port}/fhir", env, workdir, names=names)
     stack.processes.append(
         _spawn(

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.engines import Engines, open_engines
 from app.settings import Settings
+from bench.stack import flush_redis
 from tests._services import engine_url
 from workers.arq_settings import build_worker
 
@@ -40,7 +41,7 @@ async def full_stack_env(name: str) -> dict[str, str]:
     redis_url = engine_url("redis")
     redis_url = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
     redis_url = f"{redis_url}/{TEST_REDIS_DB}"
-    await _flush_redis(redis_url)
+    await flush_redis(redis_url)
     return {
         "MICDR_MONGO_URL": engine_url("mongo"),
         "MICDR_MONGO_DATABASE": name.replace("-", "_"),
@@ -51,21 +52,12 @@ async def full_stack_env(name: str) -> dict[str, str]:
     }
 
 
-async def _flush_redis(url: str) -> None:
-    import redis.asyncio
-
-    client = redis.asyncio.Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
-
-def start_worker(settings: Settings, poll_delay: float = 0.02) -> Callable[[], Awaitable[None]]:
+def start_worker(settings: Settings) -> Callable[[], Awaitable[None]]:
     """Run a long-lived arq worker on the current event loop; answers the coroutine that stops
     it. Its job tasks are cancelled and awaited first: arq's `close` gathers them without
     `return_exceptions`, so a cancelled one would raise out of it."""
-    worker = build_worker(settings, handle_signals=False, poll_delay=poll_delay)
+    # polled every 20 ms: a test waits for each projection
+    worker = build_worker(settings, handle_signals=False, poll_delay=0.02)
     running = asyncio.create_task(worker.async_run(), name="micdr-test-worker")
 
     async def stop() -> None:

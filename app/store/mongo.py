@@ -19,11 +19,12 @@ after 4 leaves a decided or committed record `recover` rolls forward. Both repai
 so a crash during recovery is repaired by the next one. See docs/implementation/write-path.md and
 docs/decisions/0002-no-multi-document-transactions.md.
 
-A commit finds and updates documents by a string `_id` equality: FerretDB (the MongoDB-wire server
-the tests and the benchmark run on) answers only those from an index and reads the whole
-collection for any other filter, updates and `$in` included (bench/README.md). Hence the string
-transaction keys (`_tx_key`), the identifier postings (`IDENTIFIERS`, `_id = Type|token`) instead
-of a query on the resources' `ident` field, and on FerretDB single-`_id` lookups instead of `$in`.
+A commit finds, updates and deletes documents by a string `_id` equality or `_id` `$in`: FerretDB
+(the MongoDB-wire server the tests and the benchmark run on, patched by scripts/services.sh)
+answers only those from an index and reads the whole collection for any other filter
+(bench/README.md). Hence the string transaction keys (`_tx_key`), the identifier postings
+(`IDENTIFIERS`, `_id = Type|token`) instead of a query on the resources' `ident` field, and
+versions found by the ids a log record names rather than by their `tx`.
 """
 
 from __future__ import annotations
@@ -258,7 +259,8 @@ class MongoResourceStore:
 
     async def commit(self, tx: Transaction) -> int:
         now = utc_now()
-        seq = await self._begin(tx, now)
+        refs = [_ref(w) for w in tx.writes]
+        seq = await self._begin(tx, refs, now)
         key = _tx_key(seq)
         docs = [_version_doc(w, key, tx.last_updated or now) for w in tx.writes]
         try:
@@ -270,9 +272,9 @@ class MongoResourceStore:
             if await self._decide(key, "commit") != "commit":
                 raise StoreError(f"transaction {seq} was rolled back by recovery before commit")
         except BaseException:
-            await self._roll_back(key, [_ref(w) for w in tx.writes])
+            await self._roll_back(key, refs)
             raise
-        await self._mark_committed(key, [_ref(w) for w in tx.writes])
+        await self._mark_committed(key, refs)
         await self._roll_forward(key, docs)
         return seq
 
@@ -308,12 +310,12 @@ class MongoResourceStore:
                 continue  # a concurrent first try inserted the document: add to it
         raise StoreError(f"could not note the origin {origin}")
 
-    async def _begin(self, tx: Transaction, now: str) -> int:
-        """Take a sequence number and insert the `pending` log record under it.
+    async def _begin(self, tx: Transaction, refs: list[dict[str, Any]], now: str) -> int:
+        """Take a sequence number and insert the `pending` log record (naming `refs`) under it.
 
-        The record's `_id` is what makes a number taken once: FerretDB 1.x runs the `$inc` as a
-        read then a write, so two concurrent commits can draw the same number (or race on the
-        counter's upsert); the loser draws again.
+        The record's `_id` is what makes a number taken once: an unpatched FerretDB 1.x runs the
+        `$inc` as a read then a write, so two concurrent commits can draw the same number (or race
+        on the counter's upsert); the loser draws again.
         """
         for _ in range(_SEQUENCE_ATTEMPTS):
             try:
@@ -329,7 +331,7 @@ class MongoResourceStore:
                         "_id": _tx_key(seq),
                         "state": "pending",
                         "started": now,
-                        "refs": [_ref(w) for w in tx.writes],
+                        "refs": refs,
                         "origin": tx.origin,
                     }
                 )
