@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests._data import ig_episode_path
 from tests.conformance._clients import DEPLOYMENTS, client_with
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def episode(n: int) -> dict[str, Any]:
-    return json.loads((SHARED / "micdr-examples" / f"episode-{n}.json").read_text())
+    return json.loads(ig_episode_path(n).read_text())
 
 
 @pytest.fixture(params=DEPLOYMENTS)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.conftest import SHARED
+from tests._data import IG_EPISODES_DIR
 
 MICDR = [sys.executable, "-m", "app.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def test_load_feeds_every_bundle_reports_and_resumes(tmp_path: Path, into: str) 
     report = tmp_path / "report.jsonl"
     args = (
         "load",
-        str(SHARED / "micdr-examples"),
+        str(IG_EPISODES_DIR),
         "--data-dir",
         str(tmp_path / "d"),
         "--report",

@@ -1,4 +1,4 @@
-"""The Ontario MI IG's requirements checklist (../shared/IG.md, R1-R51), walked in order.
+"""The Ontario MI IG's requirements checklist (docs/ig-requirements.md, R1-R51), walked in order.
 
 One focused test (or more) per requirement, named `test_rNN_<behaviour>` and citing it, on both
 deployments (conftest's `client`: the embedded SQLite store and the MongoDB store on mongomock,

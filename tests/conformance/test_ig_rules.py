@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests._data import SYNTHEA
 from tests.conformance import _clients
 from tests.conformance._episodes import as_ichsc, keep_identifiers, resource
-from tests.conformance.conftest import SHARED, episode
+from tests.conformance.conftest import episode
 
 Client = AsyncTestClient[Any]
 plain_client = _clients.plain_client  # a fixture: IG mode off
@@ -93,7 +94,7 @@ async def test_a_plain_patient_outside_a_submission_is_plain_fhir(client: Client
 
 
 async def test_a_us_synthea_bundle_is_refused_in_ig_mode(client: Client) -> None:
-    path = sorted((SHARED / "synthea-r4").glob("*.json"))[0]
+    path = SYNTHEA[0]
     response = await client.post("/fhir", json=json.loads(path.read_text()))
     assert response.status_code == 422
     rules = {i["diagnostics"].split(":")[0] for i in response.json()["issue"]}

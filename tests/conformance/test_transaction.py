@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests._data import SYNTHEA
 from tests.conformance import _clients
-from tests.conformance.conftest import SHARED, episode
+from tests.conformance.conftest import episode
 
 Client = AsyncTestClient[Any]
 plain_client = _clients.plain_client  # a fixture: IG mode off
@@ -212,11 +213,7 @@ async def test_a_batch_answers_each_entry_on_its_own(client: Client) -> None:
     assert body["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
 
 
-def _synthea_files() -> list[Path]:
-    return sorted((SHARED / "synthea-r4").glob("*.json"))
-
-
-@pytest.mark.parametrize("path", _synthea_files(), ids=lambda p: p.stem.split("_")[0])
+@pytest.mark.parametrize("path", SYNTHEA, ids=lambda p: p.stem.split("_")[0])
 async def test_a_synthea_bundle_loads_and_every_reference_resolves(
     plain_client: Client, path: Path
 ) -> None:

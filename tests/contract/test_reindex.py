@@ -22,6 +22,7 @@ from indexing.extract import extract_values
 from indexing.plan.plan import Clause, SearchPlan, TokenMatch
 from indexing.project import project
 from indexing.registry import SearchParamRegistry
+from tests._data import SYNTHEA
 from tests._index_check import (
     as_sqlite_rows,
     differences,
@@ -30,9 +31,8 @@ from tests._index_check import (
     sqlite_indexed,
 )
 from tests._search_parameters import MARITAL
-from tests.contract.test_search_index import DATA, open_index
+from tests.contract.test_search_index import open_index
 
-SYNTHEA = sorted((DATA / "synthea-r4").glob("*.json"))
 ENGINES = ["sqlite", "elasticsearch"]
 
 

@@ -38,14 +38,12 @@ from indexing.plan.plan import (
     UriMatch,
 )
 from indexing.registry import SearchParamRegistry
+from tests._data import DATA
 from tests._full_stack import TEST_REFRESH_INTERVAL, unique_name
 from tests._services import engine_url
 
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "tests" / "vectors"
-DATA = REPO.parent / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
 DEFAULT_META = {"versionId": "1", "lastUpdated": "2024-06-01T00:00:00Z"}
 
 ENGINES = ["sqlite", "elasticsearch"]
@@ -289,8 +287,6 @@ def fixture_resources(fixture: Mapping[str, Any]) -> list[dict[str, Any]]:
     resources = [dict(resource) for resource in fixture.get("resources", [])]
     for name in fixture.get("files", []):
         path = DATA / name
-        if not path.exists():
-            pytest.skip(f"{path} not available")
         bundle = json.loads(path.read_text("utf-8"), parse_float=Decimal)
         urls = {
             entry["fullUrl"]: f"{entry['resource']['resourceType']}/{entry['resource']['id']}"

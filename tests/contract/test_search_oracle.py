@@ -1,7 +1,7 @@
 """Search oracle: random searches over real data, each engine's answer against an independent one.
 
-The corpus is every Synthea bundle (`shared/data/synthea-r4`) and the IG episodes
-(`shared/data/micdr-examples`), with ids, `meta` and `urn:uuid:` references rewritten to
+The corpus is every Synthea bundle (`tests/data/synthea-r4`) and the IG episodes
+(`tests/data/ig-episodes`), with ids, `meta` and `urn:uuid:` references rewritten to
 `Type/id`, indexed through the production path (`extract_values` -> `index_document` ->
 `SearchIndex.write`). A few resources get `meta.profile`/`source`/`security`, and copies of a
 Patient and an Observation carry strings and codes that need escaping (`,` `|` `$` `\\`) or have
@@ -54,7 +54,8 @@ from indexing.extract import extract_values
 from indexing.plan.errors import InvalidSearch
 from indexing.plan.parse import parse_search
 from indexing.registry import SearchParamRegistry
-from tests.contract.test_search_index import DATA, open_index
+from tests._data import IG_EPISODES, SYNTHEA
+from tests.contract.test_search_index import open_index
 
 ENGINES = ["sqlite", "elasticsearch"]
 SEED = 20240601
@@ -83,11 +84,7 @@ Interval = tuple[Any, Any]  # [low, high): datetimes (dates) or [low, high] Deci
 
 def load_corpus() -> list[dict[str, Any]]:
     """Every Synthea and IG-episode resource, with an id, `meta` and `Type/id` references."""
-    bundles = sorted((DATA / "synthea-r4").glob("*.json")) + sorted(
-        (DATA / "micdr-examples").glob("episode-*.json")
-    )
-    if not bundles:
-        pytest.skip(f"no Synthea or IG data under {DATA}")
+    bundles = SYNTHEA + IG_EPISODES
     entries: list[tuple[str | None, dict[str, Any]]] = []
     for path in bundles:
         bundle = json.loads(path.read_text("utf-8"), parse_float=Decimal)

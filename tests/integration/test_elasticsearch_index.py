@@ -10,7 +10,6 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,14 +25,10 @@ from indexing.engines.port import IndexOp
 from indexing.extract import extract_values
 from indexing.plan.plan import Clause, IdIn, SearchPlan, SortKey, TokenMatch
 from indexing.registry import SearchParamRegistry
+from tests._data import SYNTHEA
 from tests._full_stack import TEST_REFRESH_INTERVAL, unique_name
 
 pytestmark = pytest.mark.integration
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
-SYNTHEA = sorted((DATA / "synthea-r4").glob("*.json"))
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +66,6 @@ async def http(elasticsearch_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 def synthea_resources(limit: int | None = None) -> list[dict[str, Any]]:
     """Every Synthea resource with meta, its `urn:uuid:` references rewritten to `Type/id`."""
-    if not SYNTHEA:
-        pytest.skip(f"no Synthea bundles under {DATA}")
     resources: list[dict[str, Any]] = []
     for path in SYNTHEA[:limit]:
         bundle = json.loads(path.read_text("utf-8"))

@@ -29,25 +29,19 @@ from app.main import create_app
 from app.reindex import reindex
 from app.search_parameters import sync_search_parameters
 from app.settings import Settings, load_settings
+from tests._data import IG_EPISODES, SYNTHEA
 from tests._full_stack import drop, full_stack_env, open_with_worker, run_worker_burst
 from tests._index_check import differences, es_indexed, expected_index
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
 # Six Synthea patients (~900 resources of 16 types) and the IG episodes: every resource type of
 # the data, at a size the real engines load in well under a minute.
-BUNDLES = sorted((DATA / "synthea-r4").glob("*.json"))[:6] + sorted(
-    (DATA / "micdr-examples").glob("episode-*.json")
-)
+BUNDLES = SYNTHEA[:6] + IG_EPISODES
 
 
 @pytest.fixture
 async def stack(
     unique_name: str,
 ) -> AsyncIterator[tuple[Settings, AsyncTestClient[Any], Engines]]:
-    if len(BUNDLES) < 4:
-        pytest.skip(f"no Synthea bundles under {DATA}")
     # Synthea's organizations carry no Ontario UPI (IG R28)
     settings = load_settings({**await full_stack_env(unique_name), "MICDR_IG_MODE": "0"})
     engines = await open_engines(settings)

@@ -1,5 +1,5 @@
 """Smoke tests of the engines themselves: the behaviours miCDR's design leans on
-(shared/DESIGN.md §Write path and consistency, §Search index) hold on the servers the
+(docs/design.md, Write path and Search index) hold on the servers the
 integration suite runs against. If one of these fails, the engine setup is wrong, not miCDR."""
 
 from __future__ import annotations

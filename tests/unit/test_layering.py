@@ -1,6 +1,7 @@
-"""The layering rules of STYLE.md, checked by walking every module's imports with `ast`, so they
-cannot drift: each engine or framework is imported only where its adapter lives, and the pure
-core (app/fhir, app/tx, app/ig, indexing outside engines/) defines no `async` function."""
+"""The layering rules (docs/architecture.md), checked by walking every module's imports with
+`ast`, so they cannot drift: each engine or framework is imported only where its adapter lives,
+and the pure core (app/fhir, app/tx, app/ig, indexing outside engines/) defines no `async`
+function."""
 
 from __future__ import annotations
 

@@ -9,14 +9,10 @@ from typing import Any
 import pytest
 
 from indexing.registry import SearchParamRegistry
+from tests._data import R4_EXAMPLES_DIR as R4_FIXTURES
+from tests._data import ig_episode_path
 
 REPO = Path(__file__).resolve().parents[3]
-R4_FIXTURES = REPO / "tests" / "fixtures" / "r4-examples"
-DATA = REPO.parent / "shared" / "data"
-if not DATA.exists():  # the work tree sits beside shared/ (CI: a copy beside the clone)
-    DATA = Path("/work/shared/data")
-EPISODES = sorted((DATA / "micdr-examples").glob("*.json"))
-SYNTHEA = sorted((DATA / "synthea-r4").glob("*.json"))
 
 
 def load_json(path: Path) -> Any:
@@ -33,10 +29,8 @@ def r4_example(name: str) -> dict[str, Any]:
 
 
 def episode_resource(episode: int, resource_type: str) -> dict[str, Any]:
-    path = DATA / "micdr-examples" / f"episode-{episode}.json"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return next(r for r in bundle_resources(path) if r["resourceType"] == resource_type)
+    resources = bundle_resources(ig_episode_path(episode))
+    return next(r for r in resources if r["resourceType"] == resource_type)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import SYNTHEA, bundle_resources, episode_resource, r4_example
+from conftest import bundle_resources, episode_resource, r4_example
 
 from indexing.extract import (
     CompositeValue,
@@ -21,6 +21,7 @@ from indexing.extract import (
     extract_values,
 )
 from indexing.registry import SearchParamRegistry
+from tests._data import SYNTHEA
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 LOINC = "http://loinc.org"
@@ -547,7 +548,6 @@ def test_malformed_data_drops_only_the_failing_parameter(registry: SearchParamRe
     assert "birthdate" not in values
 
 
-@pytest.mark.skipif(not SYNTHEA, reason="Synthea bundles not available")
 def test_every_synthea_resource_extracts(registry: SearchParamRegistry) -> None:
     for path in SYNTHEA:
         for resource in bundle_resources(path):

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EPISODES, R4_FIXTURES, SYNTHEA, bundle_resources, load_json
+from conftest import R4_FIXTURES, bundle_resources, load_json
 
 from indexing._fastpath import compile_fast_path
 from indexing._fhirpath import Evaluator, Node, compile_fhirpath
 from indexing.extract import extract_values
 from indexing.registry import SearchParamRegistry
+from tests._data import IG_EPISODES as EPISODES
+from tests._data import SYNTHEA
 
 SOURCES = [*EPISODES, *SYNTHEA, *sorted(R4_FIXTURES.glob("*.json"))]
 

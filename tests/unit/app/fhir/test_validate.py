@@ -14,12 +14,8 @@ import pytest
 
 from app.fhir.outcome import FhirError
 from app.fhir.validate import resource_types, validate_resource
-
-DATA = Path(__file__).resolve().parents[5] / "shared" / "data"
-if not DATA.exists():  # the work tree sits beside shared/ (CI: a copy beside the clone)
-    DATA = Path("/work/shared/data")
-EPISODES = sorted((DATA / "micdr-examples").glob("*.json"))
-SYNTHEA = sorted((DATA / "synthea-r4").glob("*.json"))
+from tests._data import IG_EPISODES as EPISODES
+from tests._data import SYNTHEA
 
 
 def _load(path: Path) -> dict[str, Any]:

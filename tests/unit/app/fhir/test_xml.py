@@ -12,12 +12,9 @@ import pytest
 from app.fhir.outcome import FhirError
 from app.fhir.validate import validate_resource
 from app.fhir.xml import parse_xml, to_xml
+from tests._data import IG_EPISODES as EPISODES
+from tests._data import SYNTHEA
 
-DATA = Path(__file__).resolve().parents[5] / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
-EPISODES = sorted((DATA / "micdr-examples").glob("*.json"))
-SYNTHEA = sorted((DATA / "synthea-r4").glob("*.json"))
 NS = 'xmlns="http://hl7.org/fhir"'
 XHTML = 'xmlns="http://www.w3.org/1999/xhtml"'
 EXT = "http://example.org/ext"

@@ -34,7 +34,7 @@ CODE = {
 }
 ACCESSION = {"system": ACC, "value": "ACC1", "type": {"coding": [{"system": V2, "code": "ACSN"}]}}
 
-# Episode 1 of shared/data/micdr-examples as stored (references rewritten to Type/id).
+# Episode 1 of tests/data/ig-episodes as stored (references rewritten to Type/id).
 ORDER: dict[str, Any] = {
     "resourceType": "ServiceRequest",
     "id": "sr1",

@@ -756,7 +756,7 @@ def test_unknown_resource_type_is_invalid(registry: SearchParamRegistry) -> None
         parse_search(registry, "Nope", [])
 
 
-# -- the Ontario MI IG's searches (IG.md R32-R46) -----------------------------------------
+# -- the Ontario MI IG's searches (docs/ig-requirements.md R32-R46) --------------------------
 
 PATIENT_HCN = chain("patient", "Patient", TokenMatch("identifier", f"{HCN}|5566009041"))
 HCN_QUERY = f"patient.identifier={HCN}|5566009041"
