@@ -54,7 +54,8 @@ class Settings:
     )
     accepted_identifier_systems: tuple[str, ...] = field(default_factory=tuple)
     # IG identifier rules (app/ig/identifiers.py, docs/ig.md). The system defaults are the example
-    # systems of shared/data/micdr-examples; a deployment names Ontario Health's assigned ones.
+    # example.org systems of the test episodes (tests/data/ig-episodes); a deployment names
+    # Ontario Health's assigned ones.
     ig_rules_scope: str = "submissions"
     contributor_kind: str = "hospital"
     hospital_org_types: tuple[str, ...] = (

@@ -1,4 +1,4 @@
-"""Deterministic, seeded IG-shaped data at scale (the shape of shared/data/micdr-examples).
+"""Deterministic, seeded IG-shaped data at scale (the shape of tests/data/ig-episodes).
 
 One **episode** is one transaction Bundle of conditional PUTs keyed on business identifiers, with
 `urn:uuid:` references between its entries, as a contributor submits it under the Ontario MI IG:

@@ -2,9 +2,9 @@
 
 The API enqueues a projection job per commit with a job id derived from the commit sequence
 (`keys.project_job_id`): arq refuses a second job with the same id while the first or its kept
-result exists, so ids must not repeat for different work (STYLE.md, arq). Jobs are idempotent
-and a cron reconciler projects whatever a lost job left behind: the commit log is the truth,
-Redis only the doorbell.
+result exists, so ids must not repeat for different work (see arq's `enqueue_job`). Jobs are
+idempotent and a cron reconciler projects whatever a lost job left behind: the commit log is the
+truth, Redis only the doorbell.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every external name of the search index (aliases, physical indexes), in one place.
 
 Elasticsearch: one physical index per resource type and mapping generation, behind an alias the
-application and analysts use (DESIGN.md §Search index):
+application and analysts use (docs/design.md, Search index):
 
     alias   <prefix>-<type lowercased>           micdr-imagingstudy
     index   <prefix>-<type lowercased>-v<N>      micdr-imagingstudy-v3
