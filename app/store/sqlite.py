@@ -37,7 +37,7 @@ from app.store.port import (
     SubmissionStats,
     VersionConflict,
 )
-from indexing.engines.sqlite.connection import open_connection
+from indexing.engines.sqlite_file import open_connection
 
 T = TypeVar("T")
 

@@ -18,7 +18,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "litestar": ("app/http/", "app/interactions/", "app/main.py", "app/lifespan.py"),
     "pymongo": ("app/store/mongo.py",),
     "motor": (),
-    "sqlite3": ("app/store/sqlite.py", "indexing/engines/sqlite/", "workers/inprocess.py"),
+    "sqlite3": (
+        "app/store/sqlite.py",
+        "indexing/engines/sqlite/",
+        "indexing/engines/sqlite_file.py",
+        "workers/inprocess.py",
+    ),
     "elasticsearch": ("indexing/engines/elasticsearch/",),
     "arq": ("workers/arq_settings.py",),
     "redis": ("workers/arq_settings.py",),
