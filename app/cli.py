@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import ipaddress
 import os
 import socket
@@ -243,27 +244,12 @@ async def _reindex(
 
 
 def bench(args: argparse.Namespace) -> None:
-    """The benchmark (bench/run.py): a client of the deployments it starts, shipped beside
-    `app` in the same distribution."""
-    try:
-        from bench.run import main as run_bench
-        from bench.stack import StackError
-    except ImportError as exc:
-        raise CliError(
-            f"the benchmark needs its extra: pip install 'micdr[bench]' ({exc})"
-        ) from None
-    try:
-        run_bench(
-            quick=args.quick,
-            stack=args.stack,
-            out=Path(args.out),
-            profile=args.profile,
-            patients=args.patients,
-            workers=args.workers,
-            seed=args.seed,
-        )
-    except StackError as exc:
-        raise CliError(str(exc)) from None
+    """The benchmark is a dev tool shipped beside `app` (bench/): this process becomes
+    `python -m bench` with the options given, so the server never imports it and the benchmark's
+    help, errors, exit status and signal handling are its own."""
+    if importlib.util.find_spec("bench") is None:
+        raise CliError("the benchmark is not installed here: pip install '.[bench]' in a checkout")
+    os.execv(sys.executable, [sys.executable, "-m", "bench", *args.options])
 
 
 def parser() -> argparse.ArgumentParser:
@@ -296,20 +282,21 @@ def parser() -> argparse.ArgumentParser:
     ri.set_defaults(run=reindex)
     w = sub.add_parser("worker", help="run the full stack's arq worker")
     w.set_defaults(run=worker)
-    b = sub.add_parser("bench", help="benchmark ingest, search and read (bench/README.md)")
-    b.add_argument("--quick", action="store_true", help="small data, about 3 minutes on 2 cores")
-    b.add_argument("--stack", choices=("embedded", "full", "both"), default="embedded")
-    b.add_argument("--out", default="bench/results", help="folder for the JSON, Markdown, PNG")
-    b.add_argument("--profile", action="store_true", help="py-spy the API during sync ingest")
-    b.add_argument("--patients", type=int, help="generated patients (about 9 entries each)")
-    b.add_argument("--workers", type=int, help="full stack: micdr worker processes (default 2)")
-    b.add_argument("--seed", type=int, help="the generator's seed")
+    # no options of its own: main() hands everything after `bench` to bench/__main__.py
+    b = sub.add_parser(
+        "bench", help="benchmark ingest, search and read (bench/README.md)", add_help=False
+    )
     b.set_defaults(run=bench)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    top = parser()
+    args, rest = top.parse_known_args(argv)
+    if args.command == "bench":
+        args.options = rest
+    elif rest:
+        top.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         args.run(args)
     except (CliError, SettingsError) as exc:

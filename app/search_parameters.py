@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.fhir.outcome import FhirError
-from app.store.port import ResourceScan, StoredResource
+from app.records import StoredResource
+from app.store.port import ResourceScan
 from indexing.registry import SearchParam, SearchParamRegistry
 
 __all__ = [

@@ -13,6 +13,7 @@ from app.engines import Engines, index_lost
 from app.fhir.validate import resource_types, validate_resource
 from app.ig.rules import IgRules
 from app.interactions.context import Services
+from app.records import StoredResource, Write
 from app.search_parameters import (
     affected_types,
     apply_search_parameter,
@@ -20,8 +21,6 @@ from app.search_parameters import (
     sync_search_parameters,
 )
 from app.settings import Settings
-from app.store.port import StoredResource
-from app.tx.commands import Write
 from indexing.registry import SearchParamRegistry
 from workers.context import JobContext
 from workers.inprocess import InProcessRunner, InProcessSubmissions

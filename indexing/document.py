@@ -1,4 +1,4 @@
-"""The engine-neutral index document of one resource version.
+"""The engine-neutral index document of one resource version, and the op that writes it.
 
 Both index engines store exactly this JSON (Elasticsearch as the document body, SQLite as rows
 derived from it), so they answer every query from the same values. Field shapes per parameter
@@ -8,6 +8,7 @@ type are specified, with examples, in `docs/implementation/index-values.md`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +26,18 @@ from indexing._values import (
 from indexing.normalize import date_interval, normalize_string
 from indexing.registry import RESERVED_DOCUMENT_FIELDS, SearchParamRegistry
 
-__all__ = ["escape_token_part", "index_document", "token_forms", "value_document"]
+__all__ = ["IndexOp", "escape_token_part", "index_document", "token_forms", "value_document"]
+
+
+@dataclass(frozen=True)
+class IndexOp:
+    """A version-guarded write of one resource's index document: what projection returns
+    (indexing/project.py) and every index engine performs (indexing/engines/port.py)."""
+
+    type: str
+    id: str
+    version: int
+    document: dict[str, Any] | None  # None: a tombstone (the resource was deleted)
 
 
 def index_document(

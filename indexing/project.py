@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from indexing.document import index_document
-from indexing.engines.port import IndexOp
+from indexing.document import IndexOp, index_document
 from indexing.extract import extract_values
 from indexing.registry import SearchParamRegistry
 

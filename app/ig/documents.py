@@ -26,8 +26,7 @@ from typing import Any
 
 from app.fhir.meta import identifier_tokens, with_meta
 from app.fhir.outcome import FhirError
-from app.store.port import StoredResource
-from app.tx.commands import Operation, Write
+from app.records import Operation, StoredResource, Write
 
 MAIN_TYPES = frozenset({"ServiceRequest", "DiagnosticReport", "ImagingStudy"})
 INDEX_TYPE = "DocumentReference"

@@ -22,9 +22,8 @@ from typing import Any
 from app.fhir.outcome import FhirError
 from app.ig.documents import MAIN_TYPES, index_refs, index_writes
 from app.ig.identifiers import ContributorKind, IdentifierPolicy, identifier_issues, make_policy
+from app.records import StoredResource, Write
 from app.settings import Settings
-from app.store.port import StoredResource
-from app.tx.commands import Write
 
 
 @dataclass(frozen=True)

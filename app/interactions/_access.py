@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from app.fhir.outcome import FhirError
 from app.interactions.context import Services
+from app.records import StoredResource
 from app.security.access import org_of, permits, scoped_plan, stamp_org
 from app.security.scopes import ALL, Access, Forbidden, access_for
-from app.store.port import StoredResource
 from app.tx.entry import Entry
 from app.tx.plan import Resolution, TransactionPlan
 from indexing.plan.plan import SearchPlan

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from app.interactions._chains import matching_ids
 from app.interactions.context import Services
-from app.store.port import StoredResource
+from app.records import StoredResource
 from indexing.extract import ReferenceValue, values_of_nodes
 from indexing.plan.plan import Clause, Include, RefIn, SearchPlan
 

@@ -6,7 +6,7 @@ from app.fhir.clock import http_date
 from app.fhir.meta import etag
 from app.fhir.outcome import FhirError
 from app.interactions.result import FhirResponse
-from app.store.port import StoredResource
+from app.records import StoredResource
 from app.tx.plan import EntryResult
 
 

@@ -19,8 +19,8 @@ from app.fhir.outcome import FhirError
 from app.fhir.patch import apply_patch
 from app.interactions._access import guard_entries, guard_writes
 from app.interactions.context import Services
+from app.records import Transaction
 from app.store.port import ClaimTaken, VersionConflict
-from app.tx.commands import Transaction
 from app.tx.conditional import Criteria, match_ids
 from app.tx.entry import Entry
 from app.tx.plan import (

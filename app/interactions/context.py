@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.records import Write
 from app.security.scopes import OPEN, Principal
 from app.settings import Settings
 from app.store.port import Store
-from app.tx.commands import Write
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import SearchIndex

@@ -1,7 +1,7 @@
 """create: `POST [base]/[type]` (http.html#create), conditional with `If-None-Exist`.
 
 The server assigns the id (a client id in the body is ignored, IG R19). A conditional create is
-race-free: the business identifier is claimed in the store (see app/tx/commands.py `Claim`).
+race-free: the business identifier is claimed in the store (see app/records.py `Claim`).
 """
 
 from __future__ import annotations

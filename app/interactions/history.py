@@ -15,7 +15,8 @@ from app.fhir.outcome import FhirError
 from app.interactions._access import require, require_unrestricted, visible
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.store.port import HistoryQuery, StoredResource
+from app.records import StoredResource
+from app.store.port import HistoryQuery
 from indexing.normalize import date_interval
 
 

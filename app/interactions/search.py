@@ -23,8 +23,8 @@ from app.interactions._chains import resolve_plan
 from app.interactions._includes import included
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
+from app.records import StoredResource
 from app.security.limits import LimitExceeded, check_chain_depth
-from app.store.port import StoredResource
 from indexing.plan.errors import InvalidSearch
 from indexing.plan.parse import parse_search
 from indexing.plan.plan import SearchPlan

@@ -46,6 +46,7 @@ from pymongo.errors import (
 )
 
 from app.fhir.clock import format_instant, utc_now
+from app.records import Claim, StoredResource, Transaction, Write
 from app.store.names import (
     CLAIMS,
     COUNTERS,
@@ -67,13 +68,11 @@ from app.store.port import (
     CommittedTransaction,
     HistoryQuery,
     ServiceStatus,
-    StoredResource,
     StoreError,
     Submission,
     SubmissionStats,
     VersionConflict,
 )
-from app.tx.commands import Claim, Transaction, Write
 
 _DUPLICATE_KEY = 11000
 _SEQUENCE_ATTEMPTS = 100

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-from app.tx.commands import Transaction
+from app.records import StoredResource, Transaction
 
 
 class StoreError(Exception):
@@ -42,21 +42,6 @@ class ClaimTaken(StoreError):
         super().__init__(f"{key} is claimed by {holder}")
         self.key = key
         self.holder = holder
-
-
-@dataclass(frozen=True)
-class StoredResource:
-    type: str
-    id: str
-    version: int
-    last_updated: str
-    deleted: bool
-    resource: dict[str, Any] | None
-    op: str = "update"
-
-    @property
-    def ref(self) -> str:
-        return f"{self.type}/{self.id}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import orjson
 
 from app.fhir.clock import utc_now
+from app.records import Claim, StoredResource, Transaction, Write
 from app.store.names import (
     CLAIMS,
     CURRENT,
@@ -32,13 +33,11 @@ from app.store.port import (
     CommittedTransaction,
     HistoryQuery,
     ServiceStatus,
-    StoredResource,
     Submission,
     SubmissionStats,
     VersionConflict,
 )
-from app.tx.commands import Claim, Transaction, Write
-from indexing.engines.sqlite.connection import open_connection
+from indexing.engines.sqlite_file import open_connection
 
 T = TypeVar("T")
 

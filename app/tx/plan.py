@@ -14,8 +14,7 @@ from typing import Any, Protocol
 
 from app.fhir.meta import identifier_tokens, same_content, with_meta
 from app.fhir.outcome import FhirError, Issue
-from app.store.port import StoredResource
-from app.tx.commands import Claim, Operation, Transaction, Write
+from app.records import Claim, Operation, StoredResource, Transaction, Write
 from app.tx.conditional import Criteria, match_ids, parse_criteria
 from app.tx.entry import PHASE, Entry
 

@@ -25,15 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from indexing.document import IndexOp
 from indexing.plan.plan import SearchPlan
-
-
-@dataclass(frozen=True)
-class IndexOp:
-    type: str
-    id: str
-    version: int
-    document: dict[str, Any] | None  # None: a tombstone (the resource was deleted)
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from typing import Any, Literal, TypeVar
 
 import pytest
 
+from app.records import Claim, Operation, Transaction, Write
 from app.store.mongo import MongoResourceStore
 from app.store.names import CLAIMS, CURRENT, DECISIONS, OUTBOX, TXLOG, VERSIONS
 from app.store.port import HistoryQuery, VersionConflict
-from app.tx.commands import Claim, Operation, Transaction, Write
 
 T = TypeVar("T")
 Mode = Literal["before", "after", "transient"]

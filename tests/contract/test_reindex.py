@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
+from app.records import Transaction, Write
 from app.reindex import Checkpoint, reindex
 from app.store.sqlite import SqliteResourceStore
-from app.tx.commands import Transaction, Write
-from indexing.document import index_document
-from indexing.engines.port import IndexOp
+from indexing.document import IndexOp, index_document
 from indexing.extract import extract_values
 from indexing.plan.plan import Clause, SearchPlan, TokenMatch
 from indexing.project import project

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.tx.commands import Transaction, Write
+from app.records import Transaction, Write
 
 
 def resource(type_: str, id_: str, version: int) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from app.records import Claim, Transaction, Write
 from app.store.port import ClaimTaken, HistoryQuery, VersionConflict
-from app.tx.commands import Claim, Transaction, Write
 
 
 def patient(id_: str, version: int, at: str, family: str = "Doe") -> dict[str, Any]:

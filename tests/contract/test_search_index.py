@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from indexing.document import index_document
-from indexing.engines.port import HitPage, IndexOp
+from indexing.document import IndexOp, index_document
+from indexing.engines.port import HitPage
 from indexing.extract import extract_values
 from indexing.normalize import date_interval, normalize_string, number_interval
 from indexing.plan.plan import (

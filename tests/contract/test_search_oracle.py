@@ -48,8 +48,7 @@ import pytest
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
-from indexing.document import index_document
-from indexing.engines.port import IndexOp
+from indexing.document import IndexOp, index_document
 from indexing.extract import extract_values
 from indexing.plan.errors import InvalidSearch
 from indexing.plan.parse import parse_search

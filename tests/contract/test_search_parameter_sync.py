@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.records import StoredResource, Transaction, Write
 from app.search_parameters import sync_search_parameters
-from app.store.port import StoredResource
-from app.tx.commands import Transaction, Write
 from indexing.registry import SearchParamRegistry
 from tests._search_parameters import MARITAL
 

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.records import Operation, Transaction, Write
 from app.store.mongo import MongoResourceStore
 from app.store.sqlite import SqliteResourceStore
-from app.tx.commands import Operation, Transaction, Write
 
 AT = "2024-03-01T00:00:00.000Z"
 

@@ -15,13 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from indexing.document import index_document
+from indexing.document import IndexOp, index_document
 from indexing.engines.elasticsearch.adapter import (
     ElasticsearchSearchIndex,
     ElasticsearchUnavailable,
 )
 from indexing.engines.elasticsearch.mapping import IndexSettings
-from indexing.engines.port import IndexOp
 from indexing.extract import extract_values
 from indexing.plan.plan import Clause, IdIn, SearchPlan, SortKey, TokenMatch
 from indexing.registry import SearchParamRegistry

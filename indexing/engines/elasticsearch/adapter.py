@@ -27,6 +27,7 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 
+from indexing.document import IndexOp
 from indexing.engines.elasticsearch.compile import compile_query
 from indexing.engines.elasticsearch.mapping import (
     IndexSettings,
@@ -43,7 +44,7 @@ from indexing.engines.names import (
     is_alias_of,
     validate_prefix,
 )
-from indexing.engines.port import Hit, HitPage, IndexOp, IndexStatus
+from indexing.engines.port import Hit, HitPage, IndexStatus
 from indexing.plan.plan import SearchPlan
 from indexing.registry import SearchParamRegistry
 

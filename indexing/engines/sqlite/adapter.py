@@ -17,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from indexing.engines.port import Hit, HitPage, IndexOp, IndexStatus
+from indexing.document import IndexOp
+from indexing.engines.port import Hit, HitPage, IndexStatus
 from indexing.engines.sqlite._rows import Rows, document_rows
 from indexing.engines.sqlite.compile import compile_count, compile_query
-from indexing.engines.sqlite.connection import open_connection
 from indexing.engines.sqlite.schema import PARAM, RESOURCE, SCHEMA, VALUE_COLUMNS
+from indexing.engines.sqlite_file import open_connection
 from indexing.plan.plan import SearchPlan
 from indexing.registry import SearchParamRegistry
 

@@ -16,8 +16,7 @@ from app.ig.documents import (
     index_refs,
     index_writes,
 )
-from app.store.port import StoredResource
-from app.tx.commands import Write
+from app.records import StoredResource, Write
 
 NOW = "2024-05-01T12:00:00.000Z"
 ACC = "https://example.org/fhir/NamingSystem/hospital-a-accession"

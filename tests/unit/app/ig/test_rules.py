@@ -9,9 +9,8 @@ import pytest
 from app.fhir.outcome import FhirError
 from app.ig.documents import index_id
 from app.ig.rules import IgRules, is_submission
+from app.records import StoredResource, Write
 from app.settings import SettingsError, load_settings
-from app.store.port import StoredResource
-from app.tx.commands import Write
 
 NOW = "2024-05-01T12:00:00.000Z"
 ICHSC = "https://example.org/fhir/CodeSystem/micdr-contributor-kind|ichsc"

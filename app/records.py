@@ -1,4 +1,7 @@
-"""The write vocabulary: what a transaction asks the store to do, as plain data.
+"""The records that the write planner (app/tx), the IG rules (app/ig) and the store (app/store)
+exchange, as plain frozen values: what a transaction asks the store to write, and what the store
+answers for one version of a resource. Those three packages depend on this module, not on each
+other (docs/layering.md).
 
 Pure planning code (single interactions and Bundles alike) produces a `Transaction`; the store
 performs it atomically or not at all (see docs/implementation/write-path.md).
@@ -61,3 +64,21 @@ class Transaction:
     # The async job (if any) this transaction completes; stored with the commit so a job that is
     # delivered twice can find that it already committed.
     origin: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """One version of one resource as the store answers it (a deleted one is its tombstone:
+    `deleted`, no `resource`)."""
+
+    type: str
+    id: str
+    version: int
+    last_updated: str
+    deleted: bool
+    resource: dict[str, Any] | None
+    op: str = "update"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.type}/{self.id}"
