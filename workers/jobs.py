@@ -32,6 +32,9 @@ from workers.context import JobContext
 log = logging.getLogger("micdr.jobs")
 
 PROJECT_BATCH = 500
+# A transaction begun and neither committed nor rolled back this long ago was left by a process
+# that died: recovery rolls it forward or back (docs/implementation/write-path.md).
+STALE_TRANSACTION_SECONDS = 60.0
 CALLBACK_TIMEOUT_SECONDS = 10.0
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 30.0
@@ -66,6 +69,13 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         await ctx.store.mark_indexed([c.seq for c in commits])
         projected += len(ops)
         log.debug("projected %d resources from %d commits", len(ops), len(commits))
+
+
+async def recover_transactions(ctx: JobContext) -> None:
+    """Repair the transactions a dead process left half done (at start-up and every reconcile)."""
+    forward, back = await ctx.store.recover(STALE_TRANSACTION_SECONDS)
+    if forward or back:
+        log.info("recovered transactions: %d rolled forward, %d rolled back", forward, back)
 
 
 async def reindex_types(

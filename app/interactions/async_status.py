@@ -152,7 +152,7 @@ async def accept(services: Services, code: str, method: str, request: FhirReques
     submission = new_submission(code, request, method, time.time())
     stored = await services.store.submit(submission)
     if stored.id == submission.id:
-        await services.on_submit(stored.id)
+        await services.queue.submit(stored.id)
         text = f"accepted for asynchronous processing as {stored.id}"
     else:
         text = f"already submitted as {stored.id} (state {stored.state}); not submitted again"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.engines import open_engines
-from app.lifespan import OpenEngines
+from app.deploy.assemble import OpenEngines
+from app.deploy.engines import open_engines
 from app.main import create_app
 from app.settings import Settings, load_settings
 from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from app.engines import Engines, open_engines
+from app.deploy.assemble import assemble
+from app.deploy.engines import Engines, open_engines
 from app.interactions.async_status import new_submission
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest
-from app.services import build_services
 from app.settings import load_settings
 from app.store.port import HistoryQuery, StoreError
 from workers.context import JobContext
@@ -56,7 +56,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[Engines, Services]]:
     )
     engines = await open_engines(settings)
     try:
-        yield engines, await build_services(settings, engines)
+        yield engines, (await assemble(settings, engines)).services
     finally:
         await engines.close()
 
