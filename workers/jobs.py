@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from app.interactions.async_status import dead_result, run_submission, status_answer, status_url
+from app.interactions.replay import dead_result, run_submission, status_answer, status_url
 from app.reindex import ReindexReport, reindex, select_types
 from app.search_parameters import ALL_TYPES, sync_search_parameters
 from app.store.port import Store, Submission

@@ -4,7 +4,7 @@ async.html; IG R8-R10). API: docs/api/async.md; mechanism: docs/implementation/a
 
 `accept` checks the envelope cheaply, stores the request durably (the store's `submissions`) and
 only then answers `202 Accepted` with `Content-Location` to the status URL. A worker later runs
-it through the same interaction code as the synchronous path (`run_submission`).
+it through the same interaction code as the synchronous path (replay.py `run_submission`).
 
 Polling the status URL (`async_status`): `202` with `X-Progress` while queued or running; `200`
 when finished, whatever the outcome, with the original answer as the body (the transaction- or
@@ -15,34 +15,20 @@ batch-response Bundle, the resource, or the OperationOutcome) and its status in
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
-import orjson
-
-from app.fhir.clock import utc_now
 from app.fhir.meta import new_id
 from app.fhir.outcome import FhirError, information, operation_outcome
 from app.interactions._access import require
-from app.interactions.bundle import submit_bundle
 from app.interactions.context import Services
-from app.interactions.create import create
-from app.interactions.delete import delete
-from app.interactions.patch import patch
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.transaction import bundle_entries, prefer_return
-from app.interactions.update import update
-from app.security.audit import AuditRecord, append_line, touched
-from app.security.scopes import OPEN, Principal
+from app.interactions.table import STATUS_PATH
+from app.interactions.transaction import bundle_entries
 from app.store.port import Submission
 
-log = logging.getLogger("micdr.audit")
 _OPS = {"create": "c", "update": "u", "patch": "u", "delete": "d"}
 
-STATUS_PATH = "$async-status"
 CONTRIBUTOR_HEADER = "x-micdr-contributor"
 IDEMPOTENCY_HEADER = "x-idempotency-key"
 ANONYMOUS = "anonymous"
@@ -66,14 +52,6 @@ KEPT_HEADERS = (
 # The original answer's headers repeated on the status answer.
 RESULT_HEADERS = ("Location", "ETag", "Last-Modified")
 
-Interaction = Callable[[Services, FhirRequest], Awaitable[FhirResponse]]
-INTERACTIONS: Mapping[str, Interaction] = {
-    "create": create,
-    "update": update,
-    "patch": patch,
-    "delete": delete,
-    "transaction": submit_bundle,
-}
 FINISHED = ("done", "failed", "dead")
 
 
@@ -241,82 +219,6 @@ async def async_cancel(services: Services, request: FhirRequest) -> FhirResponse
         "conflict",
         f"submission {request.id} is {sub.state}; only a queued one can be cancelled",
     )
-
-
-def submitted_request(sub: Submission) -> FhirRequest:
-    req = sub.request
-    return FhirRequest(
-        base=req["base"],
-        type=req.get("type"),
-        id=req.get("id"),
-        query=tuple((k, v) for k, v in req.get("query") or ()),
-        headers=dict(req.get("headers") or {}),
-        body=req.get("body"),
-    )
-
-
-async def run_submission(services: Services, sub: Submission) -> dict[str, Any]:
-    """Run a stored request through its interaction; answers the result to store (status,
-    headers, body). A FhirError is an outcome too (the contributor's 4xx), not a failure."""
-    request = submitted_request(sub)
-    services = replace(services, principal=submitted_principal(request))
-    try:
-        answer = await INTERACTIONS[sub.request["interaction"]](services, request)
-    except FhirError as err:
-        audit_job(services, sub, err.status, None, str(err))
-        return {
-            "status": err.status,
-            "headers": dict(err.headers),
-            "body": operation_outcome(err.issues),
-        }
-    audit_job(services, sub, answer.status, answer.resource, None)
-    body = answer.resource
-    if answer.is_write:
-        prefer = prefer_return(request, default="representation")
-        if prefer == "minimal":
-            body = None
-        elif prefer == "OperationOutcome":
-            body = information(f"{sub.request['method']} succeeded with status {answer.status}")
-    return {"status": answer.status, "headers": dict(answer.headers), "body": body}
-
-
-def submitted_principal(request: FhirRequest) -> Principal:
-    raw = request.header(PRINCIPAL_HEADER)
-    if not raw:
-        return OPEN
-    return Principal.from_json(orjson.loads(raw))
-
-
-def audit_job(
-    services: Services,
-    sub: Submission,
-    status: int,
-    resource: dict[str, Any] | None,
-    detail: Any,
-) -> None:
-    """The audit line of a finished asynchronous job (the 202 was audited when accepted)."""
-    refs, patients = touched(resource)
-    req = sub.request
-    record = AuditRecord(
-        time=utc_now(),
-        request_id=str((req.get("headers") or {}).get(REQUEST_ID_HEADER) or ""),
-        interaction=str(req.get("interaction")),
-        method=str(req.get("method")),
-        path=f"{STATUS_PATH}/{sub.id}",
-        status=status,
-        principal=services.principal,
-        type=req.get("type"),
-        id=req.get("id"),
-        resources=refs,
-        patients=patients,
-        submission=sub.id,
-        detail=str(detail) if detail else None,
-        extra={"async": True},
-    )
-    try:
-        append_line(services.settings.audit_path, record)
-    except OSError as exc:
-        log.error("audit line not written: %s", exc)
 
 
 def dead_result(error: str) -> dict[str, Any]:
