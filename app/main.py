@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from litestar import Litestar, Request, get
 
-from app.deploy.assemble import OpenEngines, deploy
+from app.deploy.assemble import Deployment, OpenEngines, deploy
 from app.deploy.engines import UNAVAILABLE, open_engines
 from app.fhir.clock import format_instant
 from app.http.errors import handlers
@@ -22,9 +22,10 @@ from app.settings import Settings
 
 @get("/health", name="health")
 async def health(request: Request) -> dict[str, object]:
-    services = request.app.state.services
+    deployment: Deployment = request.app.state.deployment
+    services = deployment.services
     store = await services.store.status()
-    lag_since = await services.store.oldest_unindexed()
+    lag_since = await deployment.engines.store.oldest_unindexed()
     index = await services.index.status() if services.index is not None else None
     submissions = await services.store.submission_stats()
     up = store.up and (index is None or index.up)
@@ -86,6 +87,7 @@ def lifespan(
     @asynccontextmanager
     async def run(app: Litestar) -> AsyncIterator[None]:
         deployment = await deploy(settings, open_with)
+        app.state.deployment = deployment
         app.state.services = deployment.services
         try:
             yield

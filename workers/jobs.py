@@ -192,7 +192,6 @@ async def _heartbeat(store: Store, id_: str, worker: str, lease: float) -> None:
 async def process_submission(ctx: JobContext, id_: str) -> Processed:
     """Claim, run, store the result: at-least-once safe (a second delivery finds the submission
     claimed or finished and skips; a redelivery after a crash replays its commits)."""
-    assert ctx.services is not None, "process_submission needs the interactions' services"
     settings, store = ctx.settings, ctx.store
     now = time.time()
     sub = await store.claim_submission(id_, ctx.worker, now, now + settings.async_lease_seconds)

@@ -106,7 +106,7 @@ async def assemble(
         queue=queue,
         rules=IgRules.from_settings(settings) if settings.ig_mode else None,
     )
-    job = JobContext(settings, engines.store, engines.index, engines.registry, services=services)
+    job = JobContext(engines.store, engines.index, services)
     if embedded is not None:
         await embedded.start(job)
         engines.closers.append(embedded.close)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import orjson
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
@@ -16,8 +15,6 @@ from app.fhir.outcome import FhirError
 from app.http.negotiation import media_type, parse_body
 from app.http.render import render
 from app.interactions.async_status import (
-    CONTRIBUTOR_HEADER,
-    PRINCIPAL_HEADER,
     REQUEST_ID_HEADER,
     accept,
     wants_async,
@@ -28,7 +25,7 @@ from app.interactions.handlers import HANDLERS
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.table import ASYNC_STATUS, STATUS_PATH, TABLE, Row
 from app.security.audit import touched
-from app.security.scopes import AUDIT_TYPE, OPEN, Principal
+from app.security.scopes import AUDIT_TYPE, OPEN
 from app.security.timeouts import timed
 
 __all__ = ["ASYNC_STATUS", "TABLE", "Row", "fhir_routes"]
@@ -56,21 +53,14 @@ async def _body(request: Request, row: Row) -> Any:
     return parse_body(raw, request.headers.get("content-type"))
 
 
-def _headers(request: Request, principal: Principal) -> dict[str, str]:
-    """The request headers the interactions see. The caller's identity headers are the
-    server's: a client cannot send its own principal, nor, when authenticated, a contributor."""
+def _headers(request: Request) -> dict[str, str]:
+    """The request headers the interactions see, and the request id (for the audit)."""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    headers.pop(PRINCIPAL_HEADER, None)
     headers[REQUEST_ID_HEADER] = str(request.scope["state"].get("request_id", ""))
-    if not principal.open:
-        headers[PRINCIPAL_HEADER] = orjson.dumps(principal.to_json()).decode()
-        headers[CONTRIBUTOR_HEADER] = principal.submitter
     return headers
 
 
-async def fhir_request(
-    request: Request, services: Services, row: Row, principal: Principal = OPEN
-) -> FhirRequest:
+async def fhir_request(request: Request, services: Services, row: Row) -> FhirRequest:
     params = request.path_params
     type_ = params.get("type")
     if type_ is not None and type_ not in services.resource_types:
@@ -85,12 +75,12 @@ async def fhir_request(
         id=params.get("id"),
         version=params.get("vid"),
         query=tuple(request.query_params.items()) if request.query_params else (),
-        headers=_headers(request, principal),
+        headers=_headers(request),
         body=await _body(request, row) if row.body or row.form else None,
     )
 
 
-def request_services(request: Request) -> tuple[Services, Principal]:
+def request_services(request: Request) -> Services:
     """The app's services for this request: the caller (from the security layer) and a
     deadline on every engine call (MICDR_ENGINE_TIMEOUT)."""
     services: Services = request.app.state.services
@@ -106,7 +96,7 @@ def request_services(request: Request) -> tuple[Services, Principal]:
         store=timed(services.store, seconds),
         index=timed(services.index, seconds),
     )
-    return scoped, principal
+    return scoped
 
 
 def _audit_detail(request: Request, row: Row, fhir: FhirRequest | None) -> dict[str, Any]:
@@ -130,8 +120,8 @@ def _handler(row: Row, base_path: str) -> HTTPRouteHandler:
 
     async def handle(request: Request) -> Response[bytes]:
         detail = _audit_detail(request, row, None)
-        services, principal = request_services(request)
-        fhir = await fhir_request(request, services, row, principal)
+        services = request_services(request)
+        fhir = await fhir_request(request, services, row)
         detail = _audit_detail(request, row, fhir)
         if row.body and fhir.body is None:
             raise FhirError.of(400, "required", f"{row.method} needs a request body")

@@ -25,6 +25,7 @@ from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.table import STATUS_PATH
 from app.interactions.transaction import bundle_entries
+from app.security.scopes import OPEN, Principal
 from app.store.port import Submission
 
 _OPS = {"create": "c", "update": "u", "patch": "u", "delete": "d"}
@@ -32,9 +33,7 @@ _OPS = {"create": "c", "update": "u", "patch": "u", "delete": "d"}
 CONTRIBUTOR_HEADER = "x-micdr-contributor"
 IDEMPOTENCY_HEADER = "x-idempotency-key"
 ANONYMOUS = "anonymous"
-# Set by the HTTP layer only (any client-sent value is dropped): the verified caller, as JSON, so
-# the job runs with the submitter's scopes (docs/security.md); and the request id, for the audit.
-PRINCIPAL_HEADER = "x-micdr-principal"
+# Set by the HTTP layer only: the request id, for the audit.
 REQUEST_ID_HEADER = "x-request-id"
 # The request headers a submission keeps (what the interactions read, and who sent it).
 KEPT_HEADERS = (
@@ -46,7 +45,6 @@ KEPT_HEADERS = (
     "accept",
     CONTRIBUTOR_HEADER,
     IDEMPOTENCY_HEADER,
-    PRINCIPAL_HEADER,
     REQUEST_ID_HEADER,
 )
 # The original answer's headers repeated on the status answer.
@@ -85,11 +83,19 @@ def check_envelope(services: Services, code: str, request: FhirRequest) -> None:
         raise FhirError.of(400, "invalid", "a patch is a JSON Patch array or a Parameters")
 
 
-def idempotency_key(request: FhirRequest) -> str | None:
+def contributor(request: FhirRequest, principal: Principal) -> str:
+    """Who owns a submission: the verified caller when authenticated (a client's
+    `X-Micdr-Contributor` is then ignored), else what the client says."""
+    if not principal.open:
+        return principal.submitter
+    return request.header(CONTRIBUTOR_HEADER) or ANONYMOUS
+
+
+def idempotency_key(request: FhirRequest, principal: Principal) -> str | None:
     """`X-Idempotency-Key`, else a submitted Bundle's `identifier` (`system|value`)."""
     # Authenticated: keys are the submitter's own (another client's key neither collides with
     # nor reveals theirs).
-    owner = f"{request.header(CONTRIBUTOR_HEADER)}:" if request.header(PRINCIPAL_HEADER) else ""
+    owner = f"{principal.submitter}:" if not principal.open else ""
     header = request.header(IDEMPOTENCY_HEADER)
     if header:
         return f"{owner}key:{header.strip()}"
@@ -100,12 +106,16 @@ def idempotency_key(request: FhirRequest) -> str | None:
     return None
 
 
-def new_submission(code: str, request: FhirRequest, method: str, now: float) -> Submission:
+def new_submission(
+    code: str, request: FhirRequest, method: str, now: float, principal: Principal = OPEN
+) -> Submission:
+    """The submission of `request` by `principal`, who it then runs as (docs/security.md)."""
     headers = {k: v for k, v in request.headers.items() if k in KEPT_HEADERS}
     return Submission(
         id=new_id(),
-        contributor=request.header(CONTRIBUTOR_HEADER) or ANONYMOUS,
-        idempotency_key=idempotency_key(request),
+        contributor=contributor(request, principal),
+        principal=None if principal.open else principal.to_json(),
+        idempotency_key=idempotency_key(request, principal),
         request={
             "interaction": code,
             "method": method,
@@ -127,7 +137,7 @@ async def accept(services: Services, code: str, method: str, request: FhirReques
     check_envelope(services, code, request)
     if code != "transaction" and request.type is not None:
         require(services, request.type, _OPS[code])  # a Bundle's entries are checked when run
-    submission = new_submission(code, request, method, time.time())
+    submission = new_submission(code, request, method, time.time(), services.principal)
     stored = await services.store.submit(submission)
     if stored.id == submission.id:
         await services.queue.submit(stored.id)

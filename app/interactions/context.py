@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from app.security.scopes import OPEN, Principal
 from app.settings import Settings
-from app.store.port import Store
+from app.store.port import ResourceStore, SubmissionStore
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import SearchIndex
@@ -34,10 +34,15 @@ class WriteJournal(Protocol):
     async def record(self, origin: str, results: Sequence[EntryResult]) -> None: ...
 
 
+class RequestStore(ResourceStore, SubmissionStore, Protocol):
+    """What the interactions ask of the store: resources, and asynchronous submissions (the
+    commit log and the scans are the jobs')."""
+
+
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    store: Store
+    store: RequestStore
     index: SearchIndex | None
     registry: SearchParamRegistry
     validate: Callable[[dict[str, Any]], None]

@@ -9,12 +9,9 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-import orjson
-
 from app.fhir.clock import utc_now
 from app.fhir.outcome import FhirError, information, operation_outcome
 from app.interactions.async_status import (
-    PRINCIPAL_HEADER,
     REQUEST_ID_HEADER,
     dead_result,
     status_answer,
@@ -50,7 +47,7 @@ async def run_submission(services: Services, sub: Submission) -> dict[str, Any]:
     """Run a stored request through its interaction; answers the result to store (status,
     headers, body). A FhirError is an outcome too (the contributor's 4xx), not a failure."""
     request = submitted_request(sub)
-    services = replace(services, principal=submitted_principal(request))
+    services = replace(services, principal=submitted_principal(sub))
     try:
         answer = await REPLAYS[sub.request["interaction"]](services, request)
     except FhirError as err:
@@ -71,11 +68,8 @@ async def run_submission(services: Services, sub: Submission) -> dict[str, Any]:
     return {"status": answer.status, "headers": dict(answer.headers), "body": body}
 
 
-def submitted_principal(request: FhirRequest) -> Principal:
-    raw = request.header(PRINCIPAL_HEADER)
-    if not raw:
-        return OPEN
-    return Principal.from_json(orjson.loads(raw))
+def submitted_principal(sub: Submission) -> Principal:
+    return OPEN if sub.principal is None else Principal.from_json(dict(sub.principal))
 
 
 def audit_job(

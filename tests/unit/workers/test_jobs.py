@@ -77,13 +77,7 @@ def transaction(n: int = 2) -> dict[str, Any]:
 
 def job(services: Services, store: Any) -> JobContext:
     assert services.index is not None
-    return JobContext(
-        services.settings,
-        store,
-        services.index,
-        services.registry,
-        services=replace(services, store=store),
-    )
+    return JobContext(store, services.index, replace(services, store=store))
 
 
 async def basics(services: Services) -> int:
