@@ -49,6 +49,9 @@ async def run_submission(services: Services, sub: Submission) -> dict[str, Any]:
     request = submitted_request(sub)
     services = replace(services, principal=submitted_principal(sub))
     try:
+        if sub.principal is None and services.settings.auth_configured:
+            # accepted before submissions stored their submitter: fail closed
+            raise FhirError.of(401, "login", "the submission does not say who submitted it")
         answer = await REPLAYS[sub.request["interaction"]](services, request)
     except FhirError as err:
         audit_job(services, sub, err.status, None, str(err))

@@ -134,3 +134,20 @@ async def test_a_worker_that_keeps_dying_dead_letters_the_submission(
     dead = await services.store.submission(sub.id)
     assert dead is not None and dead.state == "dead"
     assert dead.result is not None and dead.result["status"] == 500
+
+
+async def test_a_submission_without_its_submitter_is_refused_on_an_authenticated_server(
+    running: tuple[Engines, Services], tmp_path: Path
+) -> None:
+    _, services = running
+    request = FhirRequest(base="http://x/fhir", body=transaction(1), headers={})
+    sub = await services.store.submit(new_submission("transaction", request, "POST", time.time()))
+    assert sub.principal is None
+    authenticated = replace(
+        services, settings=replace(services.settings, auth_jwks_file=tmp_path / "jwks.json")
+    )
+    assert (await process_submission(job(authenticated, services.store), sub.id)).state == "failed"
+    refused = await services.store.submission(sub.id)
+    assert refused is not None and refused.result is not None
+    assert refused.result["status"] == 401
+    assert await basics(services) == 0  # nothing written
