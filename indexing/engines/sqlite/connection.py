@@ -1,6 +1,6 @@
-"""One way to open an embedded SQLite file, used by the embedded store and the embedded index (each
-in a file of its own: app/engines.py), so both run with the same journal, durability and cache
-settings."""
+"""One way to open an embedded SQLite file, used by the embedded store and the embedded index
+(each in a file of its own: app/deploy/engines.py), so both run with the same journal, durability
+and cache settings."""
 
 from __future__ import annotations
 
