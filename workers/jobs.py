@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import orjson
@@ -22,7 +23,7 @@ import orjson
 from app.interactions.replay import dead_result, run_submission, status_answer, status_url
 from app.reindex import ReindexReport, reindex, select_types
 from app.search_parameters import ALL_TYPES, sync_search_parameters
-from app.store.port import Store, Submission
+from app.store.port import CommitLog, Submission, SubmissionStore
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult
 from indexing.project import project
@@ -114,11 +115,17 @@ def _journal_key(origin: str) -> str:
     return "e" + origin.rsplit(":", 1)[1]
 
 
+class JournalStore(CommitLog, SubmissionStore, Protocol):
+    """What a submission's journal asks of the store: its commits, and the submission."""
+
+
 class SubmissionJournal:
     """The `WriteJournal` of one running submission: commits are named
     `async:<submission id>:<first entry index>` (one per transaction, one per batch entry)."""
 
-    def __init__(self, store: Store, sub: Submission, worker: str, lease_seconds: float) -> None:
+    def __init__(
+        self, store: JournalStore, sub: Submission, worker: str, lease_seconds: float
+    ) -> None:
         self._store = store
         self._id = sub.id
         self._worker = worker
@@ -178,7 +185,7 @@ class SubmissionJournal:
             raise LeaseLost(self._id)
 
 
-async def _heartbeat(store: Store, id_: str, worker: str, lease: float) -> None:
+async def _heartbeat(store: SubmissionStore, id_: str, worker: str, lease: float) -> None:
     """Renew the lease every third of it while the submission runs."""
     while True:
         await asyncio.sleep(lease / 3)
