@@ -57,7 +57,7 @@ def _check_engines(settings: Settings) -> None:
     """Reach every configured engine before serving, so a bad URL is one clear line."""
     import asyncio
 
-    from app.engines import StartupError, check_engines
+    from app.deploy.engines import StartupError, check_engines
 
     try:
         asyncio.run(check_engines(settings))
@@ -107,7 +107,7 @@ def worker(args: argparse.Namespace) -> None:
             "micdr worker runs the full stack's workers: set MICDR_REDIS_URL and friends"
         )
     _check_engines(settings)
-    from workers.arq_settings import run_worker
+    from app.deploy.worker import run_worker
 
     run_worker(settings)
 
@@ -117,6 +117,7 @@ def load(args: argparse.Namespace) -> None:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from app.deploy.assemble import deployed
     from app.load import done_keys, http_submitter, load, store_submitter, units
 
     paths = [Path(p) for p in args.paths]
@@ -146,7 +147,9 @@ def load(args: argparse.Namespace) -> None:
                 failed += 0 if outcome.ok else 1
                 bar.update(task, advance=1, failed=failed)
 
-            submitter = http_submitter(args.url) if args.url else store_submitter(settings)
+            submitter = (
+                http_submitter(args.url) if args.url else store_submitter(deployed(settings))
+            )
             async with submitter as submit:
                 outcomes = await load(paths, submit, report, args.concurrency, step)
         ok = sum(1 for o in outcomes if o.ok)
@@ -194,7 +197,7 @@ async def _reindex(
         TimeRemainingColumn,
     )
 
-    from app.engines import open_engines
+    from app.deploy.engines import open_engines
     from app.fhir.validate import resource_types
     from app.reindex import reindex, select_types
     from app.search_parameters import sync_search_parameters

@@ -18,6 +18,11 @@ from typing import Any
 
 import orjson
 
+from app.fhir.outcome import FhirError, operation_outcome
+from app.interactions.bundle import submit_bundle
+from app.interactions.context import Services
+from app.interactions.result import FhirRequest
+
 NDJSON_CHUNK = 200
 
 
@@ -176,18 +181,13 @@ async def http_submitter(url: str) -> AsyncIterator[Submit]:
 
 
 @contextlib.asynccontextmanager
-async def store_submitter(settings: Any) -> AsyncIterator[Submit]:
-    """Submit straight into the configured store (no server), then project what was loaded."""
-    from app.engines import open_engines
-    from app.fhir.outcome import FhirError, operation_outcome
-    from app.interactions.bundle import submit_bundle
-    from app.interactions.result import FhirRequest
-    from app.services import build_services
-
-    engines = await open_engines(settings)
-    try:
-        services = await build_services(settings, engines)
-        base = (settings.public_base_url or "").rstrip("/")
+async def store_submitter(
+    opened: contextlib.AbstractAsyncContextManager[Services],
+) -> AsyncIterator[Submit]:
+    """Submit straight into the configured store (no server: `opened` assembles the process's
+    context, app/deploy), then project what was loaded."""
+    async with opened as services:
+        base = (services.settings.public_base_url or "").rstrip("/")
 
         async def submit(bundle: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             try:
@@ -197,7 +197,4 @@ async def store_submitter(settings: Any) -> AsyncIterator[Submit]:
             return answer.status, answer.resource or {}
 
         yield submit
-        if services.drain is not None:
-            await services.drain()
-    finally:
-        await engines.close()
+        await services.queue.drain()

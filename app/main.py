@@ -1,28 +1,31 @@
-"""The composition root: `create_app(settings)` is the only place that picks adapters."""
+"""The API's entry point: `create_app(settings)`, the Litestar app whose lifespan assembles the
+process through app/deploy and puts the interactions' context on `app.state`."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
 from litestar import Litestar, Request, get
 
-from app.engines import open_engines
+from app.deploy.assemble import Deployment, OpenEngines, deploy
+from app.deploy.engines import UNAVAILABLE, open_engines
 from app.fhir.clock import format_instant
 from app.http.errors import handlers
 from app.http.openapi import openapi
 from app.http.routes import fhir_routes
 from app.http.security import SecurityLayer, add_request_id
-from app.lifespan import OpenEngines, lifespan
 from app.settings import Settings
-from app.store.mongo import UNAVAILABLE
 
 
 @get("/health", name="health")
 async def health(request: Request) -> dict[str, object]:
-    services = request.app.state.services
+    deployment: Deployment = request.app.state.deployment
+    services = deployment.services
     store = await services.store.status()
-    lag_since = await services.store.oldest_unindexed()
+    lag_since = await deployment.engines.store.oldest_unindexed()
     index = await services.index.status() if services.index is not None else None
     submissions = await services.store.submission_stats()
     up = store.up and (index is None or index.up)
@@ -76,6 +79,22 @@ def lag_seconds(oldest: str | None) -> float:
         return 0.0
     then = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
     return round(max(0.0, (datetime.now(UTC) - then).total_seconds()), 3)
+
+
+def lifespan(
+    settings: Settings, open_with: OpenEngines
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def run(app: Litestar) -> AsyncIterator[None]:
+        deployment = await deploy(settings, open_with)
+        app.state.deployment = deployment
+        app.state.services = deployment.services
+        try:
+            yield
+        finally:
+            await deployment.close()
+
+    return run
 
 
 def create_app(settings: Settings, open_with: OpenEngines = open_engines) -> Litestar:

@@ -18,15 +18,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.fhir.outcome import FhirError
-from app.records import StoredResource
+from app.records import StoredResource, Write
 from app.store.port import ResourceScan
 from indexing.registry import SearchParam, SearchParamRegistry
+from workers.port import JobQueue
 
 __all__ = [
     "SEARCH_PARAMETER",
     "affected_types",
     "apply_search_parameter",
     "check_search_parameter",
+    "register_written",
     "sync_search_parameters",
 ]
 
@@ -102,3 +104,32 @@ async def sync_search_parameters(store: ResourceScan, registry: SearchParamRegis
     # counted before the scan: a commit the scan missed has raised the count since
     registry.synced_changes = changes
     return affected_types(changed)
+
+
+async def register_written(
+    registry: SearchParamRegistry, queue: JobQueue, seq: int, writes: Iterable[Write]
+) -> None:
+    """After commit `seq`: register (or unregister) the SearchParameters it wrote, and queue
+    the reindex of the types a changed parameter applies to."""
+    changed = [
+        param
+        for w in writes
+        if w.type == SEARCH_PARAMETER
+        and (param := apply_search_parameter(registry, _as_stored(w))) is not None
+    ]
+    types = affected_types(changed)
+    if types:
+        await queue.request_reindex(seq, sorted(types))
+
+
+def _as_stored(write: Write) -> StoredResource:
+    last_updated = str((write.resource or {}).get("meta", {}).get("lastUpdated", ""))
+    return StoredResource(
+        write.type,
+        write.id,
+        write.version,
+        last_updated,
+        write.op == "delete",
+        write.resource,
+        write.op,
+    )

@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from app.engines import Engines, open_engines
+from app.deploy.engines import Engines, open_engines
+from app.deploy.worker import build_worker
 from app.settings import Settings
 from bench.stack import flush_redis
 from tests._services import engine_url
-from workers.arq_settings import build_worker
 
 # Indexed documents are searchable within this (production default: 1 s); every index write
 # waits for that refresh, so a short one keeps the tests quick.

@@ -1,4 +1,6 @@
-"""The full stack's queue: arq on Redis (the only module importing arq or redis).
+"""The full stack's `JobQueue` (workers/port.py): arq on Redis (the only module importing arq
+or redis). `ArqQueue` is the port's adapter; `build_worker` the arq worker that runs its jobs,
+over the job context app/deploy builds for it.
 
 The API enqueues a projection job per commit with a job id derived from the commit sequence
 (`keys.project_job_id`): arq refuses a second job with the same id while the first or its kept
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +22,6 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
-from app.engines import StartupError, open_engines
 from app.search_parameters import ALL_TYPES
 from app.settings import Settings
 from workers.context import JobContext
@@ -29,6 +31,7 @@ from workers.jobs import (
     project_commits,
     purge_submissions,
     reconcile_submissions,
+    recover_transactions,
     reindex_types,
     retry_delay,
 )
@@ -43,6 +46,7 @@ from workers.keys import (
     reindex_job_id,
     submission_job_id,
 )
+from workers.port import QueueUnavailable
 
 log = logging.getLogger("micdr.worker")
 
@@ -82,9 +86,7 @@ async def _reindex(ctx: dict[str, Any], types: list[str]) -> int:
 
 async def _reconcile(ctx: dict[str, Any]) -> int:
     job: JobContext = ctx["job"]
-    forward, back = await job.store.recover(stale_after_seconds=60.0)
-    if forward or back:
-        log.info("recovered transactions: %d rolled forward, %d rolled back", forward, back)
+    await recover_transactions(job)
     return await project_commits(job)
 
 
@@ -140,22 +142,24 @@ async def ping_redis(url: str) -> None:
     try:
         pool = await create_pool(_settings_for(url), retry=0)
     except (RedisError, OSError) as exc:
-        raise StartupError(f"Redis at {url} is unreachable: {exc}") from None
+        raise QueueUnavailable(f"Redis at {url} is unreachable: {exc}") from None
     await pool.aclose()
 
 
 class ArqQueue:
-    """The API side: rings the doorbell after a commit."""
+    """The `JobQueue` of the full stack: enqueues arq jobs, run by `micdr worker` processes. In
+    the API it opens the process's one Redis pool; in a worker it borrows arq's own."""
 
-    def __init__(self, pool: ArqRedis) -> None:
+    def __init__(self, pool: ArqRedis, owned: bool = True) -> None:
         self._pool = pool
+        self._owned = owned
 
     @classmethod
     async def open(cls, url: str) -> ArqQueue:
         try:
             return cls(await create_pool(_settings_for(url)))
         except (RedisError, OSError) as exc:
-            raise StartupError(f"Redis at {url} is unreachable: {exc}") from None
+            raise QueueUnavailable(f"Redis at {url} is unreachable: {exc}") from None
 
     async def wake(self, seq: int) -> None:
         try:
@@ -164,7 +168,7 @@ class ArqQueue:
             # The commit is durable; the reconciler will project it. Never fail the write.
             log.warning("could not enqueue projection of commit %d: %s", seq, exc)
 
-    async def request_reindex(self, seq: int, types: list[str]) -> None:
+    async def request_reindex(self, seq: int, types: Sequence[str]) -> None:
         """Queue the reindex a SearchParameter commit needs (`*` in `types`: every type)."""
         try:
             await self._pool.enqueue_job(REINDEX_JOB, sorted(types), _job_id=reindex_job_id(seq))
@@ -184,12 +188,23 @@ class ArqQueue:
         """Rings the doorbell for a newly stored submission (its first attempt)."""
         await enqueue_submission(self._pool, submission_id, 0)
 
+    async def drain(self) -> int:
+        """The workers project, in their own processes: nothing to finish here."""
+        return 0
+
     async def close(self) -> None:
-        await self._pool.aclose()
+        if self._owned:
+            await self._pool.aclose()
+
+
+# Builds the job context of a worker process over arq's Redis pool (app/deploy): answers the
+# context and what closes it.
+OpenJob = Callable[[ArqQueue], Awaitable[tuple[JobContext, Callable[[], Awaitable[None]]]]]
 
 
 def build_worker(
     settings: Settings,
+    open_job: OpenJob,
     burst: bool = False,
     handle_signals: bool | None = None,
     poll_delay: float = 0.5,
@@ -200,19 +215,11 @@ def build_worker(
     assert settings.redis_url is not None
 
     async def startup(ctx: dict[str, Any]) -> None:
-        engines = await open_engines(settings)
-        assert engines.index is not None
-        ctx["engines"] = engines
-        from app.services import build_services
-
-        services = await build_services(settings, engines)
-        ctx["job"] = JobContext(
-            settings, engines.store, engines.index, engines.registry, services=services
-        )
+        ctx["job"], ctx["close"] = await open_job(ArqQueue(ctx["redis"], owned=False))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        if "engines" in ctx:
-            await ctx["engines"].close()
+        if "close" in ctx:
+            await ctx["close"]()
 
     return Worker(
         functions=[
@@ -240,9 +247,3 @@ def build_worker(
         max_jobs=4,
         poll_delay=poll_delay,
     )
-
-
-def run_worker(settings: Settings) -> None:
-    worker = build_worker(settings)
-    log.info("micdr worker started on %s", settings.redis_url)
-    worker.run()

@@ -1,4 +1,6 @@
-"""What a job is handed: the engines and the settings, nothing module-level."""
+"""What a job is handed (built by app/deploy): the interactions' context a submission runs
+with, which also holds the settings and the registry every job uses; the job's own, wider view
+of the store (the commit log and the scans are the jobs'); the index; and who runs it."""
 
 from __future__ import annotations
 
@@ -21,10 +23,15 @@ def worker_name() -> str:
 
 @dataclass(frozen=True)
 class JobContext:
-    settings: Settings
     store: Store
     index: SearchIndex
-    registry: SearchParamRegistry
-    # The interactions' ports, for running asynchronous submissions (None: projection only).
-    services: Services | None = None
+    services: Services
     worker: str = field(default_factory=worker_name)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def registry(self) -> SearchParamRegistry:
+        return self.services.registry

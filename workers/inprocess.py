@@ -1,15 +1,16 @@
-"""The embedded default's runner: projects the commit log in the API process.
+"""The embedded default's `JobQueue` (workers/port.py): background work in the API process.
 
 No queue of its own is needed for projection: the store's commit log is the durable outbox, so a
 restart simply drains whatever was left unindexed. `wake` is called after every commit; `drain`
 runs until the outbox is empty (tests and `micdr load` use it, like arq's burst mode).
+`InProcessQueue` puts the runners below behind the port.
 
 Asynchronous submissions run here too (`InProcessSubmissions`), picked from the store's durable
 `submissions`: a restart finds whatever was accepted and not finished.
 
 A reindex asked for by a newly registered SearchParameter (`request_reindex`) runs as a second
 background task, checkpointed in the data dir: a restart resumes it. So does the rebuild of an
-index found empty at start-up while the store holds resources (`rebuild`).
+index found empty at start-up while the store holds resources (`rebuild_lost_index`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from app.reindex import Checkpoint
@@ -180,6 +181,59 @@ class InProcessSubmissions:
     async def stop(self) -> None:
         await _cancel(self._task)
         self._task = None
+
+
+class InProcessQueue:
+    """The embedded `JobQueue`. Built before the job context it runs with (that context's
+    interactions ring this queue), so it runs nothing until `start`; asked before that, a
+    rebuild or reindex waits for it and a wake-up is answered by the first round."""
+
+    def __init__(self, reindex_checkpoint: Path | None, concurrency: int) -> None:
+        self._checkpoint = reindex_checkpoint
+        self._concurrency = concurrency
+        self._rebuild = False
+        self._projection: InProcessRunner | None = None
+        self._submissions: InProcessSubmissions | None = None
+
+    async def start(self, ctx: JobContext) -> None:
+        """Run projection and reindexing, and submissions unless `concurrency` is 0 (accept
+        only: another start of this data dir runs them)."""
+        self._projection = InProcessRunner(ctx, reindex_checkpoint=self._checkpoint)
+        if self._rebuild:
+            self._projection.rebuild()
+        await self._projection.start()
+        if self._concurrency:
+            self._submissions = InProcessSubmissions(ctx, self._concurrency)
+            await self._submissions.start()
+
+    async def wake(self, seq: int) -> None:
+        if self._projection is not None:
+            await self._projection.wake(seq)
+
+    async def submit(self, submission_id: str) -> None:
+        if self._submissions is not None:
+            await self._submissions.wake(submission_id)
+
+    async def request_reindex(self, seq: int, types: Sequence[str]) -> None:
+        assert self._projection is not None, "a SearchParameter commit needs a started queue"
+        await self._projection.request_reindex(types)
+
+    async def rebuild_lost_index(self) -> None:
+        if self._projection is None:
+            self._rebuild = True
+        else:
+            self._projection.rebuild()
+            await self._projection.request_reindex(())
+
+    async def drain(self) -> int:
+        return await self._projection.drain() if self._projection is not None else 0
+
+    async def close(self) -> None:
+        if self._submissions is not None:
+            await self._submissions.stop()
+        if self._projection is not None:
+            await self._projection.stop()
+        self._projection = self._submissions = None
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -15,14 +15,15 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import orjson
 
-from app.interactions.async_status import dead_result, run_submission, status_answer, status_url
+from app.interactions.replay import dead_result, run_submission, status_answer, status_url
 from app.reindex import ReindexReport, reindex, select_types
 from app.search_parameters import ALL_TYPES, sync_search_parameters
-from app.store.port import Store, Submission
+from app.store.port import CommitLog, Submission, SubmissionStore
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult
 from indexing.project import project
@@ -32,6 +33,9 @@ from workers.context import JobContext
 log = logging.getLogger("micdr.jobs")
 
 PROJECT_BATCH = 500
+# A transaction begun and neither committed nor rolled back this long ago was left by a process
+# that died: recovery rolls it forward or back (docs/implementation/write-path.md).
+STALE_TRANSACTION_SECONDS = 60.0
 CALLBACK_TIMEOUT_SECONDS = 10.0
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 30.0
@@ -66,6 +70,13 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         await ctx.store.mark_indexed([c.seq for c in commits])
         projected += len(ops)
         log.debug("projected %d resources from %d commits", len(ops), len(commits))
+
+
+async def recover_transactions(ctx: JobContext) -> None:
+    """Repair the transactions a dead process left half done (at start-up and every reconcile)."""
+    forward, back = await ctx.store.recover(STALE_TRANSACTION_SECONDS)
+    if forward or back:
+        log.info("recovered transactions: %d rolled forward, %d rolled back", forward, back)
 
 
 async def reindex_types(
@@ -104,11 +115,17 @@ def _journal_key(origin: str) -> str:
     return "e" + origin.rsplit(":", 1)[1]
 
 
+class JournalStore(CommitLog, SubmissionStore, Protocol):
+    """What a submission's journal asks of the store: its commits, and the submission."""
+
+
 class SubmissionJournal:
     """The `WriteJournal` of one running submission: commits are named
     `async:<submission id>:<first entry index>` (one per transaction, one per batch entry)."""
 
-    def __init__(self, store: Store, sub: Submission, worker: str, lease_seconds: float) -> None:
+    def __init__(
+        self, store: JournalStore, sub: Submission, worker: str, lease_seconds: float
+    ) -> None:
         self._store = store
         self._id = sub.id
         self._worker = worker
@@ -168,7 +185,7 @@ class SubmissionJournal:
             raise LeaseLost(self._id)
 
 
-async def _heartbeat(store: Store, id_: str, worker: str, lease: float) -> None:
+async def _heartbeat(store: SubmissionStore, id_: str, worker: str, lease: float) -> None:
     """Renew the lease every third of it while the submission runs."""
     while True:
         await asyncio.sleep(lease / 3)
@@ -182,7 +199,6 @@ async def _heartbeat(store: Store, id_: str, worker: str, lease: float) -> None:
 async def process_submission(ctx: JobContext, id_: str) -> Processed:
     """Claim, run, store the result: at-least-once safe (a second delivery finds the submission
     claimed or finished and skips; a redelivery after a crash replays its commits)."""
-    assert ctx.services is not None, "process_submission needs the interactions' services"
     settings, store = ctx.settings, ctx.store
     now = time.time()
     sub = await store.claim_submission(id_, ctx.worker, now, now + settings.async_lease_seconds)

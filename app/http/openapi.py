@@ -1,6 +1,6 @@
 """`GET /openapi.json`: an OpenAPI 3.1 description of the FHIR routes, generated from the same
-interaction table as the routes and the CapabilityStatement (app/http/routes.py), so it cannot
-disagree with them. FHIR JSON is described loosely (an object with `resourceType`): the
+interaction table as the routes and the CapabilityStatement (app/interactions/table.py), so it
+cannot disagree with them. FHIR JSON is described loosely (an object with `resourceType`): the
 CapabilityStatement and the FHIR specification are the real contract; this document is for
 generic HTTP tooling (and the schemathesis fuzz run, tests/fuzz)."""
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar import Request, get
 
-from app.http.routes import ASYNC_STATUS, TABLE, Row
+from app.interactions.table import ASYNC_STATUS, TABLE, Row
 
 FHIR_JSON = "application/fhir+json"
 _RESOURCE = {

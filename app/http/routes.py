@@ -1,13 +1,12 @@
-"""The interaction table: one row per FHIR interaction, from which both the Litestar routes and
-the CapabilityStatement are generated (so they cannot disagree)."""
+"""The Litestar routes, one per row of the interaction table (app/interactions/table.py), from
+which the CapabilityStatement, the Bundle entry dispatch and the asynchronous replays are
+derived too (so they cannot disagree)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-import orjson
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
@@ -16,74 +15,20 @@ from app.fhir.outcome import FhirError
 from app.http.negotiation import media_type, parse_body
 from app.http.render import render
 from app.interactions.async_status import (
-    CONTRIBUTOR_HEADER,
-    INTERACTIONS,
-    PRINCIPAL_HEADER,
     REQUEST_ID_HEADER,
-    STATUS_PATH,
     accept,
-    async_cancel,
-    async_status,
     wants_async,
 )
-from app.interactions.bundle import submit_bundle
 from app.interactions.capabilities import capabilities
 from app.interactions.context import Services
-from app.interactions.create import create
-from app.interactions.delete import delete
-from app.interactions.history import history
-from app.interactions.patch import patch
-from app.interactions.read import read
+from app.interactions.handlers import HANDLERS
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.search import search
-from app.interactions.update import update
-from app.interactions.vread import vread
+from app.interactions.table import ASYNC_STATUS, STATUS_PATH, TABLE, Row
 from app.security.audit import touched
-from app.security.scopes import AUDIT_TYPE, OPEN, Principal
+from app.security.scopes import AUDIT_TYPE, OPEN
 from app.security.timeouts import timed
 
-Interaction = Callable[[Services, FhirRequest], Awaitable[FhirResponse]]
-
-
-@dataclass(frozen=True)
-class Row:
-    """`code` is the CapabilityStatement interaction code; `level` is system, type or instance."""
-
-    code: str
-    method: str
-    path: str
-    level: str
-    run: Interaction
-    body: bool = False
-    form: bool = False  # an application/x-www-form-urlencoded body (POST _search)
-
-
-TABLE: tuple[Row, ...] = (
-    Row("transaction", "POST", "/", "system", submit_bundle, body=True),
-    Row("history-system", "GET", "/_history", "system", history),
-    Row("transaction", "POST", "/Bundle", "system", submit_bundle, body=True),
-    Row("search-system", "GET", "/", "system", search),
-    Row("search-type", "GET", "/{type:str}", "type", search),
-    Row("search-type", "POST", "/{type:str}/_search", "type", search, form=True),
-    Row("create", "POST", "/{type:str}", "type", create, body=True),
-    Row("update", "PUT", "/{type:str}", "type", update, body=True),
-    Row("patch", "PATCH", "/{type:str}", "type", patch, body=True),
-    Row("delete", "DELETE", "/{type:str}", "type", delete),
-    Row("history-type", "GET", "/{type:str}/_history", "type", history),
-    Row("read", "GET", "/{type:str}/{id:str}", "instance", read),
-    Row("update", "PUT", "/{type:str}/{id:str}", "instance", update, body=True),
-    Row("patch", "PATCH", "/{type:str}/{id:str}", "instance", patch, body=True),
-    Row("delete", "DELETE", "/{type:str}/{id:str}", "instance", delete),
-    Row("history-instance", "GET", "/{type:str}/{id:str}/_history", "instance", history),
-    Row("vread", "GET", "/{type:str}/{id:str}/_history/{vid:str}", "instance", vread),
-)
-
-# FHIR's asynchronous request pattern: routed like the table, but no CapabilityStatement
-# interaction (R4 has no code for it).
-ASYNC_STATUS: tuple[Row, ...] = (
-    Row("async-status", "GET", f"/{STATUS_PATH}/{{id:str}}", "system", async_status),
-    Row("async-status", "DELETE", f"/{STATUS_PATH}/{{id:str}}", "system", async_cancel),
-)
+__all__ = ["ASYNC_STATUS", "TABLE", "Row", "fhir_routes"]
 
 
 def base_url(request: Request, services: Services) -> str:
@@ -108,21 +53,14 @@ async def _body(request: Request, row: Row) -> Any:
     return parse_body(raw, request.headers.get("content-type"))
 
 
-def _headers(request: Request, principal: Principal) -> dict[str, str]:
-    """The request headers the interactions see. The caller's identity headers are the
-    server's: a client cannot send its own principal, nor, when authenticated, a contributor."""
+def _headers(request: Request) -> dict[str, str]:
+    """The request headers the interactions see, and the request id (for the audit)."""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    headers.pop(PRINCIPAL_HEADER, None)
     headers[REQUEST_ID_HEADER] = str(request.scope["state"].get("request_id", ""))
-    if not principal.open:
-        headers[PRINCIPAL_HEADER] = orjson.dumps(principal.to_json()).decode()
-        headers[CONTRIBUTOR_HEADER] = principal.submitter
     return headers
 
 
-async def fhir_request(
-    request: Request, services: Services, row: Row, principal: Principal = OPEN
-) -> FhirRequest:
+async def fhir_request(request: Request, services: Services, row: Row) -> FhirRequest:
     params = request.path_params
     type_ = params.get("type")
     if type_ is not None and type_ not in services.resource_types:
@@ -137,12 +75,12 @@ async def fhir_request(
         id=params.get("id"),
         version=params.get("vid"),
         query=tuple(request.query_params.items()) if request.query_params else (),
-        headers=_headers(request, principal),
+        headers=_headers(request),
         body=await _body(request, row) if row.body or row.form else None,
     )
 
 
-def request_services(request: Request) -> tuple[Services, Principal]:
+def request_services(request: Request) -> Services:
     """The app's services for this request: the caller (from the security layer) and a
     deadline on every engine call (MICDR_ENGINE_TIMEOUT)."""
     services: Services = request.app.state.services
@@ -158,7 +96,7 @@ def request_services(request: Request) -> tuple[Services, Principal]:
         store=timed(services.store, seconds),
         index=timed(services.index, seconds),
     )
-    return scoped, principal
+    return scoped
 
 
 def _audit_detail(request: Request, row: Row, fhir: FhirRequest | None) -> dict[str, Any]:
@@ -178,18 +116,20 @@ def _note_answer(detail: dict[str, Any], answer: FhirResponse) -> None:
 
 
 def _handler(row: Row, base_path: str) -> HTTPRouteHandler:
+    run = HANDLERS[row.runs]
+
     async def handle(request: Request) -> Response[bytes]:
         detail = _audit_detail(request, row, None)
-        services, principal = request_services(request)
-        fhir = await fhir_request(request, services, row, principal)
+        services = request_services(request)
+        fhir = await fhir_request(request, services, row)
         detail = _audit_detail(request, row, fhir)
         if row.body and fhir.body is None:
             raise FhirError.of(400, "required", f"{row.method} needs a request body")
         try:
-            if row.code in INTERACTIONS and wants_async(fhir):
+            if row.asynchronous and wants_async(fhir):
                 answer = await accept(services, row.code, row.method, fhir)
             else:
-                answer = await row.run(services, fhir)
+                answer = await run(services, fhir)
         except FhirError as err:
             detail["detail"] = str(err)[:500]
             raise
@@ -207,12 +147,10 @@ def _handler(row: Row, base_path: str) -> HTTPRouteHandler:
 
 
 def fhir_routes(base_path: str) -> list[Any]:
-    codes = [row.code for row in TABLE]
-
     @route(f"{base_path}/metadata", http_method=["GET"], name="capabilities")
     async def metadata(request: Request) -> Response[bytes]:
         services: Services = request.app.state.services
         fhir = FhirRequest(base=base_url(request, services))
-        return render(request, await capabilities(services, fhir, codes))
+        return render(request, await capabilities(services, fhir))
 
     return [metadata, *(_handler(row, base_path) for row in (*TABLE, *ASYNC_STATUS))]

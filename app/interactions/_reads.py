@@ -5,6 +5,7 @@ Processed after the writes (http.html#trules), so a transaction's reads see its 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,34 +16,41 @@ from app.interactions.history import history
 from app.interactions.read import read
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.search import search
+from app.interactions.table import match
+from app.interactions.types import Run
 from app.interactions.vread import vread
+
+# The functions of the table's GET rows (app/interactions/table.py), by code.
+READS: Mapping[str, Run] = {
+    "history-system": history,
+    "search-system": search,
+    "search-type": search,
+    "history-type": history,
+    "read": read,
+    "history-instance": history,
+    "vread": vread,
+}
 
 
 async def _dispatch(services: Services, base: str, url: str) -> FhirResponse:
     parts = urlsplit(url)
-    segments = [s for s in parts.path.split("/") if s]
+    segments = tuple(s for s in parts.path.split("/") if s)
     query = tuple(parse_qsl(parts.query, keep_blank_values=True))
-    if segments and segments[0] == "_history":
-        return await history(services, FhirRequest(base, query=query))
-    if not segments:
-        return await search(services, FhirRequest(base, query=query))
-    type_ = segments[0]
-    if type_ not in services.resource_types:
-        raise FhirError.of(404, "not-supported", f"{type_!r} is not a FHIR R4 resource type")
-    request = FhirRequest(base, type=type_, query=query)
-    if len(segments) == 1:
-        return await search(services, request)
-    if len(segments) == 2 and segments[1] == "_history":
-        return await history(services, request)
-    request = FhirRequest(base, type=type_, id=segments[1], query=query)
-    if len(segments) == 2:
-        return await read(services, request)
-    if len(segments) == 3 and segments[2] == "_history":
-        return await history(services, request)
-    if len(segments) == 4 and segments[2] == "_history":
-        version = FhirRequest(base, type=type_, id=segments[1], version=segments[3])
-        return await vread(services, version)
-    raise FhirError.of(400, "not-supported", f"{url!r} is not a read this server answers")
+    found = match("GET", segments)
+    # every path but the system-level ones starts with a resource type
+    if (found is None or "type" in found[1]) and segments[0] not in services.resource_types:
+        raise FhirError.of(404, "not-supported", f"{segments[0]!r} is not a FHIR R4 resource type")
+    if found is None:
+        raise FhirError.of(400, "not-supported", f"{url!r} is not a read this server answers")
+    row, params = found
+    request = FhirRequest(
+        base,
+        type=params.get("type"),
+        id=params.get("id"),
+        version=params.get("vid"),
+        query=query,
+    )
+    return await READS[row.code](services, request)
 
 
 async def read_entry(services: Services, base: str, url: str, head: bool) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from app.fhir.patch import apply_patch
 from app.interactions._access import guard_entries, guard_writes
 from app.interactions.context import Services
 from app.records import Transaction
+from app.search_parameters import register_written
 from app.store.port import ClaimTaken, VersionConflict
 from app.tx.conditional import Criteria, match_ids
 from app.tx.entry import Entry
@@ -71,11 +72,8 @@ async def execute(
         except VersionConflict as conflict:
             _refuse_if_pinned(entries, plan, conflict)
         else:
-            await services.on_commit(seq)
-            if services.on_search_parameters is not None:
-                changed = [w for w in plan.transaction.writes if w.type == "SearchParameter"]
-                if changed:
-                    await services.on_search_parameters(seq, changed)
+            await services.queue.wake(seq)
+            await register_written(services.registry, services.queue, seq, plan.transaction.writes)
             return plan
         await asyncio.sleep(min(0.2, 0.005 * (attempt + 1)) * (0.5 + random.random()))
     raise FhirError.of(

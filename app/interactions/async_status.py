@@ -4,7 +4,7 @@ async.html; IG R8-R10). API: docs/api/async.md; mechanism: docs/implementation/a
 
 `accept` checks the envelope cheaply, stores the request durably (the store's `submissions`) and
 only then answers `202 Accepted` with `Content-Location` to the status URL. A worker later runs
-it through the same interaction code as the synchronous path (`run_submission`).
+it through the same interaction code as the synchronous path (replay.py `run_submission`).
 
 Polling the status URL (`async_status`): `202` with `X-Progress` while queued or running; `200`
 when finished, whatever the outcome, with the original answer as the body (the transaction- or
@@ -15,40 +15,25 @@ batch-response Bundle, the resource, or the OperationOutcome) and its status in
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
-import orjson
-
-from app.fhir.clock import utc_now
 from app.fhir.meta import new_id
 from app.fhir.outcome import FhirError, information, operation_outcome
 from app.interactions._access import require
-from app.interactions.bundle import submit_bundle
 from app.interactions.context import Services
-from app.interactions.create import create
-from app.interactions.delete import delete
-from app.interactions.patch import patch
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.transaction import bundle_entries, prefer_return
-from app.interactions.update import update
-from app.security.audit import AuditRecord, append_line, touched
+from app.interactions.table import STATUS_PATH
+from app.interactions.transaction import bundle_entries
 from app.security.scopes import OPEN, Principal
 from app.store.port import Submission
 
-log = logging.getLogger("micdr.audit")
 _OPS = {"create": "c", "update": "u", "patch": "u", "delete": "d"}
 
-STATUS_PATH = "$async-status"
 CONTRIBUTOR_HEADER = "x-micdr-contributor"
 IDEMPOTENCY_HEADER = "x-idempotency-key"
 ANONYMOUS = "anonymous"
-# Set by the HTTP layer only (any client-sent value is dropped): the verified caller, as JSON, so
-# the job runs with the submitter's scopes (docs/security.md); and the request id, for the audit.
-PRINCIPAL_HEADER = "x-micdr-principal"
+# Set by the HTTP layer only: the request id, for the audit.
 REQUEST_ID_HEADER = "x-request-id"
 # The request headers a submission keeps (what the interactions read, and who sent it).
 KEPT_HEADERS = (
@@ -60,20 +45,11 @@ KEPT_HEADERS = (
     "accept",
     CONTRIBUTOR_HEADER,
     IDEMPOTENCY_HEADER,
-    PRINCIPAL_HEADER,
     REQUEST_ID_HEADER,
 )
 # The original answer's headers repeated on the status answer.
 RESULT_HEADERS = ("Location", "ETag", "Last-Modified")
 
-Interaction = Callable[[Services, FhirRequest], Awaitable[FhirResponse]]
-INTERACTIONS: Mapping[str, Interaction] = {
-    "create": create,
-    "update": update,
-    "patch": patch,
-    "delete": delete,
-    "transaction": submit_bundle,
-}
 FINISHED = ("done", "failed", "dead")
 
 
@@ -107,11 +83,19 @@ def check_envelope(services: Services, code: str, request: FhirRequest) -> None:
         raise FhirError.of(400, "invalid", "a patch is a JSON Patch array or a Parameters")
 
 
-def idempotency_key(request: FhirRequest) -> str | None:
+def contributor(request: FhirRequest, principal: Principal) -> str:
+    """Who owns a submission: the verified caller when authenticated (a client's
+    `X-Micdr-Contributor` is then ignored), else what the client says."""
+    if not principal.open:
+        return principal.submitter
+    return request.header(CONTRIBUTOR_HEADER) or ANONYMOUS
+
+
+def idempotency_key(request: FhirRequest, principal: Principal) -> str | None:
     """`X-Idempotency-Key`, else a submitted Bundle's `identifier` (`system|value`)."""
     # Authenticated: keys are the submitter's own (another client's key neither collides with
     # nor reveals theirs).
-    owner = f"{request.header(CONTRIBUTOR_HEADER)}:" if request.header(PRINCIPAL_HEADER) else ""
+    owner = f"{principal.submitter}:" if not principal.open else ""
     header = request.header(IDEMPOTENCY_HEADER)
     if header:
         return f"{owner}key:{header.strip()}"
@@ -122,12 +106,16 @@ def idempotency_key(request: FhirRequest) -> str | None:
     return None
 
 
-def new_submission(code: str, request: FhirRequest, method: str, now: float) -> Submission:
+def new_submission(
+    code: str, request: FhirRequest, method: str, now: float, principal: Principal = OPEN
+) -> Submission:
+    """The submission of `request` by `principal`, who it then runs as (docs/security.md)."""
     headers = {k: v for k, v in request.headers.items() if k in KEPT_HEADERS}
     return Submission(
         id=new_id(),
-        contributor=request.header(CONTRIBUTOR_HEADER) or ANONYMOUS,
-        idempotency_key=idempotency_key(request),
+        contributor=contributor(request, principal),
+        principal=None if principal.open else principal.to_json(),
+        idempotency_key=idempotency_key(request, principal),
         request={
             "interaction": code,
             "method": method,
@@ -149,10 +137,10 @@ async def accept(services: Services, code: str, method: str, request: FhirReques
     check_envelope(services, code, request)
     if code != "transaction" and request.type is not None:
         require(services, request.type, _OPS[code])  # a Bundle's entries are checked when run
-    submission = new_submission(code, request, method, time.time())
+    submission = new_submission(code, request, method, time.time(), services.principal)
     stored = await services.store.submit(submission)
     if stored.id == submission.id:
-        await services.on_submit(stored.id)
+        await services.queue.submit(stored.id)
         text = f"accepted for asynchronous processing as {stored.id}"
     else:
         text = f"already submitted as {stored.id} (state {stored.state}); not submitted again"
@@ -241,82 +229,6 @@ async def async_cancel(services: Services, request: FhirRequest) -> FhirResponse
         "conflict",
         f"submission {request.id} is {sub.state}; only a queued one can be cancelled",
     )
-
-
-def submitted_request(sub: Submission) -> FhirRequest:
-    req = sub.request
-    return FhirRequest(
-        base=req["base"],
-        type=req.get("type"),
-        id=req.get("id"),
-        query=tuple((k, v) for k, v in req.get("query") or ()),
-        headers=dict(req.get("headers") or {}),
-        body=req.get("body"),
-    )
-
-
-async def run_submission(services: Services, sub: Submission) -> dict[str, Any]:
-    """Run a stored request through its interaction; answers the result to store (status,
-    headers, body). A FhirError is an outcome too (the contributor's 4xx), not a failure."""
-    request = submitted_request(sub)
-    services = replace(services, principal=submitted_principal(request))
-    try:
-        answer = await INTERACTIONS[sub.request["interaction"]](services, request)
-    except FhirError as err:
-        audit_job(services, sub, err.status, None, str(err))
-        return {
-            "status": err.status,
-            "headers": dict(err.headers),
-            "body": operation_outcome(err.issues),
-        }
-    audit_job(services, sub, answer.status, answer.resource, None)
-    body = answer.resource
-    if answer.is_write:
-        prefer = prefer_return(request, default="representation")
-        if prefer == "minimal":
-            body = None
-        elif prefer == "OperationOutcome":
-            body = information(f"{sub.request['method']} succeeded with status {answer.status}")
-    return {"status": answer.status, "headers": dict(answer.headers), "body": body}
-
-
-def submitted_principal(request: FhirRequest) -> Principal:
-    raw = request.header(PRINCIPAL_HEADER)
-    if not raw:
-        return OPEN
-    return Principal.from_json(orjson.loads(raw))
-
-
-def audit_job(
-    services: Services,
-    sub: Submission,
-    status: int,
-    resource: dict[str, Any] | None,
-    detail: Any,
-) -> None:
-    """The audit line of a finished asynchronous job (the 202 was audited when accepted)."""
-    refs, patients = touched(resource)
-    req = sub.request
-    record = AuditRecord(
-        time=utc_now(),
-        request_id=str((req.get("headers") or {}).get(REQUEST_ID_HEADER) or ""),
-        interaction=str(req.get("interaction")),
-        method=str(req.get("method")),
-        path=f"{STATUS_PATH}/{sub.id}",
-        status=status,
-        principal=services.principal,
-        type=req.get("type"),
-        id=req.get("id"),
-        resources=refs,
-        patients=patients,
-        submission=sub.id,
-        detail=str(detail) if detail else None,
-        extra={"async": True},
-    )
-    try:
-        append_line(services.settings.audit_path, record)
-    except OSError as exc:
-        log.error("audit line not written: %s", exc)
 
 
 def dead_result(error: str) -> dict[str, Any]:

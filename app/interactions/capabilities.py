@@ -1,5 +1,5 @@
 """capabilities: `GET [base]/metadata` (http.html#capabilities), generated from the interaction
-table in app/http/routes.py so that it says exactly what the server does."""
+table (table.py) so that it says exactly what the server does."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from app.fhir.clock import utc_now
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
+from app.interactions.table import capability_codes
 
 SOFTWARE_VERSION = "0.1.0"
 
@@ -108,7 +109,5 @@ def security(services: Services) -> dict[str, Any]:
     }
 
 
-async def capabilities(
-    services: Services, request: FhirRequest, codes: Iterable[str]
-) -> FhirResponse:
-    return FhirResponse(200, capability_statement(services, request.base, codes))
+async def capabilities(services: Services, request: FhirRequest) -> FhirResponse:
+    return FhirResponse(200, capability_statement(services, request.base, capability_codes()))

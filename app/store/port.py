@@ -169,6 +169,9 @@ class Submission:
     error: str | None = None
     callback: Mapping[str, Any] | None = None
     journal: Mapping[str, Any] = field(default_factory=dict)
+    # Who submitted it (app/security/scopes.py `Principal.to_json`), and so who it runs as;
+    # None: no authentication was configured.
+    principal: Mapping[str, Any] | None = None
 
     @property
     def claim_key(self) -> str | None:

@@ -1,8 +1,8 @@
 """One way to open an embedded SQLite file, so the embedded store (app/store/sqlite.py) and the
-embedded index (indexing/engines/sqlite/), each in a file of its own, run with the same journal,
-durability and cache settings. It sits beside the engines' ports rather than inside the index's
-SQLite package because it belongs to neither adapter: both import it, neither imports the other
-(docs/layering.md)."""
+embedded index (indexing/engines/sqlite/), each in a file of its own (app/deploy/engines.py), run
+with the same journal, durability and cache settings. It sits beside the engines' ports rather
+than inside the index's SQLite package because it belongs to neither adapter: both import it,
+neither imports the other (docs/layering.md)."""
 
 from __future__ import annotations
 

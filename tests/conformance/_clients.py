@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.engines import Engines
+from app.deploy.engines import Engines
 from app.main import create_app
 from app.settings import Settings, load_settings
 from app.store.mongo import MongoResourceStore

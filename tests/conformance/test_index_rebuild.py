@@ -1,6 +1,6 @@
-"""The search index is derived data (app/engines.py): a start that finds it empty while the store
-holds resources (the embedded index's file deleted, or a data dir from before the index had its
-own file; the Elasticsearch indexes deleted) rebuilds it from the store in the background
+"""The search index is derived data (app/deploy/engines.py): a start that finds it empty while the
+store holds resources (the embedded index's file deleted, or a data dir from before the index had
+its own file; the Elasticsearch indexes deleted) rebuilds it from the store in the background
 (embedded: in-process; full stack: a reindex job for the worker), and searches find again what was
 written before, and not what was deleted."""
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.engines import open_engines
-from app.lifespan import OpenEngines
+from app.deploy.assemble import OpenEngines
+from app.deploy.engines import open_engines
 from app.main import create_app
 from app.settings import Settings, load_settings
 from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex

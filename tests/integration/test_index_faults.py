@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.engines import Engines, open_engines
+from app.deploy.engines import Engines, open_engines
 from app.main import create_app
 from app.reindex import reindex
 from app.search_parameters import sync_search_parameters

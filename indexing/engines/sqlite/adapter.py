@@ -1,8 +1,8 @@
 """`SearchIndex` on an embedded SQLite file (the embedded default; port: indexing/engines/port.py).
 
-The index has a file of its own (app/engines.py), apart from the store's, so its writes never wait
-for the store's write lock; its tables (schema.py) are all prefixed `idx_` and queries join nothing
-else. All calls run on one dedicated thread with one connection (WAL mode), like
+The index has a file of its own (app/deploy/engines.py), apart from the store's, so its writes
+never wait for the store's write lock; its tables (schema.py) are all prefixed `idx_` and queries
+join nothing else. All calls run on one dedicated thread with one connection (WAL mode), like
 app/store/sqlite.py. A batch of ops is one SQLite transaction, so a crash leaves either the whole
 batch or none of it; the version guard makes replaying it harmless. Writes are visible to the next
 search: `refresh` has nothing to do.

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from app.engines import Engines, open_engines
+from app.deploy.assemble import assemble
+from app.deploy.engines import Engines, open_engines
 from app.interactions.async_status import new_submission
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest
-from app.services import build_services
 from app.settings import load_settings
 from app.store.port import HistoryQuery, StoreError
 from workers.context import JobContext
@@ -56,7 +56,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[Engines, Services]]:
     )
     engines = await open_engines(settings)
     try:
-        yield engines, await build_services(settings, engines)
+        yield engines, (await assemble(settings, engines)).services
     finally:
         await engines.close()
 
@@ -77,13 +77,7 @@ def transaction(n: int = 2) -> dict[str, Any]:
 
 def job(services: Services, store: Any) -> JobContext:
     assert services.index is not None
-    return JobContext(
-        services.settings,
-        store,
-        services.index,
-        services.registry,
-        services=replace(services, store=store),
-    )
+    return JobContext(store, services.index, replace(services, store=store))
 
 
 async def basics(services: Services) -> int:
@@ -140,3 +134,20 @@ async def test_a_worker_that_keeps_dying_dead_letters_the_submission(
     dead = await services.store.submission(sub.id)
     assert dead is not None and dead.state == "dead"
     assert dead.result is not None and dead.result["status"] == 500
+
+
+async def test_a_submission_without_its_submitter_is_refused_on_an_authenticated_server(
+    running: tuple[Engines, Services], tmp_path: Path
+) -> None:
+    _, services = running
+    request = FhirRequest(base="http://x/fhir", body=transaction(1), headers={})
+    sub = await services.store.submit(new_submission("transaction", request, "POST", time.time()))
+    assert sub.principal is None
+    authenticated = replace(
+        services, settings=replace(services.settings, auth_jwks_file=tmp_path / "jwks.json")
+    )
+    assert (await process_submission(job(authenticated, services.store), sub.id)).state == "failed"
+    refused = await services.store.submission(sub.id)
+    assert refused is not None and refused.result is not None
+    assert refused.result["status"] == 401
+    assert await basics(services) == 0  # nothing written

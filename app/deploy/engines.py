@@ -1,5 +1,5 @@
-"""Open and close the engines of the configured deployment (no web framework here: the API's
-lifespan, `micdr worker` and the CLI commands share it).
+"""Open and close the engines of the configured deployment: the store and the search index
+(the API, `micdr worker` and the CLI commands share it).
 
 Embedded: SQLite store and SQLite index, each in its own file (one write lock each), projection
 in-process. Full stack: MongoDB store, Elasticsearch index, projection by arq workers on Redis.
@@ -15,11 +15,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.settings import Settings
+from app.store.mongo import UNAVAILABLE, connect
 from app.store.port import Store, StoreError
+from app.store.sqlite import SqliteResourceStore
 from indexing.engines.port import SearchIndex
+from indexing.engines.sqlite.adapter import SqliteSearchIndex
 from indexing.registry import SearchParamRegistry
+from workers.arq_settings import ping_redis
+from workers.port import QueueUnavailable
 
 log = logging.getLogger("micdr.engines")
+
+__all__ = ["UNAVAILABLE", "Engines", "StartupError", "check_engines", "open_engines"]
 
 
 class StartupError(RuntimeError):
@@ -42,8 +49,6 @@ class Engines:
 async def _open_mongo(
     settings: Settings, engines_closers: list[Callable[[], Awaitable[None]]]
 ) -> Store:
-    from app.store.mongo import connect
-
     assert settings.mongo_url is not None
     try:
         store, close = await connect(settings.mongo_url, settings.mongo_database)
@@ -54,8 +59,6 @@ async def _open_mongo(
 
 
 async def _open_sqlite_store(settings: Settings) -> Store:
-    from app.store.sqlite import SqliteResourceStore
-
     try:
         return await SqliteResourceStore.open(settings.sqlite_path)
     except Exception as exc:  # OSError or sqlite3.Error: unwritable, corrupt
@@ -66,6 +69,8 @@ async def _open_sqlite_store(settings: Settings) -> Store:
 
 async def _open_index(settings: Settings, registry: SearchParamRegistry) -> SearchIndex:
     if settings.elasticsearch_url:
+        # imported here only: the Elasticsearch client is heavy and the embedded default never
+        # needs it
         from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
         from indexing.engines.elasticsearch.mapping import IndexSettings
 
@@ -80,8 +85,6 @@ async def _open_index(settings: Settings, registry: SearchParamRegistry) -> Sear
             raise StartupError(
                 f"Elasticsearch at {settings.elasticsearch_url} is unreachable: {exc}"
             ) from None
-    from indexing.engines.sqlite.adapter import SqliteSearchIndex
-
     try:
         return await SqliteSearchIndex.open(settings.sqlite_index_path, registry)
     except Exception as exc:
@@ -123,8 +126,9 @@ async def check_engines(settings: Settings) -> None:
     engines = await open_engines(settings)
     try:
         if settings.redis_url:
-            from workers.arq_settings import ping_redis
-
-            await ping_redis(settings.redis_url)
+            try:
+                await ping_redis(settings.redis_url)
+            except QueueUnavailable as exc:
+                raise StartupError(str(exc)) from None
     finally:
         await engines.close()

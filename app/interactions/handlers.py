@@ -1,0 +1,32 @@
+"""Which function runs each row of the interaction table (table.py), by the row's `runs`: the
+read side (_reads.READS, which Bundle GET entries use too) and the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from app.interactions._reads import READS
+from app.interactions.async_status import async_cancel, async_status
+from app.interactions.bundle import submit_bundle
+from app.interactions.create import create
+from app.interactions.delete import delete
+from app.interactions.patch import patch
+from app.interactions.table import TABLE, asynchronous_codes
+from app.interactions.types import Run
+from app.interactions.update import update
+
+HANDLERS: Mapping[str, Run] = {
+    **READS,
+    "transaction": submit_bundle,
+    "create": create,
+    "update": update,
+    "patch": patch,
+    "delete": delete,
+    "async-status": async_status,
+    "async-cancel": async_cancel,
+}
+
+# What a worker replays: the asynchronous rows' functions.
+REPLAYS: Mapping[str, Run] = {
+    row.code: HANDLERS[row.runs] for row in TABLE if row.code in asynchronous_codes()
+}

@@ -1,0 +1,95 @@
+"""The interaction table: one row per FHIR interaction a URL reaches. The Litestar routes and
+the OpenAPI document (app/http), the CapabilityStatement (capabilities.py), the GET entries of
+a batch or transaction (_reads.py) and the replay of asynchronous submissions (replay.py) are
+all derived from it, so they cannot disagree. Pure data: which function runs a row is said once,
+by code, in handlers.py (the read side in _reads.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATUS_PATH = "$async-status"
+
+
+@dataclass(frozen=True)
+class Row:
+    """`code` is the CapabilityStatement interaction code; `level` is system, type or instance;
+    `path` is relative to the FHIR base, with `{name:str}` path parameters."""
+
+    code: str
+    method: str
+    path: str
+    level: str
+    body: bool = False
+    form: bool = False  # an application/x-www-form-urlencoded body (POST _search)
+    # `Prefer: respond-async` accepts it as a submission, replayed later by a worker
+    asynchronous: bool = False
+    handler: str = ""  # the function that runs it, when not the one named by `code`
+
+    @property
+    def runs(self) -> str:
+        return self.handler or self.code
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(s for s in self.path.split("/") if s)
+
+
+TABLE: tuple[Row, ...] = (
+    Row("transaction", "POST", "/", "system", body=True, asynchronous=True),
+    Row("history-system", "GET", "/_history", "system"),
+    Row("transaction", "POST", "/Bundle", "system", body=True, asynchronous=True),
+    Row("search-system", "GET", "/", "system"),
+    Row("search-type", "GET", "/{type:str}", "type"),
+    Row("search-type", "POST", "/{type:str}/_search", "type", form=True),
+    Row("create", "POST", "/{type:str}", "type", body=True, asynchronous=True),
+    Row("update", "PUT", "/{type:str}", "type", body=True, asynchronous=True),
+    Row("patch", "PATCH", "/{type:str}", "type", body=True, asynchronous=True),
+    Row("delete", "DELETE", "/{type:str}", "type", asynchronous=True),
+    Row("history-type", "GET", "/{type:str}/_history", "type"),
+    Row("read", "GET", "/{type:str}/{id:str}", "instance"),
+    Row("update", "PUT", "/{type:str}/{id:str}", "instance", body=True, asynchronous=True),
+    Row("patch", "PATCH", "/{type:str}/{id:str}", "instance", body=True, asynchronous=True),
+    Row("delete", "DELETE", "/{type:str}/{id:str}", "instance", asynchronous=True),
+    Row("history-instance", "GET", "/{type:str}/{id:str}/_history", "instance"),
+    Row("vread", "GET", "/{type:str}/{id:str}/_history/{vid:str}", "instance"),
+)
+
+# FHIR's asynchronous request pattern: routed like the table, but no CapabilityStatement
+# interaction (R4 has no code for it) and no Bundle entry.
+ASYNC_STATUS: tuple[Row, ...] = (
+    Row("async-status", "GET", f"/{STATUS_PATH}/{{id:str}}", "system"),
+    Row("async-status", "DELETE", f"/{STATUS_PATH}/{{id:str}}", "system", handler="async-cancel"),
+)
+
+
+def capability_codes() -> list[str]:
+    """The interaction codes the CapabilityStatement declares."""
+    return list(dict.fromkeys(row.code for row in TABLE))
+
+
+def asynchronous_codes() -> frozenset[str]:
+    """The interactions a submission may replay."""
+    return frozenset(row.code for row in TABLE if row.asynchronous)
+
+
+def match(method: str, segments: tuple[str, ...]) -> tuple[Row, dict[str, str]] | None:
+    """The row of TABLE that `method` on the path `segments` reaches, and its path parameters;
+    a literal segment wins over a parameter (`_history` is not an id), as in the router."""
+    best: tuple[int, Row, dict[str, str]] | None = None
+    for row in TABLE:
+        if row.method != method or len(row.segments) != len(segments):
+            continue
+        params: dict[str, str] = {}
+        literal = 0
+        for pattern, segment in zip(row.segments, segments, strict=True):
+            if pattern.startswith("{"):
+                params[pattern[1:].split(":", 1)[0].rstrip("}")] = segment
+            elif pattern == segment:
+                literal += 1
+            else:
+                break
+        else:
+            if best is None or literal > best[0]:
+                best = (literal, row, params)
+    return None if best is None else (best[1], best[2])
