@@ -199,25 +199,15 @@ def _number(code: str, value: str, where: str, *, quantity: bool) -> NumberMatch
     prefix, text = split_prefix(where, unescape(parts[0]))
     if not is_number(text):
         raise invalid(where, f"{text!r} is not a number")
+    # Exponent notation keeps the precision of its significant digits: `1.00e2` is 3 figures,
+    # [99.5, 100.5], exactly as the index reads a stored value (`number_interval`).
     number = Decimal(text)
-    low, high = implicit_range(text, number)
+    low, high = number_interval(number)
     system = (unescape(parts[1]) or None) if len(parts) == 3 else None
     unit = (unescape(parts[2]) or None) if len(parts) == 3 else None
     return NumberMatch(
         code, prefix, float(number), float(low), float(high), system, unit, quantity=quantity
     )
-
-
-def implicit_range(text: str, number: Decimal) -> tuple[Decimal, Decimal]:
-    """R4 search.html §3.1.1.4.2: `100` means [99.5, 100.5] (half a unit of the last written
-    digit); `1e2` means [95, 105] as the specification's table states, i.e. exponent notation
-    is read with one more significant figure than the mantissa shows."""
-    if "e" not in text.lower():
-        return number_interval(number)
-    exponent = number.as_tuple().exponent
-    assert isinstance(exponent, int)  # is_number admits finite numbers only
-    half = Decimal(5).scaleb(exponent - 2)
-    return number - half, number + half
 
 
 # -- reference ----------------------------------------------------------------------------

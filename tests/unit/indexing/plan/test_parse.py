@@ -204,7 +204,23 @@ def test_last_updated_is_a_date_on_its_own_field(registry: SearchParamRegistry) 
 NUMBERS = [
     ("RiskAssessment?probability=100", NumberMatch("probability", "eq", 100.0, 99.5, 100.5)),
     ("RiskAssessment?probability=100.00", NumberMatch("probability", "eq", 100.0, 99.995, 100.005)),
-    ("RiskAssessment?probability=1e2", NumberMatch("probability", "eq", 100.0, 95.0, 105.0)),
+    # exponent notation: the precision of the significant digits written
+    ("RiskAssessment?probability=1e2", NumberMatch("probability", "eq", 100.0, 50.0, 150.0)),
+    ("RiskAssessment?probability=1.00e2", NumberMatch("probability", "eq", 100.0, 99.5, 100.5)),
+    ("RiskAssessment?probability=4.0E1", NumberMatch("probability", "eq", 40.0, 39.5, 40.5)),
+    ("RiskAssessment?probability=8.5e-1", NumberMatch("probability", "eq", 0.85, 0.845, 0.855)),
+    (
+        "RiskAssessment?probability=-2.50E%2B3",
+        NumberMatch("probability", "eq", -2500.0, -2505.0, -2495.0),
+    ),
+    *[
+        (f"RiskAssessment?probability={p}8.5e-1", NumberMatch("probability", p, 0.85, 0.845, 0.855))  # type: ignore[arg-type]
+        for p in PREFIXES
+    ],
+    (
+        f"Observation?value-quantity=ne1.00e2|{UCUM}|mg",
+        NumberMatch("value-quantity", "ne", 100.0, 99.5, 100.5, UCUM, "mg", quantity=True),
+    ),
     ("RiskAssessment?probability=0.8", NumberMatch("probability", "eq", 0.8, 0.75, 0.85)),
     ("RiskAssessment?probability=-1.5", NumberMatch("probability", "eq", -1.5, -1.55, -1.45)),
     *[
@@ -228,8 +244,8 @@ NUMBERS = [
         NumberMatch("value-quantity", "ge", 5.4, 5.35, 5.45, UCUM, None, quantity=True),
     ),
     (
-        f"Observation?value-quantity=ap5.40e-3|{UCUM}|g",
-        NumberMatch("value-quantity", "ap", 0.0054, 0.0053995, 0.0054005, UCUM, "g", quantity=True),
+        f"Observation?value-quantity=ap5.40e-3|{UCUM}|g",  # three significant digits
+        NumberMatch("value-quantity", "ap", 0.0054, 0.005395, 0.005405, UCUM, "g", quantity=True),
     ),
     (
         r"Observation?value-quantity=5|http://x|mm\|Hg",
