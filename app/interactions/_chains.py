@@ -1,7 +1,8 @@
 """Resolve chains and `_has` into plain predicates by running their sub-searches first.
 
-`subject:Patient.identifier=s|v` becomes `RefIn(subject, <the matching Patients>)`;
-`_has:Observation:subject:code=x` becomes `IdIn(<ids the matching Observations point at>)`.
+`subject.identifier=s|v` becomes `RefIn(subject, <the matching Patients, Groups, Devices and
+Locations>)`; `_has:Observation:subject:code=x` becomes `IdIn(<ids the matching Observations
+point at>)`.
 Compilers then never see a chain, and both engines answer chains identically.
 """
 
@@ -13,11 +14,11 @@ from typing import Any
 from app.fhir.outcome import FhirError
 from app.interactions._access import scope_search
 from app.interactions.context import Services
+from indexing.engines.port import Hit
 from indexing.extract import ReferenceValue, values_of_nodes
 from indexing.plan.plan import (
     Chain,
     Clause,
-    CompositeMatch,
     Has,
     IdIn,
     Predicate,
@@ -28,6 +29,9 @@ from indexing.plan.plan import (
 # A chain matching more resources than this is refused rather than answered slowly.
 MAX_CHAIN_MATCHES = 10_000
 _SUB_PAGE = 1000
+# A reference to any type reaches up to 146 types; Elasticsearch names each index in the request
+# line, which it limits to 4 KB, so a sub-search covers this many types at most.
+_TYPES_PER_SEARCH = 24
 
 
 async def resolve_plan(services: Services, plan: SearchPlan) -> SearchPlan:
@@ -42,30 +46,55 @@ async def _clause(services: Services, clause: Clause, here: str | None) -> Claus
 
 async def _predicate(services: Services, p: Predicate, here: str | None) -> Predicate:
     if isinstance(p, Chain):
-        inner = await _clause(services, p.inner, p.target)
-        sub = scope_search(services, SearchPlan(types=(p.target,), clauses=(inner,)))
-        hits = await matching_ids(services, sub)
-        return RefIn(p.param, tuple(f"{p.target}/{i}" for i in hits))
+        inner = await _clause(services, p.inner, p.targets[0] if len(p.targets) == 1 else None)
+        hits: list[Hit] = []
+        for plan in _chain_searches(services, p.targets, inner):
+            hits.extend(await matching(services, plan))
+        return RefIn(p.param, tuple(f"{h.type}/{h.id}" for h in hits))
     if isinstance(p, Has):
         if here is None:
             raise FhirError.of(400, "not-supported", "_has needs a type-level search")
         inner = await _clause(services, p.inner, p.source)
         sub = scope_search(services, SearchPlan(types=(p.source,), clauses=(inner,)))
-        ids = await matching_ids(services, sub)
+        ids = [h.id for h in await matching(services, sub)]
         return IdIn(tuple(sorted(await _referenced(services, p.source, p.param, ids, here))))
-    if isinstance(p, CompositeMatch):
-        return p
     return p
 
 
-async def matching_ids(services: Services, plan: SearchPlan) -> list[str]:
-    """Every id matching a (sub-)search, refused past MAX_CHAIN_MATCHES."""
+def _chain_searches(
+    services: Services, targets: tuple[str, ...], inner: Clause
+) -> list[SearchPlan]:
+    """The sub-searches of a chain over `targets`: over them all (a few dozen types a time) when
+    the caller may search everything; else one per type within the caller's scopes, leaving out
+    the types it may not search (what it cannot search cannot match), refused only when it may
+    search none."""
+    if services.principal.open:
+        return [
+            SearchPlan(types=targets[start : start + _TYPES_PER_SEARCH], clauses=(inner,))
+            for start in range(0, len(targets), _TYPES_PER_SEARCH)
+        ]
+    plans: list[SearchPlan] = []
+    refused: FhirError | None = None
+    for target in targets:
+        try:
+            plans.append(scope_search(services, SearchPlan(types=(target,), clauses=(inner,))))
+        except FhirError as error:
+            if error.status != 403:
+                raise
+            refused = refused or error
+    if not plans and refused is not None:
+        raise refused
+    return plans
+
+
+async def matching(services: Services, plan: SearchPlan) -> list[Hit]:
+    """Every hit of a (sub-)search, refused past MAX_CHAIN_MATCHES."""
     assert services.index is not None
-    found: list[str] = []
+    found: list[Hit] = []
     after: Any = None
     while True:
         page = await services.index.search(replace(plan, count=_SUB_PAGE), after=after)
-        found.extend(h.id for h in page.hits)
+        found.extend(page.hits)
         if len(found) > MAX_CHAIN_MATCHES:
             raise FhirError.of(
                 400,

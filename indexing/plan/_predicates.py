@@ -47,7 +47,7 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 def reference_targets(param: SearchParam, resource_type: str | None) -> tuple[str, ...]:
     """The types a reference parameter can point at, as its expression narrows them: R4's
     `clinical-patient` lists targets Patient and Group but reads `subject.where(resolve() is
-    Patient)`, so `patient.identifier` is unambiguous. Order follows `param.target`."""
+    Patient)`, so `patient.identifier` chains to Patient alone. Order follows `param.target`."""
     expression = param.expression_for(resource_type) if resource_type else param.expression
     branches = split_union(expression) if expression else []
     narrowed: set[str] = set()

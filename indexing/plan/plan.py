@@ -137,11 +137,13 @@ class CompositeMatch:
 
 @dataclass(frozen=True)
 class Chain:
-    """`subject:Patient.identifier=...` before resolution: search `target` with `inner` and
-    replace this by `RefIn(param, <matching refs>)`. Multi-level chains nest."""
+    """`subject.identifier=...` before resolution: search the `targets` types with `inner` and
+    replace this by `RefIn(param, <matching refs>)`. `targets` is the `:Type` named, or the
+    target types of `param` that define what `inner` searches (OR across them). Multi-level
+    chains nest."""
 
     param: str
-    target: str
+    targets: tuple[str, ...]
     inner: Clause
 
 

@@ -1,7 +1,8 @@
 """Search semantics a generic FHIR client relies on (R4 search.html), through the HTTP API on
 every deployment: `ne` needs a value, and on a quantity with a unit a value in that unit
 (§3.1.1.4.1 prefixes); numbers in exponent notation carry the precision of their significant
-digits (§3.1.1.4.2 number).
+digits (§3.1.1.4.2 number); a chain through a reference with several target types runs over every
+target type that defines the chained parameter (§3.1.1.6.4).
 
 A plain FHIR server (IG mode off), seeded with one transaction of PUTs:
 
@@ -12,7 +13,7 @@ A plain FHIR server (IG mode off), seeded with one transaction of PUTs:
 | g1 | Group, identifier mrn 222 |
 | enc1 | Encounter finished, of pa1 |
 | x1 | Observation of pa1 in enc1, 2024-01-02, 100 mg |
-| x2 | Observation of loc1, 2024-01-03, no value |
+| x2 | Observation of loc1, 2024-01-03, no value, focus pa1 |
 | x3 | Observation of g1, no date, no value |
 | x4 | Observation of pa1, 2024-01-02, 100 g |
 | x5 | Observation of pa1, 2024-01-04, 0.85 mg |
@@ -32,7 +33,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.conformance._clients import DEPLOYMENTS, PLAIN_FHIR, client_with
-from tests.conformance.test_search_features import ids, search, seed
+from tests.conformance.test_search_features import ids, search, seed, self_params
 
 Client = AsyncTestClient[Any]
 MRN = "http://example.org/mrn"
@@ -100,7 +101,7 @@ RESOURCES: list[dict[str, Any]] = [
     observation(
         "x1", "Patient/pa1", "2024-01-02", (100, "mg"), encounter={"reference": "Encounter/enc1"}
     ),
-    observation("x2", "Location/loc1", "2024-01-03", None),
+    observation("x2", "Location/loc1", "2024-01-03", None, focus=[{"reference": "Patient/pa1"}]),
     observation("x3", "Group/g1", None, None),
     observation("x4", "Patient/pa1", "2024-01-02", (100, "g")),
     observation("x5", "Patient/pa1", "2024-01-04", (0.85, "mg")),
@@ -174,3 +175,44 @@ async def test_numbers_in_exponent_notation_keep_their_significant_digits(
     server: Client,
 ) -> None:
     assert await answers(server, EXPONENTS) == dict(EXPONENTS)
+
+
+CHAINS = [
+    # subject: Group, Device, Patient, Location, all with identifier; x1, x4-x6 are pa1's, x2
+    # is loc1's, x3 is g1's
+    (f"Observation?subject.identifier={MRN}|111", ["x1", "x2", "x4", "x5", "x6"]),
+    (f"Observation?subject.identifier={MRN}|222", ["x3"]),
+    (
+        f"Observation?subject.identifier={MRN}|111,{MRN}|222",
+        ["x1", "x2", "x3", "x4", "x5", "x6"],
+    ),
+    # name: on Patient and Location only
+    ("Observation?subject.name=alma", ["x1", "x2", "x4", "x5", "x6"]),
+    # encounter: Encounter and EpisodeOfCare, both with status
+    ("Observation?encounter.status=finished", ["x1"]),
+    ("Observation?encounter.status=planned", []),
+    (f"Observation?encounter.subject.identifier={MRN}|111", ["x1"]),
+    # focus: any of the 146 types; identifier is on 112 of them
+    (f"Observation?focus.identifier={MRN}|111", ["x2"]),
+    (f"Observation?focus.identifier={MRN}|222", []),
+    # `:Type` still names one target
+    (f"Observation?subject:Patient.identifier={MRN}|111", ["x1", "x4", "x5", "x6"]),
+    (f"Observation?subject:Location.identifier={MRN}|111", ["x2"]),
+]
+
+
+async def test_a_chain_runs_over_every_target_type_that_defines_the_parameter(
+    server: Client,
+) -> None:
+    assert await answers(server, CHAINS) == dict(CHAINS)
+
+
+async def test_a_chain_no_target_type_defines_names_the_types_considered(server: Client) -> None:
+    body = await search(server, "Observation?subject.foo=x", 400, Prefer="handling=strict")
+    issue = body["issue"][0]
+    assert issue["code"] == "not-supported"
+    assert "Group, Device, Patient, Location" in issue["diagnostics"]
+    # lenient (the default): left out of the search and of the self link, as any unknown one
+    body = await search(server, "Observation?subject.foo=x&_id=x1")
+    assert ids(body) == ["x1"]
+    assert self_params(body) == [("_id", "x1")]

@@ -288,7 +288,7 @@ def test_composite_sort_is_refused(registry: SearchParamRegistry) -> None:
 
 
 def test_unresolved_chain_is_refused(registry: SearchParamRegistry) -> None:
-    chain = Chain("subject", "Patient", Clause((StringMatch("name", "x"),)))
+    chain = Chain("subject", ("Patient",), Clause((StringMatch("name", "x"),)))
     with pytest.raises(ValueError, match="unresolved Chain"):
         where(registry, chain)
 
