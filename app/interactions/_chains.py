@@ -36,29 +36,50 @@ _TYPES_PER_SEARCH = 24
 
 async def resolve_plan(services: Services, plan: SearchPlan) -> SearchPlan:
     here = plan.types[0] if len(plan.types) == 1 else None
-    clauses = tuple([await _clause(services, c, here) for c in plan.clauses])
+    resolver = _Resolver(services)
+    clauses = tuple([await resolver.clause(c, here) for c in plan.clauses])
     return replace(plan, clauses=clauses)
 
 
-async def _clause(services: Services, clause: Clause, here: str | None) -> Clause:
-    return Clause(tuple([await _predicate(services, p, here) for p in clause.any_of]))
+class _Resolver:
+    """The resolution of one plan. A chain through several types can repeat one criterion under
+    each of them (`focus._has:...` under every type `focus` reaches), so each chain and each
+    `_has` is searched once per plan."""
 
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.chains: dict[Chain, RefIn] = {}
+        self.referenced: dict[Has, set[tuple[str, str]]] = {}
 
-async def _predicate(services: Services, p: Predicate, here: str | None) -> Predicate:
-    if isinstance(p, Chain):
-        inner = await _clause(services, p.inner, p.targets[0] if len(p.targets) == 1 else None)
+    async def clause(self, clause: Clause, here: str | None) -> Clause:
+        return Clause(tuple([await self.predicate(p, here) for p in clause.any_of]))
+
+    async def predicate(self, p: Predicate, here: str | None) -> Predicate:
+        if isinstance(p, Chain):
+            if p not in self.chains:
+                self.chains[p] = await self._chain(p)
+            return self.chains[p]
+        if isinstance(p, Has):
+            if here is None:
+                raise FhirError.of(400, "not-supported", "_has needs a type-level search")
+            if p not in self.referenced:
+                self.referenced[p] = await self._has(p)
+            return IdIn(tuple(sorted(i for t, i in self.referenced[p] if t == here)))
+        return p
+
+    async def _chain(self, p: Chain) -> RefIn:
+        inner = await self.clause(p.inner, p.targets[0] if len(p.targets) == 1 else None)
         hits: list[Hit] = []
-        for plan in _chain_searches(services, p.targets, inner):
-            hits.extend(await matching(services, plan))
+        for plan in _chain_searches(self.services, p.targets, inner):
+            hits.extend(await matching(self.services, plan))
         return RefIn(p.param, tuple(f"{h.type}/{h.id}" for h in hits))
-    if isinstance(p, Has):
-        if here is None:
-            raise FhirError.of(400, "not-supported", "_has needs a type-level search")
-        inner = await _clause(services, p.inner, p.source)
-        sub = scope_search(services, SearchPlan(types=(p.source,), clauses=(inner,)))
-        ids = [h.id for h in await matching(services, sub)]
-        return IdIn(tuple(sorted(await _referenced(services, p.source, p.param, ids, here))))
-    return p
+
+    async def _has(self, p: Has) -> set[tuple[str, str]]:
+        """(type, id) of everything the `p.param` references of the matching sources point at."""
+        inner = await self.clause(p.inner, p.source)
+        sub = scope_search(self.services, SearchPlan(types=(p.source,), clauses=(inner,)))
+        ids = [h.id for h in await matching(self.services, sub)]
+        return await _referenced(self.services, p.source, p.param, ids)
 
 
 def _chain_searches(
@@ -108,17 +129,17 @@ async def matching(services: Services, plan: SearchPlan) -> list[Hit]:
 
 
 async def _referenced(
-    services: Services, source: str, param: str, ids: list[str], target_type: str
-) -> set[str]:
-    """Ids of `target_type` resources the `param` references of the given sources point at."""
+    services: Services, source: str, param: str, ids: list[str]
+) -> set[tuple[str, str]]:
+    """(type, id) of the resources the `param` references of the given sources point at."""
     bound = services.registry.bound(source, param)
     if bound is None:
         return set()
-    out: set[str] = set()
+    out: set[tuple[str, str]] = set()
     for stored in await services.store.read_many([(source, i) for i in ids]):
         if stored.resource is None:
             continue
         for value in values_of_nodes("reference", bound.evaluate(stored.resource)):
-            if isinstance(value, ReferenceValue) and value.type == target_type and value.id:
-                out.add(value.id)
+            if isinstance(value, ReferenceValue) and value.type and value.id:
+                out.add((value.type, value.id))
     return out

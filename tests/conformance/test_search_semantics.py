@@ -195,6 +195,9 @@ CHAINS = [
     # focus: any of the 146 types; identifier is on 112 of them
     (f"Observation?focus.identifier={MRN}|111", ["x2"]),
     (f"Observation?focus.identifier={MRN}|222", []),
+    # `_has` under every target type: the RiskAssessments point at pa1, a Patient
+    ("Observation?subject._has:RiskAssessment:subject:probability=ge0.5", ["x1", "x4", "x5", "x6"]),
+    ("Observation?subject._has:RiskAssessment:subject:probability=gt2", []),
     # `:Type` still names one target
     (f"Observation?subject:Patient.identifier={MRN}|111", ["x1", "x4", "x5", "x6"]),
     (f"Observation?subject:Location.identifier={MRN}|111", ["x2"]),
