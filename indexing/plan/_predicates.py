@@ -16,6 +16,7 @@ from indexing.plan._syntax import (
     Unsupported,
     invalid,
     is_number,
+    repair_exponent,
     repair_zone,
     split_prefix,
     split_unescaped,
@@ -196,7 +197,7 @@ def _number(code: str, value: str, where: str, *, quantity: bool) -> NumberMatch
     if len(parts) not in ((1, 3) if quantity else (1,)):
         expected = "[prefix]number|system|code" if quantity else "[prefix]number"
         raise invalid(where, f"{value!r} is not {expected}")
-    prefix, text = split_prefix(where, unescape(parts[0]))
+    prefix, text = split_prefix(where, repair_exponent(unescape(parts[0])))
     if not is_number(text):
         raise invalid(where, f"{text!r} is not a number")
     # Exponent notation keeps the precision of its significant digits: `1.00e2` is 3 figures,

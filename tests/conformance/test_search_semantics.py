@@ -168,6 +168,7 @@ EXPONENTS = [
     (f"Observation?value-quantity=ne1.00e2|{UCUM}|mg", ["x5", "x6"]),
     (f"Observation?value-quantity=le1.00e2|{UCUM}|g", ["x4"]),
     ("Observation?value-quantity=ap4.0E1", ["x6"]),
+    ("Observation?value-quantity=4.0E+1", ["x6"]),  # the `+` sent percent-encoded
 ]
 
 
@@ -175,6 +176,8 @@ async def test_numbers_in_exponent_notation_keep_their_significant_digits(
     server: Client,
 ) -> None:
     assert await answers(server, EXPONENTS) == dict(EXPONENTS)
+    # and sent as it is, where it decodes to a space
+    assert ids(await search(server, "Observation?value-quantity=4.0E+1")) == ["x6"]
 
 
 CHAINS = [

@@ -207,6 +207,12 @@ NUMBERS = [
     # exponent notation: the precision of the significant digits written
     ("RiskAssessment?probability=1e2", NumberMatch("probability", "eq", 100.0, 50.0, 150.0)),
     ("RiskAssessment?probability=1.00e2", NumberMatch("probability", "eq", 100.0, 99.5, 100.5)),
+    # an unencoded `+` decodes to a space; the exponent's sign is meant
+    ("RiskAssessment?probability=1.00e+2", NumberMatch("probability", "eq", 100.0, 99.5, 100.5)),
+    (
+        "Observation?value-quantity=gt1.0E+1||mg",
+        NumberMatch("value-quantity", "gt", 10.0, 9.5, 10.5, None, "mg", quantity=True),
+    ),
     ("RiskAssessment?probability=4.0E1", NumberMatch("probability", "eq", 40.0, 39.5, 40.5)),
     ("RiskAssessment?probability=8.5e-1", NumberMatch("probability", "eq", 0.85, 0.845, 0.855)),
     (
