@@ -11,7 +11,7 @@ _PATIENT_PARAMS = frozenset({"patient", "subject"})
 
 
 def _names_patient_identifier(chain: Chain) -> bool:
-    if chain.param not in _PATIENT_PARAMS or chain.target != "Patient":
+    if chain.param not in _PATIENT_PARAMS or chain.targets != ("Patient",):
         return False
     for p in chain.inner.any_of:
         if isinstance(p, TokenMatch) and p.param == "identifier" and not (p.text or p.negate):

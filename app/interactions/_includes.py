@@ -5,7 +5,7 @@ MICDR_MAX_INCLUDED resources)."""
 
 from __future__ import annotations
 
-from app.interactions._chains import matching_ids
+from app.interactions._chains import matching
 from app.interactions.context import Services
 from app.records import StoredResource
 from indexing.extract import ReferenceValue, values_of_nodes
@@ -46,7 +46,7 @@ async def _reverse(
     found: list[StoredResource] = []
     for code in _reference_params(services, include.source, include.param):
         plan = SearchPlan(types=(include.source,), clauses=(Clause((RefIn(code, targets),)),))
-        ids = await matching_ids(services, plan)
+        ids = [hit.id for hit in await matching(services, plan)]
         found.extend(await services.store.read_many([(include.source, i) for i in ids]))
     return found
 

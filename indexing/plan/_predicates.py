@@ -16,6 +16,7 @@ from indexing.plan._syntax import (
     Unsupported,
     invalid,
     is_number,
+    repair_exponent,
     repair_zone,
     split_prefix,
     split_unescaped,
@@ -47,7 +48,7 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 def reference_targets(param: SearchParam, resource_type: str | None) -> tuple[str, ...]:
     """The types a reference parameter can point at, as its expression narrows them: R4's
     `clinical-patient` lists targets Patient and Group but reads `subject.where(resolve() is
-    Patient)`, so `patient.identifier` is unambiguous. Order follows `param.target`."""
+    Patient)`, so `patient.identifier` chains to Patient alone. Order follows `param.target`."""
     expression = param.expression_for(resource_type) if resource_type else param.expression
     branches = split_union(expression) if expression else []
     narrowed: set[str] = set()
@@ -196,28 +197,18 @@ def _number(code: str, value: str, where: str, *, quantity: bool) -> NumberMatch
     if len(parts) not in ((1, 3) if quantity else (1,)):
         expected = "[prefix]number|system|code" if quantity else "[prefix]number"
         raise invalid(where, f"{value!r} is not {expected}")
-    prefix, text = split_prefix(where, unescape(parts[0]))
+    prefix, text = split_prefix(where, repair_exponent(unescape(parts[0])))
     if not is_number(text):
         raise invalid(where, f"{text!r} is not a number")
+    # Exponent notation keeps the precision of its significant digits: `1.00e2` is 3 figures,
+    # [99.5, 100.5], exactly as the index reads a stored value (`number_interval`).
     number = Decimal(text)
-    low, high = implicit_range(text, number)
+    low, high = number_interval(number)
     system = (unescape(parts[1]) or None) if len(parts) == 3 else None
     unit = (unescape(parts[2]) or None) if len(parts) == 3 else None
     return NumberMatch(
         code, prefix, float(number), float(low), float(high), system, unit, quantity=quantity
     )
-
-
-def implicit_range(text: str, number: Decimal) -> tuple[Decimal, Decimal]:
-    """R4 search.html §3.1.1.4.2: `100` means [99.5, 100.5] (half a unit of the last written
-    digit); `1e2` means [95, 105] as the specification's table states, i.e. exponent notation
-    is read with one more significant figure than the mantissa shows."""
-    if "e" not in text.lower():
-        return number_interval(number)
-    exponent = number.as_tuple().exponent
-    assert isinstance(exponent, int)  # is_number admits finite numbers only
-    half = Decimal(5).scaleb(exponent - 2)
-    return number - half, number + half
 
 
 # -- reference ----------------------------------------------------------------------------

@@ -15,6 +15,8 @@ PREFIXES: frozenset[str] = frozenset({"eq", "ne", "gt", "lt", "ge", "le", "sa", 
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 # A zone offset whose `+` became a space because the client did not percent-encode it.
 _SPACE_ZONE = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
+# The same for an exponent's sign (`1e+2` sent unencoded arrives as `1e 2`).
+_SPACE_EXPONENT = re.compile(r"(?<=\d[eE]) (?=\d+$)")
 
 
 class Unsupported(Exception):
@@ -90,3 +92,8 @@ def repair_zone(text: str) -> str:
     """`2024-01-01T10:00:00 05:00` -> `...+05:00`: an unencoded `+` in a query string decodes
     to a space; the intent is unambiguous, so accept it rather than reject the date."""
     return _SPACE_ZONE.sub(r"\1+\2", text)
+
+
+def repair_exponent(text: str) -> str:
+    """`1.00e 2` -> `1.00e+2`: an unencoded `+` in an exponent, repaired as `repair_zone` does."""
+    return _SPACE_EXPONENT.sub("+", text)

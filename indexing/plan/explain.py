@@ -92,7 +92,8 @@ def explain_predicate(predicate: Predicate) -> str:
         parts = " AND ".join(explain_predicate(part) for part in predicate.parts)
         return f"{predicate.param} {{{parts}}}"
     if isinstance(predicate, Chain):
-        return f"{predicate.param} -> {predicate.target} ({explain_clause(predicate.inner)})"
+        targets = "|".join(predicate.targets)
+        return f"{predicate.param} -> {targets} ({explain_clause(predicate.inner)})"
     if isinstance(predicate, Has):
         return f"has {predicate.source}.{predicate.param} ({explain_clause(predicate.inner)})"
     raise TypeError(f"not a search predicate: {predicate!r}")

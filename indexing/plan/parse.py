@@ -8,7 +8,8 @@ repeated parameter = another clause, ANDed); result parameters (`_sort`, `_count
 
 Supported: every parameter type but `special`; modifiers `:missing` (all), `:exact`/`:contains`
 (string), `:text`/`:not`/`:of-type` (token), `:[type]`/`:identifier` (reference), `:above`/
-`:below` (uri); all nine prefixes on date, number and quantity; chains (`:[type]`, nested),
+`:below` (uri); all nine prefixes on date, number (exponent notation too) and quantity; chains
+(`:[type]`, or over every target type that defines the chained parameter; nested),
 `_has` (nested), `_id`, `_lastUpdated`, `_tag`, `_profile`, `_security`, `_source`; `_sort`,
 `_count`, `_total`, `_include`/`_revinclude` (`:iterate`), `_summary`, `_elements`, `_type`.
 Not supported (unknown in strict mode): token `:in`/`:not-in`/`:above`/`:below` (they need a
@@ -100,6 +101,9 @@ class _Parser:
         self.elements: tuple[str, ...] = ()
         self.self_params: list[tuple[str, str]] = []
         self.seen: set[str] = set()
+        self.chained: dict[
+            tuple[str, str, str, str], tuple[str, tuple[Predicate, ...]] | Unsupported
+        ] = {}
 
     def parse(self, query: Sequence[tuple[str, str]]) -> SearchPlan:
         if self.resource_type is None:
@@ -217,8 +221,6 @@ class _Parser:
         return found[0]
 
     def _knows(self, resource_type: str, code: str) -> bool:
-        if code == "_has":
-            return True
         try:
             self._lookup((resource_type,), code, code)
         except Unsupported:
@@ -235,45 +237,91 @@ class _Parser:
         raw: str,
         where: str,
     ) -> tuple[str, list[Predicate]]:
-        """`param[:Type].tail` (R4 §3.1.1.6.4 chained parameters) -> Chain(param, Type, ...)."""
+        """`param[:Type].tail` (R4 §3.1.1.6.4 chained parameters) -> Chain(param, targets, ...).
+
+        Without `:Type`, the chain runs over every target type of `param` that defines what
+        `tail` names (an OR across them, as clients expect of `subject.identifier`). Targets whose
+        criterion parses alike share one Chain, so one sub-search serves them."""
         if param.type != "reference":
             raise invalid(
                 where, f"{param.code!r} is a {param.type} parameter; only references can be chained"
             )
         if modifier is not None and modifier not in RESOURCE_TYPES:
             raise invalid(where, f":{modifier} cannot precede a chain; only :[type] can")
-        targets = reference_targets(param, types[0] if len(types) == 1 else None)
+        targets = self._targets(types, param)
         if modifier is not None:
             if targets and modifier not in targets:
                 raise invalid(where, f"{modifier} is not a target of {param.code!r}")
-            target = modifier
-        else:
-            target = self._chain_target(param, targets, tail, where)
-        inner_key, inner = self._criterion((target,), tail, raw, where)
-        return f"{canonical}.{inner_key}", [Chain(param.code, target, Clause(tuple(inner)))]
-
-    def _chain_target(
-        self, param: SearchParam, targets: tuple[str, ...], tail: str, where: str
-    ) -> str:
-        """The single target, else the one target that defines the chained parameter (R4
-        §3.1.1.6.4: a chain through a parameter with several target types is ambiguous)."""
-        if len(targets) == 1:
-            return targets[0]
-        inner_code = tail.partition(".")[0].partition(":")[0]
-        candidates = [t for t in targets if self._knows(t, inner_code)]
-        if len(candidates) == 1:
-            return candidates[0]
-        if targets and not candidates:
+            inner_key, inner = self._on_type(modifier, tail, raw, where)
+            return f"{canonical}.{inner_key}", [Chain(param.code, (modifier,), Clause(inner))]
+        considered = targets or tuple(sorted(RESOURCE_TYPES))
+        # `_has` is resolved against the one type it points at (app/interactions/_chains.py), so
+        # a `_has` criterion is never shared between targets.
+        alone = tail.startswith("_has")
+        shared: dict[tuple[Clause, str | None], list[str]] = {}
+        keys: list[str] = []
+        refused: list[Unsupported] = []
+        for target in considered:
+            if not self._defines(target, tail):
+                continue
+            try:
+                inner_key, inner = self._on_type(target, tail, raw, where)
+            except Unsupported as error:  # defined here, but something further down is not
+                refused.append(error)
+                continue
+            keys.append(inner_key)
+            shared.setdefault((Clause(inner), target if alone else None), []).append(target)
+        if not shared:
+            if refused:
+                raise refused[0]
+            inner_code = tail.partition(".")[0].partition(":")[0]
             raise Unsupported(
-                f"{where}: no target of {param.code!r} has a parameter {inner_code!r}"
+                f"{where}: no target type of {param.code!r} ({', '.join(considered)}) has a"
+                f" parameter {inner_code!r}"
             )
-        example = (candidates or targets or ("Patient",))[0]
-        raise invalid(
-            where,
-            f"the chain through {param.code!r} is ambiguous (it can refer to"
-            f" {', '.join(candidates or targets) or 'any type'}): name the type,"
-            f" e.g. {param.code}:{example}.{tail}",
-        )
+        chains: list[Predicate] = [
+            Chain(param.code, tuple(group), clause) for (clause, _), group in shared.items()
+        ]
+        return f"{canonical}.{keys[0]}", chains
+
+    def _targets(self, types: tuple[str, ...], param: SearchParam) -> tuple[str, ...]:
+        """The types `param` can point at from `types` (each type's own definition of it)."""
+        if len(types) < 2:
+            return reference_targets(param, types[0] if types else None)
+        found: dict[str, None] = {}
+        for resource_type in types:
+            own = self.registry.get(resource_type, param.code) or param
+            found.update(dict.fromkeys(reference_targets(own, resource_type)))
+        return tuple(found)
+
+    def _defines(self, resource_type: str, tail: str) -> bool:
+        """Whether `resource_type` has what a chain's `tail` names: its first parameter, or for
+        `_has:Source:param:...` a reference from Source that can point at `resource_type`."""
+        if not tail.startswith("_has"):
+            return self._knows(resource_type, tail.partition(".")[0].partition(":")[0])
+        pieces = tail.split(":", 3)
+        ref = self.registry.get(pieces[1], pieces[2]) if len(pieces) == 4 else None
+        if ref is None or ref.type != "reference":
+            return True  # malformed or unknown: parsing it says why
+        targets = reference_targets(ref, pieces[1])
+        return not targets or resource_type in targets
+
+    def _on_type(
+        self, resource_type: str, tail: str, raw: str, where: str
+    ) -> tuple[str, tuple[Predicate, ...]]:
+        """`tail` parsed on one type, once per criterion: a chain through several types reaches
+        the same (type, tail) again and again, and would otherwise cost their product."""
+        key = (resource_type, tail, raw, where)
+        if key not in self.chained:
+            try:
+                inner_key, inner = self._criterion((resource_type,), tail, raw, where)
+                self.chained[key] = (inner_key, tuple(inner))
+            except Unsupported as error:
+                self.chained[key] = error
+        found = self.chained[key]
+        if isinstance(found, Unsupported):
+            raise found
+        return found
 
     def _has(
         self, types: tuple[str, ...], key: str, raw: str, where: str

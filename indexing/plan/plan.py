@@ -11,12 +11,15 @@ Semantics every compiler must give (the search vectors in tests/vectors pin them
 - A `Clause` is an OR of its predicates (comma-separated values); `SearchPlan.clauses` are ANDed
   (repeated parameters).
 - A predicate is satisfied by a resource when SOME value of its parameter satisfies it, except
-  `negate=True` predicates (`:not`, `ne`), satisfied when NO value satisfies the positive form
-  (a resource without any value of the parameter satisfies a negated predicate).
+  `TokenMatch(negate=True)` (`:not`), satisfied when NO value satisfies the positive form (a
+  resource without any value of the parameter satisfies `:not`).
 - Date and number ranges use inclusive `[gte, lte]` bounds on both sides (query and value):
   eq: value within query; gt: value.lte > query.lte; lt: value.gte < query.gte;
   ge: gt or eq; le: lt or eq; sa: value.gte > query.lte; eb: value.lte < query.gte;
-  ap: value intersects the query widened by `ApproxWidening`; ne: not eq.
+  ap: value intersects the query widened by `indexing/plan/approximate.py`; ne: this value is
+  not eq (value.gte < query.gte or value.lte > query.lte), so a resource needs a value to match
+  `ne` (R4 search.html: "the value for the parameter in the resource is not equal"), and for a
+  quantity with a system or code, a value in that unit.
 """
 
 from __future__ import annotations
@@ -134,11 +137,13 @@ class CompositeMatch:
 
 @dataclass(frozen=True)
 class Chain:
-    """`subject:Patient.identifier=...` before resolution: search `target` with `inner` and
-    replace this by `RefIn(param, <matching refs>)`. Multi-level chains nest."""
+    """`subject.identifier=...` before resolution: search the `targets` types with `inner` and
+    replace this by `RefIn(param, <matching refs>)`. `targets` is the `:Type` named, or the
+    target types of `param` that define what `inner` searches (OR across them). Multi-level
+    chains nest."""
 
     param: str
-    target: str
+    targets: tuple[str, ...]
     inner: Clause
 
 

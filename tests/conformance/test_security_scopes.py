@@ -200,6 +200,29 @@ async def test_chains_search_only_within_the_organisation(client: AsyncTestClien
     assert len(ids_of(r.json())) == 3
 
 
+async def test_a_chain_over_several_types_runs_over_those_the_caller_may_search(
+    client: AsyncTestClient[Any],
+) -> None:
+    ids = await seed(client)
+    query = {"subject.identifier": "urn:mrn|a1"}  # subject: Patient, Device, Group
+    studies = {ids["sa0"], ids["sa1"], ids["sa2"]}
+    r = await client.get("/fhir/ImagingStudy", params=query, headers=viewer())
+    assert ids_of(r.json()) == studies
+    # Device and Group are out of reach: what the caller cannot search cannot match
+    scoped = viewer("user/ImagingStudy.rs user/Patient.rs")
+    r = await client.get("/fhir/ImagingStudy", params=query, headers=scoped)
+    assert r.status_code == 200, r.text
+    assert ids_of(r.json()) == studies
+    r = await client.get("/fhir/ImagingStudy", params=query, headers=patient_app(ids["pa"]))
+    assert ids_of(r.json()) == studies
+    r = await client.get("/fhir/ImagingStudy", params=query, headers=A)
+    assert ids_of(r.json()) == studies
+    # no target type in reach: refused as a `:Type` chain to it is
+    r = await client.get("/fhir/ImagingStudy", params=query, headers=viewer("user/ImagingStudy.rs"))
+    assert r.status_code == 403
+    assert r.json()["issue"][0]["code"] == "forbidden"
+
+
 async def test_patient_scope_reaches_only_that_patients_compartment(
     client: AsyncTestClient[Any],
 ) -> None:

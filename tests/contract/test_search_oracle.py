@@ -21,9 +21,13 @@ types, §3.1.1.4.1 prefixes, §3.1.1.5 modifiers): nothing from `indexing.extrac
 
 Where search.html leaves a choice, the oracle follows the one indexing/plan/plan.py documents:
 dates without a zone are UTC; ranges on both sides (the query's and the value's implicit
-precision), compared as in the prefix table; `ne` and `:not` match a resource none of whose values
+precision), compared as in the prefix table; `:not` matches a resource none of whose values
 satisfies the positive form (so also one without any value); `ap` widens by 10% of the number, or
-for a date by 10% of the time between now and the query's middle.
+for a date by 10% of the time between now and the query's middle. What search.html states, the
+oracle states the same way: `ne` is a prefix like the others, held by one value of the resource
+that is not equal ("the value for the parameter in the resource is not equal to the provided
+value"), in the unit asked for; a number in exponent notation (`1.20e2`, also generated here)
+has the precision of its significant digits.
 
 SQLite always runs; Elasticsearch when MICDR_TEST_ELASTICSEARCH_URL is set (mandatory with
 MICDR_REQUIRE_SERVICES=1).
@@ -349,8 +353,10 @@ def compare(prefix: str, value: Interval, query: Interval, closed: bool) -> bool
     v_low, v_high = value
     q_low, q_high = query
     eq = q_low <= v_low and v_high <= q_high
-    if prefix in ("eq", "ne"):
+    if prefix == "eq":
         return eq
+    if prefix == "ne":
+        return not eq
     if prefix == "gt":  # the range above the query intersects the value
         return v_high > q_high
     if prefix == "lt":
@@ -553,7 +559,7 @@ class Oracle:
             query = precision_interval(text)
             if prefix == "ap":
                 query = approximate_dates(query, now)
-            return (lambda v: compare(prefix, v, query, closed=False)), prefix == "ne"
+            return (lambda v: compare(prefix, v, query, closed=False)), False
         # number / quantity
         parts = split_top(raw, "|")
         prefix, text = split_prefix(unescape(parts[0]))
@@ -573,7 +579,7 @@ class Oracle:
                 return False
             return compare(prefix, number_range(v.value), query, closed=True)
 
-        return test, prefix == "ne"
+        return test, False
 
 
 # -- query generation -------------------------------------------------------------------------
@@ -735,7 +741,7 @@ class Generator:
         places = rng.choice([None, 0, 1, 2])
         if places is not None:
             number = round(number, places)
-        text = str(number)
+        text = exponent_notation(number) if rng.random() < 0.3 else str(number)
         prefix = rng.choice(["", "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"])
         written = prefix + text
         units = rng.random()
@@ -744,6 +750,16 @@ class Generator:
         elif (quantity.code or quantity.unit) and units < 0.45:
             written += f"||{escape(rng.choice([u for u in (quantity.code, quantity.unit) if u]))}"
         return written
+
+
+def exponent_notation(number: Decimal) -> str:
+    """`number` as `d.ddde<n>` with the same significant digits (`120` -> `1.20e2`, `0.85` ->
+    `8.5e-1`), so it means the same range."""
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    mantissa = "".join(map(str, digits))
+    head, tail = mantissa[0], mantissa[1:]
+    return f"{'-' if sign else ''}{head}{'.' if tail else ''}{tail}e{exponent + len(tail)}"
 
 
 # -- fixtures and the test --------------------------------------------------------------------

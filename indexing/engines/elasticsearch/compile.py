@@ -16,7 +16,8 @@ track_total_hits); the adapter adds the indexes or the point in time. Each predi
 | Missing | `exists` on `<p>` (wrapped in `nested` for quantity and composite) |
 | CompositeMatch | `nested` on `<p>` with every part on `<p>.<component code>` |
 
-Negated predicates (`:not`, `ne`) become `must_not` of the positive form: no value satisfies it.
+`:not` becomes `must_not` of the positive form: no value satisfies it. `ne` is not a negation:
+like every prefix it holds for one value (in the unit asked for, inside the quantity's `nested`).
 Values are always data (term values, range bounds, escaped wildcard patterns); no query string
 is ever built from a value.
 
@@ -31,7 +32,7 @@ Date/number prefixes over `[gte, lte]` ranges (q = query interval, v = a value's
 | sa | v.gte > q.lte | `gt: q.lte, relation: within` |
 | eb | v.lte < q.gte | `lt: q.gte, relation: within` |
 | ap | v intersects q widened | `gte, lte` widened (indexing/plan/approximate.py), `intersects` |
-| ne | not eq | `must_not` of eq |
+| ne | v not within q (v.gte < q.gte or v.lte > q.lte) | `should` of the `lt` and `gt` queries |
 """
 
 from __future__ import annotations
@@ -221,8 +222,7 @@ class _Compiler:
             gte, lte = approximate_number_range(match.value, gte, lte)
         if not match.quantity:
             return _ranged(f"{field}.range", match.prefix, gte, lte)
-        negate = match.prefix == "ne"
-        conditions = [_ranged(f"{field}.range", "eq" if negate else match.prefix, gte, lte)]
+        conditions = [_ranged(f"{field}.range", match.prefix, gte, lte)]
         if match.system is not None:
             conditions.append({"term": {f"{field}.system": match.system}})
             if match.code is not None:
@@ -237,8 +237,7 @@ class _Compiler:
                 )
             )
         # A composite's component (`<composite>.<code>`) is already inside the composite's nested.
-        query = _all(conditions) if "." in field else _nested(field, _all(conditions))
-        return _not(query) if negate else query
+        return _all(conditions) if "." in field else _nested(field, _all(conditions))
 
     def _missing(self, match: Missing, field: str) -> dict[str, Any]:
         param = None
@@ -317,8 +316,8 @@ def _ranged(path: str, prefix: str, gte: Any, lte: Any) -> dict[str, Any]:
     eq = within({"gte": gte, "lte": lte})
     if prefix == "eq":
         return eq
-    if prefix == "ne":
-        return _not(eq)
+    if prefix == "ne":  # this value is not eq: it starts before the query or ends after it
+        return _any([intersects({"lt": gte}), intersects({"gt": lte})])
     if prefix == "gt":
         return intersects({"gt": lte})
     if prefix == "lt":

@@ -3,7 +3,8 @@
 Every value is bound as a parameter; only table and column names, chosen here, enter the text.
 
 - Each predicate selects `(type, id)` pairs from its value table; the resource matches when its
-  pair is IN that set (NOT IN for `:not` / `ne`, so a resource without values satisfies those).
+  pair is IN that set (NOT IN for `:not`, so a resource without values satisfies it; `ne` is a
+  condition on each value like the other prefixes, so it needs a value).
   A clause ORs its predicates, the plan ANDs its clauses; tombstones never match.
 - Composite parts are joined on `(type, id, grp)`: they must hold within one composite value.
 - Sort: each key is a per-resource value computed by a correlated subquery (ascending: the
@@ -201,11 +202,7 @@ def _composite(
 
 
 def _negated(predicate: Predicate) -> bool:
-    if isinstance(predicate, TokenMatch):
-        return predicate.negate
-    if isinstance(predicate, DateMatch | NumberMatch):
-        return predicate.prefix == "ne"
-    return False
+    return isinstance(predicate, TokenMatch) and predicate.negate
 
 
 def _value_condition(predicate: Predicate, v: str, now: datetime) -> tuple[str, str, Params]:
@@ -288,8 +285,10 @@ def _value_condition(predicate: Predicate, v: str, now: datetime) -> tuple[str, 
 def _range_condition(prefix: str, v: str, low: Any, high: Any) -> tuple[str, Params]:
     """Interval semantics of plan.py: value [gte, lte] against the query [low, high]."""
     eq = (f"({v}.gte >= ? AND {v}.lte <= ?)", [low, high])
-    if prefix in ("eq", "ne"):  # ne is the negation of eq, applied by the caller
+    if prefix == "eq":
         return eq[0], list(eq[1])
+    if prefix == "ne":  # this value is not eq: it starts before the query or ends after it
+        return f"({v}.gte < ? OR {v}.lte > ?)", [low, high]
     if prefix == "gt":
         return f"{v}.lte > ?", [high]
     if prefix == "lt":

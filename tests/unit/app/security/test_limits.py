@@ -24,7 +24,7 @@ def test_query_limits() -> None:
 
 def test_chain_depth_counts_chains_and_has() -> None:
     leaf = Clause((StringMatch("name", "x"),))
-    one = Chain("subject", "Patient", leaf)
+    one = Chain("subject", ("Patient",), leaf)
     two = Has("Observation", "subject", Clause((one,)))
     assert chain_depth(SearchPlan(("Patient",))) == 0
     assert chain_depth(SearchPlan(("Observation",), (Clause((one,)),))) == 1

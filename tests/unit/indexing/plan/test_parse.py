@@ -62,7 +62,7 @@ def d(param: str, prefix: str, gte: str, lte: str) -> DateMatch:
 
 
 def chain(param: str, target: str, *inner: Predicate) -> Chain:
-    return Chain(param, target, Clause(inner))
+    return Chain(param, (target,), Clause(inner))
 
 
 # -- strings ------------------------------------------------------------------------------
@@ -204,7 +204,29 @@ def test_last_updated_is_a_date_on_its_own_field(registry: SearchParamRegistry) 
 NUMBERS = [
     ("RiskAssessment?probability=100", NumberMatch("probability", "eq", 100.0, 99.5, 100.5)),
     ("RiskAssessment?probability=100.00", NumberMatch("probability", "eq", 100.0, 99.995, 100.005)),
-    ("RiskAssessment?probability=1e2", NumberMatch("probability", "eq", 100.0, 95.0, 105.0)),
+    # exponent notation: the precision of the significant digits written
+    ("RiskAssessment?probability=1e2", NumberMatch("probability", "eq", 100.0, 50.0, 150.0)),
+    ("RiskAssessment?probability=1.00e2", NumberMatch("probability", "eq", 100.0, 99.5, 100.5)),
+    # an unencoded `+` decodes to a space; the exponent's sign is meant
+    ("RiskAssessment?probability=1.00e+2", NumberMatch("probability", "eq", 100.0, 99.5, 100.5)),
+    (
+        "Observation?value-quantity=gt1.0E+1||mg",
+        NumberMatch("value-quantity", "gt", 10.0, 9.5, 10.5, None, "mg", quantity=True),
+    ),
+    ("RiskAssessment?probability=4.0E1", NumberMatch("probability", "eq", 40.0, 39.5, 40.5)),
+    ("RiskAssessment?probability=8.5e-1", NumberMatch("probability", "eq", 0.85, 0.845, 0.855)),
+    (
+        "RiskAssessment?probability=-2.50E%2B3",
+        NumberMatch("probability", "eq", -2500.0, -2505.0, -2495.0),
+    ),
+    *[
+        (f"RiskAssessment?probability={p}8.5e-1", NumberMatch("probability", p, 0.85, 0.845, 0.855))  # type: ignore[arg-type]
+        for p in PREFIXES
+    ],
+    (
+        f"Observation?value-quantity=ne1.00e2|{UCUM}|mg",
+        NumberMatch("value-quantity", "ne", 100.0, 99.5, 100.5, UCUM, "mg", quantity=True),
+    ),
     ("RiskAssessment?probability=0.8", NumberMatch("probability", "eq", 0.8, 0.75, 0.85)),
     ("RiskAssessment?probability=-1.5", NumberMatch("probability", "eq", -1.5, -1.55, -1.45)),
     *[
@@ -228,8 +250,8 @@ NUMBERS = [
         NumberMatch("value-quantity", "ge", 5.4, 5.35, 5.45, UCUM, None, quantity=True),
     ),
     (
-        f"Observation?value-quantity=ap5.40e-3|{UCUM}|g",
-        NumberMatch("value-quantity", "ap", 0.0054, 0.0053995, 0.0054005, UCUM, "g", quantity=True),
+        f"Observation?value-quantity=ap5.40e-3|{UCUM}|g",  # three significant digits
+        NumberMatch("value-quantity", "ap", 0.0054, 0.005395, 0.005405, UCUM, "g", quantity=True),
     ),
     (
         r"Observation?value-quantity=5|http://x|mm\|Hg",
@@ -393,33 +415,43 @@ CHAINS = [
         "DiagnosticReport?subject.gender=male",
         chain("subject", "Patient", TokenMatch("gender", "male")),
     ),
-    (
-        "Observation?subject:Patient.organization.name=Acm%C3%A9",
-        chain(
-            "subject", "Patient", chain("organization", "Organization", StringMatch("name", "acme"))
+    (  # every target has `identifier`: one chain over them all
+        "DiagnosticReport?subject.identifier=s|v",
+        Chain(
+            "subject",
+            ("Group", "Device", "Patient", "Location"),
+            Clause((TokenMatch("identifier", "s|v"),)),
+        ),
+    ),
+    (  # `name` on Patient and Location only
+        "Observation?subject.name=alma,bo",
+        Chain(
+            "subject",
+            ("Patient", "Location"),
+            Clause((StringMatch("name", "alma"), StringMatch("name", "bo"))),
         ),
     ),
     (
-        "DiagnosticReport?patient.identifier=a|1,b|2",
-        chain(
-            "patient", "Patient", TokenMatch("identifier", "a|1"), TokenMatch("identifier", "b|2")
+        "Observation?encounter.status=finished",
+        Chain(
+            "encounter", ("Encounter", "EpisodeOfCare"), Clause((TokenMatch("status", "finished"),))
         ),
     ),
-    (
-        "DiagnosticReport?based-on:ServiceRequest.code=http://x|CT",
-        chain("based-on", "ServiceRequest", TokenMatch("code", "http://x|CT")),
+    (  # a level through several types inside one with a single type
+        "Observation?encounter:Encounter.subject.identifier=s|v",
+        chain(
+            "encounter",
+            "Encounter",
+            Chain("subject", ("Group", "Patient"), Clause((TokenMatch("identifier", "s|v"),))),
+        ),
     ),
-    (
-        "ImagingStudy?based-on.category=http://x|MR",
-        chain("based-on", "ServiceRequest", TokenMatch("category", "http://x|MR")),
-    ),
-    (
-        "DiagnosticReport?patient._id=p1",
-        chain("patient", "Patient", IdIn(("p1",))),
-    ),
-    (
-        "DiagnosticReport?patient.gender:missing=true",
-        chain("patient", "Patient", Missing("gender", True)),
+    (  # a bare id, typed by each type's own `organization` targets (alike here)
+        "Observation?subject.organization=o1",
+        Chain(
+            "subject",
+            ("Device", "Patient", "Location"),
+            Clause((RefMatch("organization", "Organization/o1", type="Organization"),)),
+        ),
     ),
     (
         "Patient?_has:Observation:patient:code=1234-5",
@@ -465,6 +497,40 @@ def test_chains_and_reverse_chains(
     registry: SearchParamRegistry, url: str, predicate: Predicate
 ) -> None:
     assert parse(registry, url) == one_clause(url, predicate)
+
+
+def test_a_chain_splits_where_the_criterion_differs_by_target(
+    registry: SearchParamRegistry,
+) -> None:
+    # `_has` is resolved on the one type it points at, so each target gets its own chain.
+    url = "Observation?subject._has:Observation:subject:code=x"
+    has = Clause((Has("Observation", "subject", Clause((TokenMatch("code", "x"),))),))
+    expected = [Chain("subject", (t,), has) for t in ("Group", "Device", "Patient", "Location")]
+    assert parse(registry, url) == one_clause(url, *expected)
+    # a nested level through a parameter each type defines with its own targets
+    url = "Task?focus.based-on.identifier=x"
+    plan = parse(registry, url)
+    groups = {c.targets: c.inner for c in plan.clauses[0].any_of if isinstance(c, Chain)}
+    identifier = Clause((TokenMatch("identifier", "x"),))
+    assert groups[("CarePlan",)] == Clause((Chain("based-on", ("CarePlan",), identifier),))
+    assert groups[("Media", "Procedure", "QuestionnaireResponse")] == Clause(
+        (Chain("based-on", ("CarePlan", "ServiceRequest"), identifier),)
+    )
+    assert groups[("ServiceRequest",)] == Clause(
+        (Chain("based-on", ("CarePlan", "MedicationRequest", "ServiceRequest"), identifier),)
+    )
+    assert len(groups) == 7
+
+
+def test_a_chain_no_target_defines_names_the_types_considered(
+    registry: SearchParamRegistry,
+) -> None:
+    with pytest.raises(InvalidSearch) as raised:
+        parse(registry, "Observation?subject.foo=x", strict=True)
+    assert raised.value.diagnostics == (
+        "subject.foo: no target type of 'subject' (Group, Device, Patient, Location) has a"
+        " parameter 'foo'"
+    )
 
 
 def test_ig_birth_date_spelling_is_an_alias_with_the_r4_code_in_self(
@@ -649,7 +715,6 @@ INVALID = [
     "Observation?subject:Practitioner=1",
     "Observation?code-value-quantity=8480-6",
     "Observation?code-value-quantity=8480-6$",
-    "DiagnosticReport?subject.identifier=x",  # ambiguous: Group, Device, Patient, Location
     "DiagnosticReport?subject:Practitioner.name=x",
     "DiagnosticReport?subject:missing.name=x",
     "Patient?name.family=x",
@@ -707,6 +772,8 @@ UNSUPPORTED = [
     "Patient?_contained=true",
     "Location?near=42.2|-71.1|10|km",
     "DiagnosticReport?patient.foo=x",
+    "DiagnosticReport?subject.foo=x",  # no target type (Group, Device, Patient, Location) has it
+    "Observation?subject.organization.foo=x",  # Patient and Device have organization, not foo
     "Patient?_has:Observation:foo:code=x",
     "Patient?_sort=foo",
     "Observation?_sort=code-value-quantity",

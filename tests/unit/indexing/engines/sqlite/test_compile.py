@@ -61,7 +61,7 @@ def test_sort_params_come_before_filter_params(registry: SearchParamRegistry) ->
 @pytest.mark.parametrize(
     "predicate",
     [
-        Chain("subject", "Patient", Clause((StringMatch("name", "x"),))),
+        Chain("subject", ("Patient",), Clause((StringMatch("name", "x"),))),
         Has("Observation", "subject", Clause((TokenMatch("code", "x"),))),
     ],
 )
