@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.settings import load_settings
+from tests.conformance._clients import strict_client
 
 PATIENT = {"resourceType": "Patient", "name": [{"family": "Tremblay"}]}
 
@@ -188,7 +189,7 @@ async def test_malformed_json_patch_is_400(client: AsyncTestClient[Any]) -> None
 
 async def test_too_large_body_is_413(tmp_path: Path) -> None:
     settings = load_settings({"MICDR_DATA_DIR": str(tmp_path), "MICDR_MAX_BODY_BYTES": "200"})
-    async with AsyncTestClient(app=create_app(settings), base_url="http://micdr.local") as c:
+    async with strict_client(create_app(settings)) as c:
         big = {**PATIENT, "name": [{"family": "x" * 500}]}
         response = await c.post("/fhir/Patient", json=big)
         small = await c.post("/fhir/Patient", json=PATIENT)
