@@ -43,7 +43,8 @@ def bundle(
         out["total"] = total
     if links:
         out["link"] = links
-    out["entry"] = entries
+    if entries:  # R4 JSON allows no empty array: a Bundle without entries has no `entry`
+        out["entry"] = entries
     return out
 
 

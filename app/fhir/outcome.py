@@ -24,8 +24,11 @@ class Issue:
         out: dict[str, Any] = {"severity": self.severity, "code": self.code}
         if self.diagnostics:
             out["diagnostics"] = self.diagnostics
-        if self.expression:
-            out["expression"] = list(self.expression)
+        # R4: a list of strings, each a location. A request that is not in a Bundle has no
+        # location for its headers (`Entry.at` answers ""), and FHIR allows no empty string.
+        expression = [e for e in self.expression if e]
+        if expression:
+            out["expression"] = expression
         return out
 
 

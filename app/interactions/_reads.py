@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from app.fhir.bundles import status_line
-from app.fhir.outcome import FhirError, operation_outcome
+from app.fhir.outcome import FhirError
+from app.interactions._entries import failed_entry, read_answer_entry
 from app.interactions.context import Services
 from app.interactions.history import history
 from app.interactions.read import read
@@ -58,17 +58,5 @@ async def read_entry(services: Services, base: str, url: str, head: bool) -> dic
     try:
         answer = await _dispatch(services, base, url)
     except FhirError as err:
-        return {
-            "response": {
-                "status": status_line(err.status),
-                "outcome": operation_outcome(err.issues),
-            }
-        }
-    entry: dict[str, Any] = {}
-    if answer.resource is not None and not head:
-        entry["resource"] = answer.resource
-    response: dict[str, Any] = {"status": status_line(answer.status)}
-    if "ETag" in answer.headers:
-        response["etag"] = answer.headers["ETag"]
-    entry["response"] = response
-    return entry
+        return failed_entry(err)
+    return read_answer_entry(answer, base, head)

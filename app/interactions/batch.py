@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.fhir.bundles import bundle, status_line
+from app.fhir.bundles import bundle
 from app.fhir.clock import utc_now
-from app.fhir.outcome import FhirError, operation_outcome
+from app.fhir.outcome import FhirError
+from app.interactions._entries import failed_entry, write_entry
 from app.interactions._reads import read_entry
 from app.interactions._write import execute
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.transaction import bundle_entries, prefer_return, response_entry
+from app.interactions.transaction import bundle_entries, prefer_return
 from app.tx.entry import entry_from_bundle
 
 
@@ -27,14 +28,7 @@ async def batch(services: Services, request: FhirRequest) -> FhirResponse:
                 out.append(await read_entry(services, request.base, entry.url, head))
                 continue
             plan = await execute(services, [entry])
-            out.append(response_entry(plan.results[0], request.base, prefer))
+            out.append(write_entry(plan.results[0], request.base, prefer))
         except FhirError as err:
-            out.append(
-                {
-                    "response": {
-                        "status": status_line(err.status),
-                        "outcome": operation_outcome(err.issues),
-                    }
-                }
-            )
+            out.append(failed_entry(err))
     return FhirResponse(200, bundle("batch-response", out, utc_now()))

@@ -60,8 +60,7 @@ def plan_search(
             max_count=settings.max_page_size,
         )
     except InvalidSearch as err:
-        expression = (err.expression,) if getattr(err, "expression", None) else ()
-        raise FhirError.of(err.status, err.code, err.diagnostics, *expression) from None
+        raise FhirError.of(err.status, err.code, err.diagnostics, *err.expression) from None
     try:
         check_chain_depth(plan, settings.max_chain_depth)
     except LimitExceeded as err:

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.fhir.bundles import bundle, status_line
+from app.fhir.bundles import bundle
 from app.fhir.clock import utc_now
-from app.fhir.meta import etag
 from app.fhir.outcome import FhirError
 from app.ig.submissions import check_submission
+from app.interactions._entries import write_entry
 from app.interactions._reads import read_entry
 from app.interactions._write import execute
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
 from app.tx.entry import entry_from_bundle
-from app.tx.plan import EntryResult
 
 
 def bundle_entries(services: Services, body: Any, kind: str) -> list[Any]:
@@ -35,23 +34,6 @@ def bundle_entries(services: Services, body: Any, kind: str) -> list[Any]:
             "Bundle.entry",
         )
     return entries
-
-
-def response_entry(result: EntryResult, base: str, prefer: str) -> dict[str, Any]:
-    response: dict[str, Any] = {"status": status_line(result.status)}
-    if result.ref is not None and result.version is not None:
-        if result.status == 201:
-            response["location"] = f"{result.ref}/_history/{result.version}"
-        response["etag"] = etag(result.version)
-        if result.last_updated:
-            response["lastModified"] = result.last_updated
-    out: dict[str, Any] = {}
-    if result.ref is not None:
-        out["fullUrl"] = f"{base}/{result.ref}"
-    if prefer == "representation" and result.resource is not None:
-        out["resource"] = result.resource
-    out["response"] = response
-    return out
 
 
 def prefer_return(request: FhirRequest, default: str = "minimal") -> str:
@@ -78,5 +60,5 @@ async def transaction(services: Services, request: FhirRequest) -> FhirResponse:
             head = result.entry.method == "HEAD"
             out.append(await read_entry(services, request.base, result.entry.url, head))
         else:
-            out.append(response_entry(result, request.base, prefer))
+            out.append(write_entry(result, request.base, prefer))
     return FhirResponse(200, bundle("transaction-response", out, utc_now()))

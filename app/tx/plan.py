@@ -219,8 +219,10 @@ def _decide(
     version = (current.version if current is not None else 0) + 1
 
     if entry.method == "DELETE":
-        if not live:
-            return EntryResult(entry, 204 if current is not None else 404, target.ref), None
+        if current is None:
+            return EntryResult(entry, 404, target.ref), None
+        if not live:  # already deleted: nothing new; the answer names the deleted version
+            return EntryResult(entry, 204, target.ref, current.version, current.last_updated), None
         return (
             EntryResult(entry, 204, target.ref, version, opts.now),
             Write(type_, id_, version, "delete", None),

@@ -5,6 +5,9 @@
 - `full`: the full stack on the real engines: FerretDB store, Elasticsearch index, and an arq
   worker on Redis projecting the commits (marked `integration`; it fails rather than skips when
   MICDR_REQUIRE_SERVICES=1).
+
+Every client is a `strict_client`: each response body is parsed as strict FHIR R4
+(tests/conformance/_strict.py) before the test sees it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app.deploy.engines import Engines
@@ -24,6 +28,7 @@ from app.main import create_app
 from app.settings import Settings, load_settings
 from app.store.mongo import MongoResourceStore
 from tests._full_stack import drop, full_stack_env, open_with_worker, unique_name
+from tests.conformance._strict import strict_response
 
 DEPLOYMENTS = ["embedded", "mongo", pytest.param("full", marks=pytest.mark.integration)]
 PLAIN_FHIR = {"MICDR_IG_MODE": "0"}
@@ -44,6 +49,14 @@ async def _mongomock_engines(settings: Settings) -> Engines:
 
 
 @asynccontextmanager
+async def strict_client(app: Litestar) -> AsyncIterator[AsyncTestClient[Any]]:
+    """A test client of `app` that fails on any response body a strict R4 parser rejects."""
+    async with AsyncTestClient(app=app, base_url="http://micdr.local") as c:
+        c.event_hooks = {**c.event_hooks, "response": [strict_response]}
+        yield c
+
+
+@asynccontextmanager
 async def client_with(
     env: Mapping[str, str], deployment: str, data_dir: Path
 ) -> AsyncIterator[AsyncTestClient[Any]]:
@@ -59,7 +72,7 @@ async def client_with(
     else:
         app = create_app(settings)
     try:
-        async with AsyncTestClient(app=app, base_url="http://micdr.local") as c:
+        async with strict_client(app) as c:
             yield c
     finally:
         if deployment == "full":

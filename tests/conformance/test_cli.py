@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests._data import IG_EPISODES_DIR
+from tests.conformance._strict import check_body
 
 MICDR = [sys.executable, "-m", "app.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +104,9 @@ def test_serve_answers_metadata_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
                     f"http://127.0.0.1:{port}/fhir/metadata", timeout=2
                 ) as r:
                     assert r.status == 200
-                    body = json.loads(r.read())
+                    raw = r.read()
+                    check_body(raw, r.headers["content-type"], "/fhir/metadata")
+                    body = json.loads(raw)
             except OSError:
                 time.sleep(0.2)
         assert body is not None, "no answer within a minute"
@@ -159,6 +162,7 @@ def test_a_non_loopback_bind_starts_once_authentication_is_configured(tmp_path: 
                 status = 200
             except urllib.error.HTTPError as err:
                 status = err.code
+                check_body(err.read(), err.headers["content-type"], "/fhir/Patient")
                 assert err.headers["WWW-Authenticate"].startswith("Bearer")
             except OSError:
                 time.sleep(0.2)

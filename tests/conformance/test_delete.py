@@ -67,3 +67,11 @@ async def test_delete_with_stale_if_match_is_412(client: AsyncTestClient[Any]) -
     response = await client.delete(f"/fhir/Patient/{id_}", headers={"If-Match": 'W/"3"'})
     assert response.status_code == 412
     assert (await client.get(f"/fhir/Patient/{id_}")).status_code == 200
+
+
+async def test_deleting_again_names_the_deleted_version(client: AsyncTestClient[Any]) -> None:
+    id_ = await created(client)
+    await client.delete(f"/fhir/Patient/{id_}")
+    response = await client.delete(f"/fhir/Patient/{id_}")
+    assert response.status_code == 204
+    assert response.headers["etag"] == 'W/"2"'

@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.settings import load_settings
+from tests.conformance._clients import strict_client
 
 PATIENT = {"resourceType": "Patient", "name": [{"family": "Tremblay"}]}
 
@@ -187,7 +189,7 @@ async def test_malformed_json_patch_is_400(client: AsyncTestClient[Any]) -> None
 
 async def test_too_large_body_is_413(tmp_path: Path) -> None:
     settings = load_settings({"MICDR_DATA_DIR": str(tmp_path), "MICDR_MAX_BODY_BYTES": "200"})
-    async with AsyncTestClient(app=create_app(settings), base_url="http://micdr.local") as c:
+    async with strict_client(create_app(settings)) as c:
         big = {**PATIENT, "name": [{"family": "x" * 500}]}
         response = await c.post("/fhir/Patient", json=big)
         small = await c.post("/fhir/Patient", json=PATIENT)
@@ -206,3 +208,32 @@ async def test_xml_that_is_not_fhir_is_400(client: AsyncTestClient[Any]) -> None
     )
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "expression"),
+    [
+        ("Patient?birthdate=notadate", "invalid", "birthdate"),
+        ("Observation?subject:Patient.birthdate=notadate", "invalid", "subject:Patient.birthdate"),
+        ("Observation?patient.nosuch=1", "not-supported", "patient.nosuch"),
+        ("Patient?_has:Observation:subject:date=xx", "invalid", "_has:Observation:subject:date"),
+    ],
+)
+async def test_a_search_error_names_its_parameter_as_one_string(
+    client: AsyncTestClient[Any], query: str, code: str, expression: str
+) -> None:
+    # R4 OperationOutcome.issue.expression is a list of strings (issue 16: it was a list of lists)
+    response = await client.get(f"/fhir/{query}", headers={"Prefer": "handling=strict"})
+    assert response.status_code == 400
+    issue = only_issue(response)
+    assert (issue["code"], issue["expression"]) == (code, [expression])
+
+
+async def test_a_header_failure_has_no_empty_location(client: AsyncTestClient[Any]) -> None:
+    # A request alone has no FHIRPath location for its If-Match header; R4 allows no "" there
+    id_ = (await client.post("/fhir/Patient", json=PATIENT)).json()["id"]
+    response = await client.put(
+        f"/fhir/Patient/{id_}", json={**PATIENT, "id": id_}, headers={"If-Match": 'W/"2"'}
+    )
+    assert response.status_code == 412
+    assert "expression" not in only_issue(response)

@@ -23,6 +23,7 @@ from fhirclient.server import FHIRNotFoundException, FHIRServer
 
 from app.main import create_app
 from app.settings import load_settings
+from tests.conformance._strict import strict_fhir_server
 
 
 def _free_port() -> int:
@@ -45,7 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FHIRServer]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield FHIRServer(None, base_uri=f"http://127.0.0.1:{port}/fhir/")
+        yield strict_fhir_server(f"http://127.0.0.1:{port}/fhir/")
     finally:
         running.should_exit = True
         thread.join(timeout=10)

@@ -49,6 +49,7 @@ from fhirclient.server import FHIRServer
 
 from app.settings import load_settings
 from tests._full_stack import drop, full_stack_env, unique_name
+from tests.conformance._strict import strict_fhir_server
 
 ROOT = Path(__file__).resolve().parents[2]
 MICDR = [sys.executable, "-m", "app.cli"]  # the `micdr` console script
@@ -130,7 +131,7 @@ def server(
                 break
             except OSError:
                 time.sleep(0.2)
-        yield FHIRServer(None, base_uri=f"{base}/fhir/")
+        yield strict_fhir_server(f"{base}/fhir/")
     finally:
         for proc in procs:
             _stop(proc)

@@ -20,6 +20,7 @@ from app.settings import Settings, load_settings
 from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
 from indexing.registry import SearchParamRegistry
 from tests._full_stack import drop, full_stack_env, open_with_worker, unique_name
+from tests.conformance._clients import strict_client
 from tests.conformance.conftest import indexed
 
 
@@ -80,7 +81,7 @@ async def test_a_lost_index_is_rebuilt_from_the_store(deployment: str, tmp_path:
 
 async def _lose_and_rebuild(settings: Settings, open_with: OpenEngines) -> None:
     app = create_app(settings, open_with)
-    async with AsyncTestClient(app=app, base_url="http://micdr.local") as client:
+    async with strict_client(app) as client:
         ada, bea, cy = [await create(client, patient(given)) for given in ("Ada", "Bea", "Cy")]
         org = await create(client, {"resourceType": "Organization", "name": "Rebuilt Hospital"})
         assert (await client.delete(f"/fhir/Patient/{bea}")).status_code in (200, 204)
@@ -90,7 +91,7 @@ async def _lose_and_rebuild(settings: Settings, open_with: OpenEngines) -> None:
     await lose_index(settings)
 
     app = create_app(settings, open_with)
-    async with AsyncTestClient(app=app, base_url="http://micdr.local") as client:
+    async with strict_client(app) as client:
         assert await found(client, "Patient?family=Rebuilt", {ada, cy}) == {ada, cy}
         assert await found(client, "Organization?name=Rebuilt", {org}) == {org}
         # new commits are projected as usual next to the rebuild

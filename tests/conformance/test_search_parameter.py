@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.settings import load_settings
+from tests.conformance._clients import strict_client
 from tests.conformance.conftest import indexed
 
 STRICT = {"Prefer": "handling=strict"}
@@ -103,14 +104,14 @@ async def test_a_registered_parameter_survives_a_restart_and_retiring_removes_it
     tmp_path: Path,
 ) -> None:
     settings = load_settings({"MICDR_DATA_DIR": str(tmp_path)})
-    async with AsyncTestClient(app=create_app(settings), base_url="http://micdr.local") as client:
+    async with strict_client(create_app(settings)) as client:
         assert (await client.post("/fhir/Patient", json=patient("Ames", "M"))).status_code == 201
         created = await client.post("/fhir/SearchParameter", json=search_parameter())
         assert created.status_code == 201
         sp_id = created.json()["id"]
         assert await found(client, "marital=M") == ["Ames"]
 
-    async with AsyncTestClient(app=create_app(settings), base_url="http://micdr.local") as client:
+    async with strict_client(create_app(settings)) as client:
         assert await found(client, "marital=M") == ["Ames"]
         retired = await client.put(
             f"/fhir/SearchParameter/{sp_id}",

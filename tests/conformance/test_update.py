@@ -7,6 +7,10 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
+from app.main import create_app
+from app.settings import load_settings
+from tests.conformance._clients import strict_client
+
 PATIENT = {"resourceType": "Patient", "name": [{"family": "Tremblay"}], "gender": "female"}
 
 
@@ -95,11 +99,8 @@ async def test_update_with_matching_if_match_succeeds(client: AsyncTestClient[An
 
 
 async def test_update_create_is_405_when_disabled(tmp_path: Any) -> None:
-    from app.main import create_app
-    from app.settings import load_settings
-
     settings = load_settings({"MICDR_DATA_DIR": str(tmp_path), "MICDR_ALLOW_UPDATE_CREATE": "0"})
-    async with AsyncTestClient(app=create_app(settings), base_url="http://micdr.local") as c:
+    async with strict_client(create_app(settings)) as c:
         response = await c.put("/fhir/Patient/p-1", json={**PATIENT, "id": "p-1"})
     assert response.status_code == 405
     assert response.json()["issue"][0]["code"] == "not-supported"
