@@ -115,7 +115,7 @@ def clinical_patient(seed: int = 19) -> ClinicalPatient:
     correction = copy.deepcopy(amended)
     corrected = resource(correction, "DiagnosticReport")
     corrected["status"], corrected["conclusion"] = "amended", AMENDED_CONCLUSION
-    corrected["issued"] = corrected["issued"][:11] + "18:30:00-05:00"
+    corrected["issued"] = corrected["issued"][:11] + "23:45:00-05:00"  # later that day
     _add_addendum(with_addendum)
     for plain in reported[2:]:
         resource(plain, "DiagnosticReport")["status"] = "final"

@@ -46,7 +46,7 @@ def running_server(deployment: str, data_dir: Path, env: Mapping[str, str]) -> I
     """A server of `deployment` (`embedded` or `full`) with settings `env`, until the block ends."""
     base = {"MICDR_DATA_DIR": str(data_dir)}
     if deployment == "full":
-        name = unique_name("micdr-e2e")
+        name = unique_name()
         base.update(run_apart(lambda: full_stack_env(name)))
     settings = load_settings({**base, **env})
     app = create_app(settings, open_with_worker) if deployment == "full" else create_app(settings)
