@@ -11,6 +11,7 @@ episodes to a single patient (the entry keeps its fullUrl, so the episode's refe
 
 from __future__ import annotations
 
+import base64
 import copy
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,21 @@ BODY_SITES = {
 }
 AMENDED_CONCLUSION = "Left lower lobe consolidation. Amended: laterality corrected."
 FIRST_CONCLUSION = "Right lower lobe consolidation."
+REPORT_HTML = "<h1>Imaging report</h1><p>Findings: no focal abnormality.</p>"
+# the smallest well-formed PDF is not needed: the page hands the bytes over unread
+REPORT_PDF = b"%PDF-1.4\n% miCDR viewer test attachment\n%%EOF\n"
+PRESENTED_FORMS = [
+    {
+        "contentType": "text/html",
+        "title": "Report",
+        "data": base64.b64encode(REPORT_HTML.encode()).decode(),
+    },
+    {
+        "contentType": "application/pdf",
+        "title": "Report PDF",
+        "data": base64.b64encode(REPORT_PDF).decode(),
+    },
+]
 
 
 def entries(bundle: dict[str, Any], type_: str) -> list[dict[str, Any]]:
@@ -93,6 +109,7 @@ class ClinicalPatient:
     pending_accession: str
     amended_accession: str
     addendum_accession: str
+    documented_accession: str  # its report carries an HTML and a PDF presentedForm
 
 
 def clinical_patient(seed: int = 19) -> ClinicalPatient:
@@ -119,6 +136,7 @@ def clinical_patient(seed: int = 19) -> ClinicalPatient:
     _add_addendum(with_addendum)
     for plain in reported[2:]:
         resource(plain, "DiagnosticReport")["status"] = "final"
+    resource(reported[2], "DiagnosticReport")["presentedForm"] = PRESENTED_FORMS
     person = patient_entry["resource"]
     return ClinicalPatient(
         first=[pending, *reported],
@@ -130,6 +148,7 @@ def clinical_patient(seed: int = 19) -> ClinicalPatient:
         pending_accession=identifier(pending, "ServiceRequest", "ACSN")[1],
         amended_accession=identifier(amended, "ServiceRequest", "ACSN")[1],
         addendum_accession=identifier(with_addendum, "ServiceRequest", "ACSN")[1],
+        documented_accession=identifier(reported[2], "ServiceRequest", "ACSN")[1],
     )
 
 

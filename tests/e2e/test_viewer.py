@@ -17,6 +17,7 @@ from tests._data import ig_episode_path
 from tests.e2e._records import (
     AMENDED_CONCLUSION,
     FIRST_CONCLUSION,
+    REPORT_PDF,
     ClinicalPatient,
     busy_patient,
     entries,
@@ -422,3 +423,27 @@ def test_text_meets_the_wcag_aa_contrast_ratio(page: Page, record: Record) -> No
     expect(page.locator("#error")).to_be_visible()
     error = page.evaluate(CONTRAST, "#error")
     assert len(error) == 1 and error[0][1] >= 4.5
+
+
+def test_presented_forms_open_download_and_html_shows_in_a_sandbox(
+    page: Page, record: Record
+) -> None:
+    open_record(page, record)
+    report = episode_of(page, record.patient.documented_accession).locator("[data-testid=report]")
+    html, pdf = report.locator(".attachments > li").all()
+    expect(html.locator("a").first).to_have_text("Open Report")
+    expect(html.locator("a[download]")).to_have_attribute("download", "Report")
+    expect(pdf.locator("a").first).to_have_text("Open Report PDF")
+    expect(pdf.locator("a[download]")).to_have_attribute("download", "Report_PDF")
+    href = pdf.locator("a[download]").get_attribute("href")
+    assert href is not None and href.startswith("blob:")
+    fetched = page.evaluate("async (url) => await (await fetch(url)).text()", href)
+    assert fetched.encode() == REPORT_PDF
+    html.locator("summary").click()
+    frame = html.locator("iframe")
+    expect(frame).to_have_attribute("sandbox", "")
+    inner = frame.content_frame
+    expect(inner.locator("h1")).to_have_text("Imaging report")
+    expect(inner.locator("p")).to_have_text("Findings: no focal abnormality.")
+    report.scroll_into_view_if_needed()
+    record.shot(page, "presented-form")
