@@ -1,8 +1,9 @@
 """The viewer tests' patients, made with the project's seeded generator (bench/generate.py):
 
-- `clinical_patient`: five episodes of one patient: a pending order (no study, no report), a
-  report that is later amended (submitted twice: version 2 changes status and conclusion), a
-  report with an addendum (`ext-di-addendum-of`), and two plain reported studies;
+- `clinical_patient`: six episodes of one patient: a pending order (no study, no report), a
+  study still waiting for its report, a report that is later amended (submitted twice: version
+  2 changes status, issue time and conclusion), a report with an addendum
+  (`ext-di-addendum-of`), a report with HTML and PDF presented forms, and a plain one;
 - `namesake`: another patient with the same name and birth date, so a name search lists two;
 - `busy_patient`: one patient with `n` episodes, for the rendering measurement.
 
@@ -41,6 +42,7 @@ BODY_SITES = {
 }
 AMENDED_CONCLUSION = "Left lower lobe consolidation. Amended: laterality corrected."
 FIRST_CONCLUSION = "Right lower lobe consolidation."
+EPISODES = 6  # of the clinical patient
 REPORT_HTML = "<h1>Imaging report</h1><p>Findings: no focal abnormality.</p>"
 # the smallest well-formed PDF is not needed: the page hands the bytes over unread
 REPORT_PDF = b"%PDF-1.4\n% miCDR viewer test attachment\n%%EOF\n"
@@ -100,7 +102,7 @@ def _reported(data: Dataset) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class ClinicalPatient:
-    first: list[dict[str, Any]]  # the five episodes as first submitted
+    first: list[dict[str, Any]]  # the episodes as first submitted (EPISODES of them)
     correction: dict[str, Any]  # the amended episode, submitted again afterwards
     mrn: tuple[str, str]
     hcn: tuple[str, str]
@@ -110,13 +112,14 @@ class ClinicalPatient:
     amended_accession: str
     addendum_accession: str
     documented_accession: str  # its report carries an HTML and a PDF presentedForm
+    unreported_accession: str  # a study, no report yet
 
 
 def clinical_patient(seed: int = 19) -> ClinicalPatient:
     data = generate(seed, patients=40, max_episodes=1)
     first, *others = data.episodes
     patient_entry = first.bundle["entry"][0]
-    reported = [_with_patient(b, patient_entry) for b in _reported(Dataset(seed, others, []))[:4]]
+    reported = [_with_patient(b, patient_entry) for b in _reported(Dataset(seed, others, []))[:5]]
     pending = _with_patient(first.bundle, patient_entry)
     # The pending order: the order alone, still active.
     pending["entry"] = [
@@ -137,6 +140,10 @@ def clinical_patient(seed: int = 19) -> ClinicalPatient:
     for plain in reported[2:]:
         resource(plain, "DiagnosticReport")["status"] = "final"
     resource(reported[2], "DiagnosticReport")["presentedForm"] = PRESENTED_FORMS
+    unreported = reported[4]
+    unreported["entry"] = [
+        e for e in unreported["entry"] if e["resource"]["resourceType"] != "DiagnosticReport"
+    ]
     person = patient_entry["resource"]
     return ClinicalPatient(
         first=[pending, *reported],
@@ -149,6 +156,7 @@ def clinical_patient(seed: int = 19) -> ClinicalPatient:
         amended_accession=identifier(amended, "ServiceRequest", "ACSN")[1],
         addendum_accession=identifier(with_addendum, "ServiceRequest", "ACSN")[1],
         documented_accession=identifier(reported[2], "ServiceRequest", "ACSN")[1],
+        unreported_accession=identifier(unreported, "ServiceRequest", "ACSN")[1],
     )
 
 

@@ -16,6 +16,7 @@ from playwright.sync_api import Page, Route, expect
 from tests._data import ig_episode_path
 from tests.e2e._records import (
     AMENDED_CONCLUSION,
+    EPISODES,
     FIRST_CONCLUSION,
     REPORT_PDF,
     ClinicalPatient,
@@ -96,10 +97,15 @@ def test_finding_by_hcn_shows_every_episode_newest_first(page: Page, record: Rec
     expect(page.locator("#patient-h")).to_have_text(f"{given} {family}")
     headings = page.locator("[data-testid=episode] > h3")
     expect(headings).to_have_text(expected_headings(patient.first))
-    expect(page.locator("#summary")).to_have_text("5 imaging episodes, newest first.")
+    expect(page.locator("#summary")).to_have_text(f"{EPISODES} imaging episodes, newest first.")
     states = page.locator("[data-testid=episode-state]").all_inner_texts()
     assert sorted(states) == sorted(
-        ["Pending order: no study yet", "Reported · report changed", *["Reported"] * 3]
+        [
+            "Pending order: no study yet",
+            "Study done: report pending",
+            "Reported · report changed",
+            *["Reported"] * 3,
+        ]
     )
     record.shot(page, "timeline")
 
@@ -109,7 +115,7 @@ def test_finding_by_mrn_opens_the_same_record(page: Page, record: Record) -> Non
     open_viewer(page, record)
     find(page, *patient.mrn)
     wait_timeline(page)
-    expect(page.locator("[data-testid=episode]")).to_have_count(5)
+    expect(page.locator("[data-testid=episode]")).to_have_count(EPISODES)
     facts = page.locator("#patient-facts")
     expect(facts).to_contain_text(patient.mrn[1])
     expect(facts).to_contain_text(patient.hcn[1])
@@ -126,6 +132,18 @@ def test_a_pending_order_shows_as_pending_with_its_order_only(page: Page, record
     expect(pending.locator("[data-testid=order] .badge")).to_have_text("active")
     expect(pending.locator("[data-testid=study]")).to_have_count(0)
     expect(pending.locator("[data-testid=report]")).to_have_count(0)
+
+
+def test_a_study_without_its_report_shows_the_report_pending(page: Page, record: Record) -> None:
+    open_record(page, record)
+    waiting = episode_of(page, record.patient.unreported_accession)
+    expect(waiting.locator("[data-testid=episode-state]")).to_have_text(
+        "Study done: report pending"
+    )
+    expect(waiting.locator("[data-testid=study]")).to_have_count(1)
+    expect(waiting.locator("[data-testid=report]")).to_have_count(0)
+    page.select_option("#f-status", "awaiting-report")
+    expect(page.locator("[data-testid=episode]:visible")).to_have_count(1)
 
 
 def test_an_amended_report_shows_when_it_changed_and_the_difference(
@@ -214,7 +232,7 @@ def test_a_name_and_birth_date_search_lists_the_matches_to_choose(
     record.shot(page, "matches")
     choices.filter(has_text=patient.mrn[1]).click()
     wait_timeline(page)
-    expect(page.locator("[data-testid=episode]")).to_have_count(5)
+    expect(page.locator("[data-testid=episode]")).to_have_count(EPISODES)
     page.click("#by-name button[type=submit]")
     choices.filter(has_text="MRN-NAMESAKE-1").click()
     wait_timeline(page)
@@ -229,7 +247,9 @@ def test_filters_narrow_the_timeline_and_reset_restores_it(page: Page, record: R
     visible = page.locator("[data-testid=episode]:visible")
     page.select_option("#f-status", "pending")
     expect(visible).to_have_count(1)
-    expect(page.locator("#summary")).to_have_text("Showing 1 of 5 imaging episodes (filtered).")
+    expect(page.locator("#summary")).to_have_text(
+        f"Showing 1 of {EPISODES} imaging episodes (filtered)."
+    )
     page.select_option("#f-status", "changed")
     expect(visible).to_have_count(1)
     expect(visible.locator("[data-testid=order]")).to_contain_text(patient.amended_accession)
@@ -247,7 +267,7 @@ def test_filters_narrow_the_timeline_and_reset_restores_it(page: Page, record: R
     expect(visible).to_have_count(1)
     record.shot(page, "filtered")
     page.click("#filters button[type=reset]")
-    expect(visible).to_have_count(5)
+    expect(visible).to_have_count(EPISODES)
 
 
 def test_the_print_view_keeps_the_record_and_drops_the_controls(page: Page, record: Record) -> None:
@@ -255,7 +275,7 @@ def test_the_print_view_keeps_the_record_and_drops_the_controls(page: Page, reco
     page.emulate_media(media="print")
     expect(page.locator("#filters")).to_be_hidden()
     expect(page.locator("#by-identifier")).to_be_hidden()
-    expect(page.locator("[data-testid=episode]")).to_have_count(5)
+    expect(page.locator("[data-testid=episode]")).to_have_count(EPISODES)
     record.shot(page, "print")
 
 
@@ -340,7 +360,9 @@ def test_a_loading_message_shows_until_the_record_arrives(page: Page, record: Re
     assert len(held) == 1
     held[0].continue_()
     wait_timeline(page)
-    expect(status).to_have_text(re.compile(r"^Loaded 5 episodes with 5 requests in \d+ ms"))
+    expect(status).to_have_text(
+        re.compile(rf"^Loaded {EPISODES} episodes with 5 requests in \d+ ms")
+    )
 
 
 def test_a_patient_with_200_episodes_is_drawn_and_measured(page: Page, record: Record) -> None:
@@ -384,7 +406,7 @@ def test_every_control_has_a_label_and_search_works_from_the_keyboard(
     page.keyboard.press("Enter")
     wait_timeline(page)
     expect(page.locator("#results")).to_be_focused()
-    expect(page.locator("[data-testid=episode]")).to_have_count(5)
+    expect(page.locator("[data-testid=episode]")).to_have_count(EPISODES)
 
 
 # WCAG 2 contrast of each text element against the first opaque background behind it.

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.conformance._auth import ISSUER, ORG_A, auth_env, token
 from tests.e2e._browser import artifacts_dir
-from tests.e2e._records import IG_SYSTEMS, ClinicalPatient, clinical_patient
+from tests.e2e._records import EPISODES, IG_SYSTEMS, ClinicalPatient, clinical_patient
 from tests.e2e._server import Server, running_server, submit
 
 TOKEN_KEY = "micdr-viewer-token"
@@ -100,7 +100,7 @@ def test_a_sufficient_token_shows_the_record_and_stays_in_this_tab_only(
     use_token(page, value)
     expect(page.locator("#token")).to_have_value("")  # not left in the field
     find_by_hcn(page, patient)
-    expect(page.locator("[data-testid=episode]")).to_have_count(5)
+    expect(page.locator("[data-testid=episode]")).to_have_count(EPISODES)
     assert page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") == value
     assert page.evaluate("localStorage.length") == 0
     page.reload()
