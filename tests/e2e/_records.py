@@ -43,6 +43,7 @@ BODY_SITES = {
 AMENDED_CONCLUSION = "Left lower lobe consolidation. Amended: laterality corrected."
 FIRST_CONCLUSION = "Right lower lobe consolidation."
 EPISODES = 6  # of the clinical patient
+HOSTILE_URL = "javascript:alert(document.domain)"
 REPORT_HTML = "<h1>Imaging report</h1><p>Findings: no focal abnormality.</p>"
 # the smallest well-formed PDF is not needed: the page hands the bytes over unread
 REPORT_PDF = b"%PDF-1.4\n% miCDR viewer test attachment\n%%EOF\n"
@@ -57,6 +58,8 @@ PRESENTED_FORMS = [
         "title": "Report PDF",
         "data": base64.b64encode(REPORT_PDF).decode(),
     },
+    # what a hostile or broken sender could put in a resource: must never become a link
+    {"contentType": "text/html", "title": "Hostile", "url": HOSTILE_URL},
 ]
 
 

@@ -18,6 +18,7 @@ from tests.e2e._records import (
     AMENDED_CONCLUSION,
     EPISODES,
     FIRST_CONCLUSION,
+    HOSTILE_URL,
     REPORT_PDF,
     ClinicalPatient,
     busy_patient,
@@ -452,7 +453,9 @@ def test_presented_forms_open_download_and_html_shows_in_a_sandbox(
 ) -> None:
     open_record(page, record)
     report = episode_of(page, record.patient.documented_accession).locator("[data-testid=report]")
-    html, pdf = report.locator(".attachments > li").all()
+    html, pdf, hostile = report.locator(".attachments > li").all()
+    expect(hostile).to_have_text(f"Hostile: not a web address, not linked ({HOSTILE_URL})")
+    expect(hostile.locator("a")).to_have_count(0)
     expect(html.locator("a").first).to_have_text("Open Report")
     expect(html.locator("a[download]")).to_have_attribute("download", "Report")
     expect(pdf.locator("a").first).to_have_text("Open Report PDF")

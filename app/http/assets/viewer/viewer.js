@@ -310,10 +310,23 @@ function badge(status) {
   return el("span", { class: `badge badge-${status}`, text: status });
 }
 
+// Only web addresses become links: a `javascript:` or `data:` URL sent in a resource would
+// otherwise run or render in this page's origin, where the token is. Relative URLs resolve
+// against the FHIR base (an Attachment.url like `Binary/1`).
+function webUrl(value) {
+  if (typeof value !== "string" || value === "") return null;
+  try {
+    const url = new URL(value, new URL(`${state.config.fhirBase}/`, window.location.href));
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch (_) {
+    return null;
+  }
+}
+
 function attachmentView(attachment) {
   const title = attachment.title || attachment.contentType || "attachment";
   const type = attachment.contentType || "application/octet-stream";
-  let href = attachment.url || "";
+  let href = webUrl(attachment.url) || "";
   let text = null;
   if (attachment.data) {
     const bytes = Uint8Array.from(atob(attachment.data), (c) => c.charCodeAt(0));
@@ -328,6 +341,8 @@ function attachmentView(attachment) {
       el("a", { href, download: title.replace(/[^\w.-]+/g, "_"), text: "Download" }),
       el("span", { class: "hint", text: ` ${type}` }),
     );
+  } else if (attachment.url) {
+    item.append(el("span", { text: `${title}: not a web address, not linked (${attachment.url})` }));
   } else item.append(el("span", { text: `${title} (no content)` }));
   if (text !== null) {
     const shown = type.startsWith("text/html")
@@ -402,11 +417,11 @@ function imageLink(study, included) {
   const links = [];
   for (const ref of study.endpoint || []) {
     const endpoint = included.get(refKey(ref.reference));
-    if (!endpoint?.address) continue;
+    if (!webUrl(endpoint?.address)) continue;
     const kind = endpoint.connectionType?.code || "";
     const base = endpoint.address.replace(/\/+$/, "");
     // WADO-RS addresses are the service root (ImagingStudy.endpoint, R4): the study is below it
-    const href = kind === "dicom-wado-rs" && uid ? `${base}/studies/${uid}` : endpoint.address;
+    const href = kind === "dicom-wado-rs" && uid ? `${base}/studies/${uid}` : webUrl(endpoint.address);
     const label = kind === "dicom-wado-rs" ? "Open images (WADO-RS)" : `Open images (${kind || "viewer"})`;
     links.push(el("a", { href, target: "_blank", rel: "noopener", class: "image-link", text: label }));
   }
