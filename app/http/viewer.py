@@ -2,7 +2,7 @@
 the record through the public FHIR API only, and the small configuration it starts from (where
 the FHIR base is, which patient identifier systems this deployment accepts, whether a bearer
 token is needed). The page needs no build step: the files under `assets/viewer/` are served as
-they are in the package."""
+they are in the package (docs/decisions/0006-viewer-plain-files-debian-chromium.md)."""
 
 from __future__ import annotations
 

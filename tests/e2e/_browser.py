@@ -1,4 +1,5 @@
-"""Debian's Chromium driven through Playwright (its own browser download cannot work offline).
+"""Debian's Chromium driven through Playwright (its own browser download cannot work offline;
+docs/decisions/0006-viewer-plain-files-debian-chromium.md).
 
 A missing browser skips the browser tests with the reason, unless MICDR_REQUIRE_SERVICES=1
 (scripts/test, CI), where it fails them, as a missing engine fails the integration tests."""
