@@ -472,3 +472,23 @@ def test_presented_forms_open_download_and_html_shows_in_a_sandbox(
     expect(inner.locator("p")).to_have_text("Findings: no focal abnormality.")
     report.scroll_into_view_if_needed()
     record.shot(page, "presented-form")
+
+
+def test_a_late_answer_to_an_earlier_search_does_not_replace_the_later_one(
+    page: Page, record: Record
+) -> None:
+    held: list[Route] = []
+    hcn = record.patient.hcn[1]
+    open_viewer(page, record)
+    page.route(f"**/fhir/DiagnosticReport?*{hcn}*", lambda route: held.append(route))
+    find(page, *record.patient.hcn)
+    expect(page.locator("#status")).to_have_text(re.compile(r"^Loading the imaging record"))
+    other = json.loads(ig_episode_path(1).read_text())
+    find(page, *identifier(other, "Patient", "MR"))
+    wait_timeline(page)
+    expect(page.locator("[data-testid=episode] > h3")).to_have_text(expected_headings([other]))
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_timeout(500)  # room for the late answer to be (wrongly) drawn
+    expect(page.locator("[data-testid=episode] > h3")).to_have_text(expected_headings([other]))
+    expect(page.locator("#patient-h")).to_have_text("Luc Tremblay")

@@ -15,6 +15,9 @@ const state = {
   token: sessionStorage.getItem(TOKEN_KEY) || "",
   requests: 0,
   episodes: [],
+  // each search bumps it; an answer arriving for an older search is dropped, so a quick second
+  // search cannot be overwritten by the first one's late results
+  generation: 0,
 };
 
 // ---------- small DOM helpers (text only: data never becomes markup) ----------
@@ -579,6 +582,7 @@ function searchIdentifier(patient, preferred) {
 }
 
 async function findPatients(query, preferred) {
+  const generation = ++state.generation;
   clearMessages();
   $("results").hidden = true;
   setStatus("Searching for the patient…", true);
@@ -586,9 +590,10 @@ async function findPatients(query, preferred) {
   try {
     found = await searchAll(`Patient?${query}&_count=50`);
   } catch (err) {
-    showError(err);
+    if (generation === state.generation) showError(err);
     return;
   }
+  if (generation !== state.generation) return;
   const patients = found.matches;
   if (patients.length === 0) {
     setStatus("No patient matches this search. Check the number, or search by name and birth date.", false);
@@ -611,6 +616,8 @@ async function findPatients(query, preferred) {
 }
 
 async function openPatient(patient, preferred) {
+  const generation = ++state.generation;
+  const current = () => generation === state.generation;
   clearMessages();
   delete document.body.dataset.painted;
   const id = searchIdentifier(patient, preferred);
@@ -632,18 +639,20 @@ async function openPatient(patient, preferred) {
       searchAll(`DocumentReference?${who}&contenttype:not=${encodeURIComponent(INDEX_ENTRY_TYPE)}`),
     ]);
   } catch (err) {
-    showError(err);
+    if (current()) showError(err);
     return;
   }
+  if (!current()) return;
   const included = new Map();
   for (const r of [orders, studies, reports, documents].flatMap((s) => [...s.matches, ...s.included])) included.set(keyOf(r), r);
   const episodes = buildEpisodes(orders.matches, studies.matches, reports.matches, documents.matches);
   try {
     await loadPreviousVersions(episodes);
   } catch (err) {
-    showError(err);
+    if (current()) showError(err);
     return;
   }
+  if (!current()) return;
   const arrived = performance.now();
   state.episodes = episodes;
   $("patient-h").textContent = nameOf(patient);
