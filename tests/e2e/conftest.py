@@ -60,9 +60,16 @@ def record(
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A tablet-sized tab; the test fails if the page broke its own Content-Security-Policy."""
     context = browser.new_context(viewport=TABLET)
     opened = context.new_page()
+    refused: list[str] = []
+    opened.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     try:
         yield opened
     finally:
         context.close()
+    assert refused == []

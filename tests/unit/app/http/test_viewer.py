@@ -7,7 +7,7 @@ from pathlib import Path
 
 from litestar.testing import TestClient
 
-from app.http.viewer import ASSETS, viewer_config
+from app.http.viewer import ASSETS, SECURITY_HEADERS, viewer_config
 from app.ig.identifiers import HCN_SYSTEM
 from app.main import create_app
 from app.settings import load_settings
@@ -59,3 +59,5 @@ def test_the_page_its_assets_and_its_config_are_served(tmp_path: Path) -> None:
         assert script.text == (ASSETS / "viewer.js").read_text()
         assert client.get("/viewer/config.json").json()["fhirBase"] == "/fhir"
         assert client.get("/viewer/missing.js").status_code == 404
+        for response in (page, script, client.get("/viewer/config.json")):
+            assert {k: response.headers[k] for k in SECURITY_HEADERS} == SECURITY_HEADERS
