@@ -387,7 +387,7 @@ def test_a_patient_with_200_episodes_is_drawn_and_measured(page: Page, record: R
     record.shot(page, "200-episodes")
 
 
-def test_every_control_has_a_label_and_search_works_from_the_keyboard(
+def test_every_control_is_labelled_touch_sized_and_usable_from_the_keyboard(
     page: Page, record: Record
 ) -> None:
     open_viewer(page, record)
@@ -397,6 +397,12 @@ def test_every_control_has_a_label_and_search_works_from_the_keyboard(
             .map((e) => e.id)"""
     )
     assert unlabelled == []
+    small = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, button')]
+            .filter((e) => e.offsetParent && e.getBoundingClientRect().height < 44)
+            .map((e) => e.id || e.textContent)"""
+    )
+    assert small == []  # touch targets of at least 44 px, for tablets
     for _ in range(10):  # skip link, then the first form's controls
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.id") == "id-system":
