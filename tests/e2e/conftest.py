@@ -20,8 +20,11 @@ DEPLOYMENTS = ["embedded", pytest.param("full", marks=pytest.mark.integration)]
 TABLET: ViewportSize = {"width": 1024, "height": 1366}  # a tablet in portrait
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test module. Not for the session: the sync Playwright keeps an event
+    loop running on the main thread while it is open, which would break every asyncio test
+    collected after tests/e2e."""
     executable = chromium_path()
     with sync_playwright() as playwright:
         # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start
