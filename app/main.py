@@ -17,6 +17,7 @@ from app.http.errors import handlers
 from app.http.openapi import openapi
 from app.http.routes import fhir_routes
 from app.http.security import SecurityLayer, add_request_id
+from app.http.viewer import viewer_routes
 from app.settings import Settings
 
 
@@ -101,7 +102,7 @@ def create_app(settings: Settings, open_with: OpenEngines = open_engines) -> Lit
     """The app for `settings`; `open_engines` lets tests hand in engines (e.g. mongomock)."""
     layer = SecurityLayer(settings)
     return Litestar(
-        route_handlers=[health, openapi, *fhir_routes(settings.base_path)],
+        route_handlers=[health, openapi, *fhir_routes(settings.base_path), *viewer_routes()],
         lifespan=[lifespan(settings, open_with)],
         exception_handlers=handlers(UNAVAILABLE),  # type: ignore[arg-type]
         middleware=[layer.middleware],

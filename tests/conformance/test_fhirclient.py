@@ -4,15 +4,11 @@ parsed by its strict R4 models, so their checks validate what the server emits."
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
 from fhirclient.models.bundle import Bundle
 from fhirclient.models.capabilitystatement import CapabilityStatement
 from fhirclient.models.humanname import HumanName
@@ -23,33 +19,16 @@ from fhirclient.server import FHIRNotFoundException, FHIRServer
 
 from app.main import create_app
 from app.settings import load_settings
+from tests._uvicorn import served
 from tests.conformance._strict import strict_fhir_server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FHIRServer]:
     data_dir: Path = tmp_path_factory.mktemp("fhirclient")
     app = create_app(load_settings({"MICDR_DATA_DIR": str(data_dir)}))
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not running.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield strict_fhir_server(f"http://127.0.0.1:{port}/fhir/")
-    finally:
-        running.should_exit = True
-        thread.join(timeout=10)
+    with served(app) as url:
+        yield strict_fhir_server(f"{url}/fhir/")
 
 
 def new_patient() -> Patient:
