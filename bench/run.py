@@ -218,6 +218,7 @@ async def _one_stack(
         if kind == "full":
             pids["worker"] = stack.pids[1]
         spied = prefix.with_name(f"{prefix.name}-{kind}-sync")
+        cpu = stack.cpu_seconds()
         with (
             _profiling(pids, spied, profile) as paths,
             _bar("sync ingest (transaction Bundles)", len(sync_half.episodes)) as (a, n),
@@ -232,6 +233,7 @@ async def _one_stack(
                 plan.ingest_budget,
                 plan.catch_up,
             )
+        cpu = _charge(result["sync_ingest"], stack, cpu, result["sync_ingest"]["resources"])
         result["profiles"] = [p.name for p in paths if p.exists()]
         with _bar("async ingest (respond-async)", len(async_half.episodes)) as (a, n):
             result["async_ingest"] = await ingest(
@@ -244,6 +246,7 @@ async def _one_stack(
                 plan.ingest_budget,
                 plan.catch_up,
             )
+        cpu = _charge(result["async_ingest"], stack, cpu, result["async_ingest"]["resources"])
         refs = result["sync_ingest"].pop("refs") + result["async_ingest"].pop("refs")
         # What was loaded (within the budgets): searched, and the engines' limit's documents.
         loaded = replace(
@@ -263,11 +266,13 @@ async def _one_stack(
                 plan.search_seconds,
                 a,
             )
+        cpu = _charge(result["search"], stack, cpu, _requests(result["search"]))
         with _bar("read by id", plan.read_count) as (a, n):
             n(f"then {plan.clients} clients for {plan.read_seconds:.0f}s")
             result["read"] = await read(
                 stack.base, refs, plan.seed, plan.read_count, plan.clients, plan.read_seconds, a
             )
+        _charge(result["read"], stack, cpu, _requests(result["read"]))
     except BaseException:
         console.print(stack.log_tail())
         stack.stop()
@@ -286,6 +291,21 @@ async def _one_stack(
         result[phase]["share_of_engine_limit"] = round(rate / limit, 3) if limit else None
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return result
+
+
+def _charge(phase: dict[str, Any], stack: Stack, since: float, units: int) -> float:
+    """Record the CPU milliseconds the stack's processes spent per unit (resource ingested,
+    search, read) since `since`; answers the current total for the next phase."""
+    now = stack.cpu_seconds()
+    phase["server_cpu_ms_per_unit"] = round((now - since) * 1000 / units, 3) if units else None
+    return now
+
+
+def _requests(phase: dict[str, Any]) -> int:
+    """Requests a search or read phase made: the one-client sample and the loaded run."""
+    sample = phase["one_client"]
+    sample = sample.get("all", sample)
+    return int(sample["n"]) + int(phase["loaded_latency_ms"]["n"])
 
 
 async def _health(base: str) -> dict[str, Any]:
