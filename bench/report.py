@@ -102,6 +102,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
             row(f"{name}: submit p50 / p95 (ms)", (phase, "submit_latency_ms", "p50")),
             row("", (phase, "submit_latency_ms", "p95")),
             row(f"{name}: share of engines' limit", (phase, "share_of_engine_limit"), "%"),
+            row(f"{name}: our CPU per resource (ms)", (phase, "server_cpu_ms_per_unit"), "", 2),
+            *(
+                row(
+                    f"{name}: {engine} calls per episode",
+                    (phase, "engine_calls_per_episode", engine, "total"),
+                )
+                for engine in ("store", "index", "queue")
+            ),
             row(f"{name}: errors", (phase, "errors"), "", 0),
             row(f"{name}: all searchable in time (1 = yes)", (phase, "searchable"), "", 0),
         ]
@@ -114,12 +122,29 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         row(
             "search: share with a match (documents)", ("search", "matched_share", "documents"), "%"
         ),
+        row("search: our CPU per search (ms)", ("search", "server_cpu_ms_per_unit"), "", 2),
+        row(
+            "search: store calls per search",
+            ("search", "engine_calls_per_unit", "store", "total"),
+            "",
+            2,
+        ),
+        row(
+            "search: index calls per search",
+            ("search", "engine_calls_per_unit", "index", "total"),
+            "",
+            2,
+        ),
         row("search errors", ("search", "errors"), "", 0),
     ]
     for p in ("p50", "p95", "p99"):
         out.append(row(f"read 1 client {p} (ms)", ("read", "one_client", p)))
     out += [
         row("read 8 clients: reads/s", ("read", "reads_per_second")),
+        row("read: our CPU per read (ms)", ("read", "server_cpu_ms_per_unit"), "", 2),
+        row(
+            "read: store calls per read", ("read", "engine_calls_per_unit", "store", "total"), "", 2
+        ),
         row("engines' limit: documents", ("engine_limit", "documents"), "", 0),
         row("engines' limit: store inserts/s", ("engine_limit", "store_per_second"), "", 0),
         row("engines' limit: project()/s", ("engine_limit", "project_per_second"), "", 0),

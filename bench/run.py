@@ -50,6 +50,7 @@ from rich.progress import (
 from rich.table import Table
 
 from bench import report
+from bench.engine_calls import Calls, calls_between, engine_calls, per_unit
 from bench.generate import Dataset, flatten, generate
 from bench.stack import Stack, StackError, engine_urls, ensure_services, start
 from bench.workloads import engine_limit, health, ingest, read, search
@@ -218,6 +219,7 @@ async def _one_stack(
         if kind == "full":
             pids["worker"] = stack.pids[1]
         spied = prefix.with_name(f"{prefix.name}-{kind}-sync")
+        meter = await _meter(stack, urls)
         with (
             _profiling(pids, spied, profile) as paths,
             _bar("sync ingest (transaction Bundles)", len(sync_half.episodes)) as (a, n),
@@ -232,6 +234,9 @@ async def _one_stack(
                 plan.ingest_budget,
                 plan.catch_up,
             )
+        meter = await _charge(
+            result["sync_ingest"], stack, urls, meter, result["sync_ingest"]["resources"]
+        )
         result["profiles"] = [p.name for p in paths if p.exists()]
         with _bar("async ingest (respond-async)", len(async_half.episodes)) as (a, n):
             result["async_ingest"] = await ingest(
@@ -244,6 +249,9 @@ async def _one_stack(
                 plan.ingest_budget,
                 plan.catch_up,
             )
+        meter = await _charge(
+            result["async_ingest"], stack, urls, meter, result["async_ingest"]["resources"]
+        )
         refs = result["sync_ingest"].pop("refs") + result["async_ingest"].pop("refs")
         # What was loaded (within the budgets): searched, and the engines' limit's documents.
         loaded = replace(
@@ -263,11 +271,13 @@ async def _one_stack(
                 plan.search_seconds,
                 a,
             )
+        meter = await _charge(result["search"], stack, urls, meter, _requests(result["search"]))
         with _bar("read by id", plan.read_count) as (a, n):
             n(f"then {plan.clients} clients for {plan.read_seconds:.0f}s")
             result["read"] = await read(
                 stack.base, refs, plan.seed, plan.read_count, plan.clients, plan.read_seconds, a
             )
+        await _charge(result["read"], stack, urls, meter, _requests(result["read"]))
     except BaseException:
         console.print(stack.log_tail())
         stack.stop()
@@ -286,6 +296,43 @@ async def _one_stack(
         result[phase]["share_of_engine_limit"] = round(rate / limit, 3) if limit else None
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return result
+
+
+@dataclass
+class _Meter:
+    """What the stack has used so far: its processes' CPU and (full stack) the engines' calls."""
+
+    cpu: float
+    calls: Calls
+
+
+async def _meter(stack: Stack, urls: dict[str, str]) -> _Meter:
+    return _Meter(stack.cpu_seconds(), await engine_calls(urls) if stack.kind == "full" else {})
+
+
+async def _charge(
+    phase: dict[str, Any], stack: Stack, urls: dict[str, str], since: _Meter, units: int
+) -> _Meter:
+    """Record what the phase cost per unit (resource ingested, search, read) since `since`:
+    our processes' CPU milliseconds and, on the full stack, the engines' round trips (and per
+    episode for ingest). Answers the new reading for the next phase."""
+    now = await _meter(stack, urls)
+    phase["server_cpu_ms_per_unit"] = (
+        round((now.cpu - since.cpu) * 1000 / units, 3) if units else None
+    )
+    if now.calls:
+        calls = calls_between(since.calls, now.calls)
+        phase["engine_calls_per_unit"] = per_unit(calls, units)
+        if "bundles" in phase:
+            phase["engine_calls_per_episode"] = per_unit(calls, phase["bundles"])
+    return now
+
+
+def _requests(phase: dict[str, Any]) -> int:
+    """Requests a search or read phase made: the one-client sample and the loaded run."""
+    sample = phase["one_client"]
+    sample = sample.get("all", sample)
+    return int(sample["n"]) + int(phase["loaded_latency_ms"]["n"])
 
 
 async def _health(base: str) -> dict[str, Any]:

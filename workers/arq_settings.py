@@ -3,7 +3,7 @@ or redis). `ArqQueue` is the port's adapter; `build_worker` the arq worker that 
 over the job context app/deploy builds for it.
 
 The API enqueues a projection job per commit with a job id derived from the commit sequence
-(`keys.project_job_id`): arq refuses a second job with the same id while the first or its kept
+(`QueueNames.project_job_id`): arq refuses a second job with the same id while the first or its kept
 result exists, so ids must not repeat for different work (see arq's `enqueue_job`). Jobs are
 idempotent and a cron reconciler projects whatever a lost job left behind: the commit log is the
 truth, Redis only the doorbell.
@@ -36,15 +36,12 @@ from workers.jobs import (
     retry_delay,
 )
 from workers.keys import (
-    LOST_INDEX_JOB_ID,
     PROCESS_JOB,
     PROJECT_JOB,
     RECONCILE_JOB,
     REINDEX_JOB,
     SUBMISSIONS_RECONCILE_JOB,
-    project_job_id,
-    reindex_job_id,
-    submission_job_id,
+    QueueNames,
 )
 from workers.port import QueueUnavailable
 
@@ -97,7 +94,7 @@ async def _process(ctx: dict[str, Any], submission_id: str) -> str:
     processed = await process_submission(job, submission_id)
     if processed.state == "queued":
         await enqueue_submission(
-            ctx["redis"], submission_id, processed.attempts, processed.not_before
+            ctx["redis"], ctx["names"], submission_id, processed.attempts, processed.not_before
         )
     return processed.state
 
@@ -109,14 +106,14 @@ async def _reconcile_submissions(ctx: dict[str, Any]) -> int:
     now = time.time()
     due = await reconcile_submissions(job, now)
     for sub in due:
-        await enqueue_submission(ctx["redis"], sub.id, sub.attempts, sub.not_before)
+        await enqueue_submission(ctx["redis"], ctx["names"], sub.id, sub.attempts, sub.not_before)
     await deliver_callbacks(job, now)
     await purge_submissions(job, now)
     return len(due)
 
 
 async def enqueue_submission(
-    pool: ArqRedis, submission_id: str, attempt: int, not_before: float = 0.0
+    pool: ArqRedis, names: QueueNames, submission_id: str, attempt: int, not_before: float = 0.0
 ) -> bool:
     """One job per attempt; arq refuses a second one with the same id while it exists."""
     defer = datetime.fromtimestamp(not_before, UTC) if not_before > time.time() else None
@@ -124,8 +121,9 @@ async def enqueue_submission(
         job = await pool.enqueue_job(
             PROCESS_JOB,
             submission_id,
-            _job_id=submission_job_id(submission_id, attempt),
+            _job_id=names.submission_job_id(submission_id, attempt),
             _defer_until=defer,
+            _queue_name=names.queue,
         )
     except (RedisError, OSError) as exc:
         # The submission is durable; the reconciler enqueues it once Redis answers again.
@@ -150,20 +148,24 @@ class ArqQueue:
     """The `JobQueue` of the full stack: enqueues arq jobs, run by `micdr worker` processes. In
     the API it opens the process's one Redis pool; in a worker it borrows arq's own."""
 
-    def __init__(self, pool: ArqRedis, owned: bool = True) -> None:
+    def __init__(self, pool: ArqRedis, names: QueueNames, owned: bool = True) -> None:
         self._pool = pool
+        self._names = names
         self._owned = owned
 
     @classmethod
-    async def open(cls, url: str) -> ArqQueue:
+    async def open(cls, url: str, names: QueueNames) -> ArqQueue:
         try:
-            return cls(await create_pool(_settings_for(url)))
+            pool = await create_pool(_settings_for(url), default_queue_name=names.queue)
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(f"Redis at {url} is unreachable: {exc}") from None
+        return cls(pool, names)
 
     async def wake(self, seq: int) -> None:
         try:
-            await self._pool.enqueue_job(PROJECT_JOB, _job_id=project_job_id(seq))
+            await self._pool.enqueue_job(
+                PROJECT_JOB, _job_id=self._names.project_job_id(seq), _queue_name=self._names.queue
+            )
         except (RedisError, OSError) as exc:
             # The commit is durable; the reconciler will project it. Never fail the write.
             log.warning("could not enqueue projection of commit %d: %s", seq, exc)
@@ -171,14 +173,24 @@ class ArqQueue:
     async def request_reindex(self, seq: int, types: Sequence[str]) -> None:
         """Queue the reindex a SearchParameter commit needs (`*` in `types`: every type)."""
         try:
-            await self._pool.enqueue_job(REINDEX_JOB, sorted(types), _job_id=reindex_job_id(seq))
+            await self._pool.enqueue_job(
+                REINDEX_JOB,
+                sorted(types),
+                _job_id=self._names.reindex_job_id(seq),
+                _queue_name=self._names.queue,
+            )
         except (RedisError, OSError) as exc:
             log.error("could not queue the reindex of %s (run `micdr reindex`): %s", types, exc)
 
     async def rebuild_lost_index(self) -> None:
         """Queue the rebuild of every type's index (unless one is queued or running)."""
         try:
-            await self._pool.enqueue_job(REINDEX_JOB, [ALL_TYPES], _job_id=LOST_INDEX_JOB_ID)
+            await self._pool.enqueue_job(
+                REINDEX_JOB,
+                [ALL_TYPES],
+                _job_id=self._names.lost_index_job_id,
+                _queue_name=self._names.queue,
+            )
         except (RedisError, OSError) as exc:
             log.error(
                 "could not queue the rebuild of the lost index (run `micdr reindex`): %s", exc
@@ -186,7 +198,7 @@ class ArqQueue:
 
     async def submit(self, submission_id: str) -> None:
         """Rings the doorbell for a newly stored submission (its first attempt)."""
-        await enqueue_submission(self._pool, submission_id, 0)
+        await enqueue_submission(self._pool, self._names, submission_id, 0)
 
     async def drain(self) -> int:
         """The workers project, in their own processes: nothing to finish here."""
@@ -213,9 +225,11 @@ def build_worker(
     worker inside their own event loop pass False). `poll_delay`: seconds between polls of an
     idle queue, the latency a new job may wait."""
     assert settings.redis_url is not None
+    names = QueueNames.for_store(settings.mongo_database)
 
     async def startup(ctx: dict[str, Any]) -> None:
-        ctx["job"], ctx["close"] = await open_job(ArqQueue(ctx["redis"], owned=False))
+        ctx["names"] = names
+        ctx["job"], ctx["close"] = await open_job(ArqQueue(ctx["redis"], names, owned=False))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "close" in ctx:
@@ -230,15 +244,21 @@ def build_worker(
             func(_process, name=PROCESS_JOB, max_tries=1, keep_result=0, timeout=600),
         ],
         cron_jobs=[
-            cron(_reconcile, name=RECONCILE_JOB, second={0, 15, 30, 45}, run_at_startup=True),
+            cron(
+                _reconcile,
+                name=names.cron(RECONCILE_JOB),
+                second={0, 15, 30, 45},
+                run_at_startup=True,
+            ),
             cron(
                 _reconcile_submissions,
-                name=SUBMISSIONS_RECONCILE_JOB,
+                name=names.cron(SUBMISSIONS_RECONCILE_JOB),
                 second=set(range(0, 60, SUBMISSIONS_RECONCILE_SECONDS)),
                 run_at_startup=True,
             ),
         ],
         redis_settings=_settings_for(settings.redis_url),
+        queue_name=names.queue,
         on_startup=startup,
         on_shutdown=shutdown,
         burst=burst,

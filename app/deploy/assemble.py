@@ -24,6 +24,7 @@ from workers.arq_settings import ArqQueue
 from workers.context import JobContext
 from workers.inprocess import InProcessQueue
 from workers.jobs import STALE_TRANSACTION_SECONDS
+from workers.keys import QueueNames
 from workers.port import JobQueue, QueueUnavailable
 
 log = logging.getLogger("micdr.deploy")
@@ -83,7 +84,7 @@ async def assemble(
     embedded: InProcessQueue | None = None
     queue: JobQueue
     if settings.redis_url:
-        queue = worker_queue or await _open_arq(settings.redis_url)
+        queue = worker_queue or await _open_arq(settings.redis_url, settings.mongo_database)
         engines.closers.append(queue.close)
         engines.closers.append(_start_registry_sync(engines))
         if lost:
@@ -113,9 +114,9 @@ async def assemble(
     return Deployment(engines, queue, services, job)
 
 
-async def _open_arq(url: str) -> ArqQueue:
+async def _open_arq(url: str, database: str) -> ArqQueue:
     try:
-        return await ArqQueue.open(url)
+        return await ArqQueue.open(url, QueueNames.for_store(database))
     except QueueUnavailable as exc:
         raise StartupError(str(exc)) from None
 

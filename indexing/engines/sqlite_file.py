@@ -9,6 +9,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+# Bytes the WAL file is truncated to after a checkpoint (a little over one autocheckpoint's
+# worth of 4 KB pages, so steady ingest does not regrow it each time).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
 
 def open_connection(path: Path, schema: str) -> sqlite3.Connection:
     """An autocommit connection usable from the adapter's one worker thread, schema applied."""
@@ -22,5 +26,8 @@ def open_connection(path: Path, schema: str) -> sqlite3.Connection:
     # fsyncs the file less often.
     conn.execute("PRAGMA cache_size=-65536")
     conn.execute("PRAGMA wal_autocheckpoint=10000")
+    # A checkpoint reuses the WAL file but never shrinks it: without a limit it keeps the size
+    # of its largest burst (626 MB seen after a 112,000-resource load) for the process's life.
+    conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     conn.executescript(schema)
     return conn

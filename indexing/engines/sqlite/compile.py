@@ -2,10 +2,13 @@
 
 Every value is bound as a parameter; only table and column names, chosen here, enter the text.
 
-- Each predicate selects `(type, id)` pairs from its value table; the resource matches when its
-  pair is IN that set (NOT IN for `:not`, so a resource without values satisfies it; `ne` is a
-  condition on each value like the other prefixes, so it needs a value).
-  A clause ORs its predicates, the plan ANDs its clauses; tombstones never match.
+- The most selective clause by kind (an id, a reference, `system|code`, ... a date last; never a
+  negation or `:missing`) drives: its predicates select `(type, id)` pairs from their value
+  tables and the resource matches when its pair is IN that set. Every other predicate probes the
+  resource's own values (EXISTS over the per-resource index; NOT EXISTS for `:not`, so a
+  resource without values satisfies it; `ne` is a condition on each value like the other
+  prefixes, so it needs a value). A clause ORs its predicates, the plan ANDs its clauses;
+  tombstones never match.
 - Composite parts are joined on `(type, id, grp)`: they must hold within one composite value.
 - Sort: each key is a per-resource value computed by a correlated subquery (ascending: the
   smallest value, descending: the largest; dates: interval start ascending, end descending;
@@ -128,19 +131,72 @@ def _where(plan: SearchPlan, params: Params, now: datetime) -> str:
     if plan.types:
         conditions.append(f"r.type IN ({_marks(plan.types)})")
         params.extend(plan.types)
-    for clause in plan.clauses:
-        conditions.append(_clause(clause, plan.types, params, now))
+    driver = _driving_clause(plan.clauses)
+    for clause in sorted(plan.clauses, key=lambda c: c is not driver):
+        conditions.append(_clause(clause, plan.types, params, now, drives=clause is driver))
     return "WHERE " + " AND ".join(conditions)
 
 
-def _clause(clause: Clause, types: Sequence[str], params: Params, now: datetime) -> str:
+def _driving_clause(clauses: Sequence[Clause]) -> Clause | None:
+    """The clause whose matches are enumerated first: the most selective by kind (see
+    `_selectivity_rank`), if any can drive. The planner has no statistics on values, so without
+    this a broad predicate (every report since 2015) may be materialised whole before the
+    selective one (this patient's reports) narrows it."""
+    ranked = [(rank, n) for n, c in enumerate(clauses) if (rank := _clause_rank(c)) is not None]
+    return clauses[min(ranked)[1]] if ranked else None
+
+
+def _clause_rank(clause: Clause) -> int | None:
+    ranks = [_selectivity_rank(p) for p in clause.any_of]
+    if not ranks or None in ranks:
+        return None
+    return max(r for r in ranks if r is not None)
+
+
+def _selectivity_rank(predicate: Predicate) -> int | None:
+    """How few resources a predicate is expected to match, by its kind alone (0: fewest);
+    None for predicates that cannot drive a search (negations, `:missing`: they match by the
+    absence of values)."""
+    if isinstance(predicate, IdIn):
+        return None if predicate.negate else 0
+    if isinstance(predicate, RefIn | RefMatch):
+        return 1
+    if isinstance(predicate, TokenMatch):
+        if predicate.negate:
+            return None
+        if predicate.text:
+            return 5
+        # `system|code` names one thing (an identifier, a coded concept); a bare code (a status,
+        # a gender) is often shared by a large part of a type
+        system, bar, code = predicate.form.partition("|")
+        return 2 if system and bar and code else 3
+    if isinstance(predicate, StringMatch):
+        return 5 if predicate.mode == "contains" else 3
+    if isinstance(predicate, UriMatch):
+        return 2 if predicate.mode == "exact" else 5
+    if isinstance(predicate, CompositeMatch | NumberMatch):
+        return 4
+    if isinstance(predicate, DateMatch):
+        return 6
+    return None
+
+
+def _clause(
+    clause: Clause, types: Sequence[str], params: Params, now: datetime, drives: bool
+) -> str:
     if not clause.any_of:
         return "0"
-    parts = [_predicate(predicate, types, params, now) for predicate in clause.any_of]
+    parts = [_predicate(p, types, params, now, drives) for p in clause.any_of]
     return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
 
-def _predicate(predicate: Predicate, types: Sequence[str], params: Params, now: datetime) -> str:
+def _predicate(
+    predicate: Predicate, types: Sequence[str], params: Params, now: datetime, drives: bool
+) -> str:
+    """The predicate as a condition on `r`. The driving clause's predicates select a set of
+    `(type, id)` (the planner enumerates it through the value index, then looks `r` up by key);
+    the others probe the current row's own values through the per-resource index, so a broad
+    predicate costs one lookup per candidate instead of a scan of all its matches."""
     if isinstance(predicate, Chain | Has):
         raise ValueError(
             f"{type(predicate).__name__} must be resolved to RefIn/IdIn before compiling"
@@ -152,38 +208,47 @@ def _predicate(predicate: Predicate, types: Sequence[str], params: Params, now: 
         return f"r.id {'NOT IN' if predicate.negate else 'IN'} ({_marks(predicate.ids)})"
     if isinstance(predicate, Missing):
         params.append(predicate.param)
-        params.extend(types)
         return (
-            f"(r.type, r.id) {'NOT IN' if predicate.missing else 'IN'} (SELECT type, id"
-            f" FROM {PARAM} WHERE param = ?{_type_filter('', types)})"
+            f"{'NOT ' if predicate.missing else ''}EXISTS (SELECT 1 FROM {PARAM} p"
+            " WHERE p.type = r.type AND p.id = r.id AND p.param = ?)"
         )
     if isinstance(predicate, CompositeMatch):
-        return _composite(predicate, types, params, now)
-    negate = _negated(predicate)
-    table, condition, values = _value_condition(predicate, "v", now)
-    params.append(predicate.param)
+        source, condition, values = _composite(predicate, now)
+        alias, negate = "v0", False
+    else:
+        negate = _negated(predicate)
+        table, condition, values = _value_condition(predicate, "v", now)
+        source, alias = f"{table} v", "v"
+        condition = f"v.param = ? AND {condition}"
+        values = [predicate.param, *values]
     params.extend(values)
-    params.extend(types)
+    if drives and not negate:
+        params.extend(types)
+        return (
+            f"(r.type, r.id) IN (SELECT {alias}.type, {alias}.id FROM {source}"
+            f" WHERE {condition}{_type_filter(f'{alias}.', types)})"
+        )
     return (
-        f"(r.type, r.id) {'NOT IN' if negate else 'IN'} (SELECT v.type, v.id FROM {table} v"
-        f" WHERE v.param = ? AND {condition}{_type_filter('v.', types)})"
+        f"{'NOT ' if negate else ''}EXISTS (SELECT 1 FROM {source} WHERE {alias}.type = r.type"
+        f" AND {alias}.id = r.id AND {condition})"
     )
 
 
-def _composite(
-    predicate: CompositeMatch, types: Sequence[str], params: Params, now: datetime
-) -> str:
+def _composite(predicate: CompositeMatch, now: datetime) -> tuple[str, str, Params]:
+    """(joined value tables, condition, its parameters): every part within one composite
+    value (parts joined on `(type, id, grp)`)."""
     if not predicate.parts:
         raise ValueError(f"composite {predicate.param!r} has no parts")
     joins: list[str] = []
     conditions: list[str] = []
+    values: Params = []
     for n, part in enumerate(predicate.parts):
         if isinstance(part, IdIn | Missing | CompositeMatch | RefIn | Chain | Has):
             raise ValueError(f"{type(part).__name__} cannot be a composite part")
         if _negated(part):
             raise ValueError("a composite part cannot be negated")
         alias = f"v{n}"
-        table, condition, values = _value_condition(part, alias, now)
+        table, condition, part_values = _value_condition(part, alias, now)
         if n == 0:
             joins.append(f"{table} {alias}")
         else:
@@ -192,13 +257,9 @@ def _composite(
                 f" AND {alias}.grp = v0.grp"
             )
         conditions.append(f"{alias}.param = ? AND {condition}")
-        params.append(f"{predicate.param}{COMPONENT_SEPARATOR}{part.param}")
-        params.extend(values)
-    params.extend(types)
-    return (
-        f"(r.type, r.id) IN (SELECT v0.type, v0.id FROM {' '.join(joins)}"
-        f" WHERE {' AND '.join(conditions)} AND v0.grp > 0{_type_filter('v0.', types)})"
-    )
+        values.append(f"{predicate.param}{COMPONENT_SEPARATOR}{part.param}")
+        values.extend(part_values)
+    return " ".join(joins), " AND ".join(conditions) + " AND v0.grp > 0", values
 
 
 def _negated(predicate: Predicate) -> bool:

@@ -6,15 +6,21 @@ own guarantees: values only ever as bound parameters, unresolved plans refused, 
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from indexing.engines.sqlite._rows import document_rows
 from indexing.engines.sqlite.compile import compile_count, compile_query
+from indexing.engines.sqlite.schema import SCHEMA
 from indexing.plan.plan import (
     Chain,
     Clause,
+    DateMatch,
     Has,
     IdIn,
+    Missing,
+    RefIn,
     RefMatch,
     SearchPlan,
     SortKey,
@@ -109,3 +115,86 @@ def test_composite_values_share_a_group_per_value() -> None:
     ]
     assert [row[3] for row in rows["idx_number"]] == [1, 2]
     assert rows["idx_param"] == [("Observation", "o1", "code-value-quantity")]
+
+
+# -- which predicate drives the plan --------------------------------------------------------------
+
+
+def _query_plan(plan: SearchPlan, registry: SearchParamRegistry) -> list[str]:
+    """SQLite's EXPLAIN QUERY PLAN of the compiled search, one line per step. No statistics are
+    kept (no ANALYZE), so the empty schema is planned as a loaded one is."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA)
+        sql, params = compile_query(plan, registry)
+        return [str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+    finally:
+        db.close()
+
+
+SINCE_2015 = DateMatch(
+    "issued", "ge", "2015-01-01T00:00:00.000+00:00", "2015-01-01T23:59:59.999+00:00"
+)
+
+
+def test_a_patient_reference_drives_a_report_search_and_the_date_is_probed_per_report(
+    registry: SearchParamRegistry,
+) -> None:
+    # the IG's longitudinal search (patient.identifier resolved to the patient, issued=ge2015),
+    # the broad date given first: it must not be enumerated whole
+    plan = SearchPlan(
+        types=("DiagnosticReport",),
+        clauses=(
+            Clause((SINCE_2015,)),
+            Clause((TokenMatch("status", "final"),)),
+            Clause((RefIn("subject", ("Patient/p1", "Patient/p2")),)),
+        ),
+    )
+    steps = _query_plan(plan, registry)
+    assert steps[0] == "SEARCH r USING PRIMARY KEY (type=? AND id=?)"
+    assert {s for s in steps if "idx_reference" in s} == {
+        "SEARCH v USING COVERING INDEX idx_reference_by_param_ref (param=? AND ref=? AND type=?)"
+    }
+    # every other predicate is a lookup keyed by the report (`id=?`), never a range scan
+    assert [s for s in steps if "idx_date" in s or "idx_token" in s] == [
+        "SEARCH v USING INDEX idx_date_by_resource (type=? AND id=? AND param=?)",
+        "SEARCH v USING COVERING INDEX idx_token_by_param_form"
+        " (param=? AND form=? AND type=? AND id=?)",
+    ]
+
+
+def test_an_identifier_drives_before_a_bare_code(registry: SearchParamRegistry) -> None:
+    plan = SearchPlan(
+        types=("ServiceRequest",),
+        clauses=(
+            Clause((TokenMatch("status", "active"),)),
+            Clause((TokenMatch("identifier", "urn:acc|A-1"),)),
+        ),
+    )
+    sql, params = compile_query(plan, registry)
+    # the identifier's set is selected first; the status is a condition on each of its rows
+    assert sql.index("IN (SELECT v.type, v.id FROM idx_token v") < sql.index("EXISTS (SELECT 1")
+    assert params[1:4] == ["identifier", "urn:acc|A-1", "ServiceRequest"]
+    assert _query_plan(plan, registry) == [
+        "SEARCH r USING PRIMARY KEY (type=? AND id=?)",
+        "LIST SUBQUERY 1",
+        "SEARCH v USING COVERING INDEX idx_token_by_param_form (param=? AND form=? AND type=?)",
+        "LIST SUBQUERY 1",
+        "SEARCH v USING COVERING INDEX idx_token_by_param_form (param=? AND form=? AND type=?)",
+        "CORRELATED SCALAR SUBQUERY 2",
+        "SEARCH v USING COVERING INDEX idx_token_by_param_form"
+        " (param=? AND form=? AND type=? AND id=?)",
+    ]
+
+
+def test_negations_and_missing_never_drive(registry: SearchParamRegistry) -> None:
+    plan = SearchPlan(
+        types=("Patient",),
+        clauses=(
+            Clause((TokenMatch("gender", "male", negate=True),)),
+            Clause((Missing("birthdate", missing=True),)),
+        ),
+    )
+    sql, _ = compile_query(plan, registry)
+    assert " IN (SELECT" not in sql
+    assert sql.count("NOT EXISTS (SELECT 1 FROM") == 2
