@@ -145,6 +145,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         row(
             "read: store calls per read", ("read", "engine_calls_per_unit", "store", "total"), "", 2
         ),
+        row("disk: store bytes", ("disk", "store_bytes"), "", 0),
+        row("disk: index bytes", ("disk", "index_bytes"), "", 0),
+        row("disk: bytes per resource sent", ("disk", "bytes_per_resource"), "", 0),
         row("engines' limit: documents", ("engine_limit", "documents"), "", 0),
         row("engines' limit: store inserts/s", ("engine_limit", "store_per_second"), "", 0),
         row("engines' limit: project()/s", ("engine_limit", "project_per_second"), "", 0),

@@ -51,6 +51,7 @@ from rich.table import Table
 
 from bench import report
 from bench.engine_calls import Calls, calls_between, engine_calls, per_unit
+from bench.footprint import embedded_bytes, full_stack_bytes, per_resource
 from bench.generate import Dataset, flatten, generate
 from bench.stack import Stack, StackError, engine_urls, ensure_services, start
 from bench.workloads import engine_limit, health, ingest, read, search
@@ -252,6 +253,10 @@ async def _one_stack(
         meter = await _charge(
             result["async_ingest"], stack, urls, meter, result["async_ingest"]["resources"]
         )
+        result["disk"] = per_resource(
+            await _disk(stack),
+            result["sync_ingest"]["resources"] + result["async_ingest"]["resources"],
+        )
         refs = result["sync_ingest"].pop("refs") + result["async_ingest"].pop("refs")
         # What was loaded (within the budgets): searched, and the engines' limit's documents.
         loaded = replace(
@@ -333,6 +338,12 @@ def _requests(phase: dict[str, Any]) -> int:
     sample = phase["one_client"]
     sample = sample.get("all", sample)
     return int(sample["n"]) + int(phase["loaded_latency_ms"]["n"])
+
+
+async def _disk(stack: Stack) -> dict[str, int]:
+    if stack.kind == "full":
+        return await full_stack_bytes(stack.env)
+    return embedded_bytes(Path(stack.env["MICDR_DATA_DIR"]))
 
 
 async def _health(base: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""`engine_calls` (bench/engine_calls.py) against the real engines: a known piece of work is
-counted by each engine's own counters. Other clients of the engines (another test session)
-can only add calls, so the checks are lower bounds."""
+"""The benchmark's probes of the real engines: `engine_calls` (bench/engine_calls.py) sees a
+known piece of work in each engine's own counters, `full_stack_bytes` (bench/footprint.py)
+measures the run's own database and indices. Other clients of the engines (another test
+session) can only add calls, so those checks are lower bounds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import redis.asyncio
 from pymongo import AsyncMongoClient
 
 from bench.engine_calls import calls_between, engine_calls
+from bench.footprint import full_stack_bytes
 
 
 async def test_each_engine_counts_the_work_it_was_asked(
@@ -47,3 +49,31 @@ async def test_each_engine_counts_the_work_it_was_asked(
     # the probes do not count themselves
     assert "serverStatus" not in delta["store"]
     assert "info" not in delta["queue"]
+
+
+async def test_the_full_stack_footprint_is_the_runs_own_database_and_indices(
+    elasticsearch_url: str, mongo_url: str, unique_name: str
+) -> None:
+    env = {
+        "MICDR_MONGO_URL": mongo_url,
+        "MICDR_MONGO_DATABASE": unique_name.replace("-", "_"),
+        "MICDR_ELASTICSEARCH_URL": elasticsearch_url,
+        "MICDR_INDEX_PREFIX": unique_name,
+    }
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        await mongo[env["MICDR_MONGO_DATABASE"]]["r"].insert_many(
+            [{"_id": n, "text": "x" * 1000} for n in range(200)]
+        )
+        async with httpx.AsyncClient() as es:
+            index = f"{elasticsearch_url}/{unique_name}-patient"
+            for n in range(20):
+                stored = await es.put(f"{index}/_doc/{n}", json={"text": "y" * 500})
+                stored.raise_for_status()
+            sizes = await full_stack_bytes(env)
+            (await es.delete(index)).raise_for_status()
+    finally:
+        await mongo.drop_database(env["MICDR_MONGO_DATABASE"])
+        await mongo.close()
+    assert sizes["store"] >= 200 * 1000
+    assert sizes["index"] >= 20 * 500 / 4  # compressed, but not nothing
