@@ -76,6 +76,12 @@ from app.store.port import (
 
 _DUPLICATE_KEY = 11000
 _SEQUENCE_ATTEMPTS = 100
+# Recovery reads the log by `_id` (the one filter every MongoDB-wire engine answers from its
+# key: FerretDB scans the whole collection for any other), this many transactions at a time,
+# from the first one not yet seen finished (`_RECOVERED_BELOW`, a counters document), so its
+# cost follows the transactions in flight, not every transaction ever made.
+_RECOVERY_BATCH = 500
+_RECOVERED_BELOW = "recovered-below"
 # A claim younger than this whose submission is missing belongs to a submit in progress.
 _CLAIM_GRACE_SECONDS = 30.0
 _FIELDS = {"type": 1, "id": 1, "version": 1, "op": 1, "last_updated": 1, "resource": 1}
@@ -644,21 +650,76 @@ class MongoResourceStore:
         # `<=`: with stale_after_seconds=0 a record started this very millisecond is stale too.
         cutoff = format_instant(datetime.now(UTC) - timedelta(seconds=stale_after_seconds))
         forward = back = 0
-        unfinished = {"state": {"$in": ["pending", "committed", "aborting"]}}
-        async for record in self._txlog.find(unfinished, {"state": 1, "started": 1, "refs": 1}):
-            key, state = record["_id"], record["state"]
-            committed = state == "committed" or (
-                state == "pending" and await self._is_committed(key)
-            )
-            if not committed and (state == "aborting" or record["started"] <= cutoff):
-                committed = not await self._roll_back(key, record["refs"])
-                back += not committed
-            if committed:
-                if state != "committed":
-                    await self._mark_committed(key, record["refs"])
-                await self._roll_forward(key, refs=record["refs"])
-                forward += 1
+        below = await self._recovered_below()
+        top = await self._last_sequence()
+        finished: list[bool | None] = []  # per sequence from `below`; None: no record
+        last_stale = 0  # the highest sequence whose record started before the cutoff
+        for start in range(below, top + 1, _RECOVERY_BATCH):
+            seqs = range(start, min(start + _RECOVERY_BATCH, top + 1))
+            found = {
+                int(r["_id"]): r
+                async for r in self._txlog.find(
+                    {"_id": {"$in": [_tx_key(n) for n in seqs]}},
+                    {"state": 1, "started": 1, "refs": 1},
+                )
+            }
+            for seq in seqs:
+                record = found.get(seq)
+                if record is None:
+                    finished.append(None)
+                    continue
+                if record["started"] <= cutoff:
+                    last_stale = seq
+                outcome: str | None = "done"
+                if record["state"] not in ("applied", "aborted"):
+                    outcome = await self._recover_one(record, cutoff)
+                    forward += outcome == "forward"
+                    back += outcome == "back"
+                finished.append(outcome is not None)
+        await self._advance_recovered(below, finished, last_stale)
         return forward, back
+
+    async def _advance_recovered(
+        self, below: int, finished: Sequence[bool | None], last_stale: int
+    ) -> None:
+        """Move the mark past the leading run of finished transactions. A number drawn whose
+        record never came (its writer died in between, or drew again after a clash) is passed
+        once a later record is stale: its writer inserts it right after drawing, so it would
+        be there by then."""
+        mark = below
+        for status in finished:
+            if status is False or (status is None and mark >= last_stale):
+                break
+            mark += 1
+        if mark > below:
+            await self._counters.update_one(
+                {"_id": _RECOVERED_BELOW}, {"$max": {"seq": mark}}, upsert=True
+            )
+
+    async def _recover_one(self, record: Mapping[str, Any], cutoff: str) -> str | None:
+        """Finish one unfinished transaction: `forward`, `back`, or None (pending and young:
+        its writer may still be at work)."""
+        key, state = record["_id"], record["state"]
+        committed = state == "committed" or (state == "pending" and await self._is_committed(key))
+        if not committed and (state == "aborting" or record["started"] <= cutoff):
+            if await self._roll_back(key, record["refs"]):
+                return "back"
+            committed = True  # its decision was commit after all
+        if not committed:
+            return None
+        if state != "committed":
+            await self._mark_committed(key, record["refs"])
+        await self._roll_forward(key, refs=record["refs"])
+        return "forward"
+
+    async def _recovered_below(self) -> int:
+        """The first transaction recovery has not seen finish (every one before it has)."""
+        mark = await self._counters.find_one({"_id": _RECOVERED_BELOW})
+        return int(mark["seq"]) if mark else 1
+
+    async def _last_sequence(self) -> int:
+        counter = await self._counters.find_one({"_id": TX_SEQUENCE})
+        return int(counter["seq"]) if counter else 0
 
     # -- asynchronous submissions ---------------------------------------------------------
     # One document per submission (`_id` = its id); every change is one single-document

@@ -27,7 +27,7 @@ import pytest
 
 from app.records import Claim, Operation, Transaction, Write
 from app.store.mongo import MongoResourceStore
-from app.store.names import CLAIMS, CURRENT, DECISIONS, OUTBOX, TXLOG, VERSIONS
+from app.store.names import CLAIMS, COUNTERS, CURRENT, DECISIONS, OUTBOX, TXLOG, VERSIONS
 from app.store.port import HistoryQuery, VersionConflict
 
 T = TypeVar("T")
@@ -399,3 +399,69 @@ async def test_a_crash_during_recovery_is_repaired_by_the_next_recovery(
             await MongoResourceStore(db).recover(stale_after_seconds=0)
             context = f"commit crash at {n}, {mode} recovery crash at {m}/{len(probe.calls)}"
             assert await assert_whole_or_nothing(db, exp, context) == (n > point), context
+
+
+# -- what recovery reads ----------------------------------------------------------------------
+
+
+def a_create(n: int) -> Transaction:
+    return Transaction((write("Observation", f"o{n}", 1, AT),), last_updated=AT)
+
+
+async def recovery_reads(db: Any, stale_after_seconds: float) -> tuple[tuple[int, int], list[str]]:
+    """What `recover` answers, and the database calls it makes."""
+    faults = Faults()
+    outcome = await MongoResourceStore(FaultyDatabase(db, faults)).recover(stale_after_seconds)
+    return outcome, faults.calls
+
+
+async def test_recovery_reads_only_what_has_not_finished(backend: Backend) -> None:
+    # FerretDB answers only `_id` filters without scanning: a recovery that filtered the
+    # log on its state read every transaction ever made, every 15 s, in every worker.
+    db = backend.database()
+    store = await seeded(db)
+    for n in range(30):
+        await store.commit(a_create(n))
+    log_read = f"{TXLOG}.find"
+    # the first reads the log by key (one batch) and moves its mark past what finished
+    assert await recovery_reads(db, 3600) == (
+        (0, 0),
+        [f"{COUNTERS}.find_one", f"{COUNTERS}.find_one", log_read, f"{COUNTERS}.update_one"],
+    )
+    # everything has finished: the next recovery does not read the log at all
+    assert await recovery_reads(db, 3600) == ((0, 0), [f"{COUNTERS}.find_one"] * 2)
+
+    # a writer dies before its commit point, then others commit after it
+    calls = await commit_calls(backend)
+    faults = Faults(crash_at=calls.index(f"{VERSIONS}.insert_many") + 2)
+    with pytest.raises(Crashed):
+        await MongoResourceStore(FaultyDatabase(db, faults)).commit(TX)
+    for n in range(30, 33):
+        await store.commit(a_create(n))
+    # young: left alone, and every recovery reads from it on (one batch)
+    for _ in range(2):
+        outcome, reads = await recovery_reads(db, 3600)
+        assert (outcome, reads.count(log_read)) == ((0, 0), 1)
+    # stale: rolled back, and nothing is left to read
+    assert (await recovery_reads(db, 0))[0] == (0, 1)
+    assert await recovery_reads(db, 0) == ((0, 0), [f"{COUNTERS}.find_one"] * 2)
+
+
+async def test_a_number_drawn_without_a_record_holds_recovery_only_while_young(
+    backend: Backend,
+) -> None:
+    db = backend.database()
+    store = await seeded(db)
+    # the writer dies between drawing its number and inserting its record
+    faults = Faults(crash_at=2)
+    with pytest.raises(Crashed):
+        await MongoResourceStore(FaultyDatabase(db, faults)).commit(a_create(1))
+    assert faults.calls == [f"{COUNTERS}.find_one_and_update", f"{TXLOG}.insert_one"]
+    await store.commit(a_create(2))
+    log_read = f"{TXLOG}.find"
+    # its record could still be on its way while the later one is young
+    for _ in range(2):
+        assert (await recovery_reads(db, 3600))[1].count(log_read) == 1
+    # once a later record is stale, the missing one is past too
+    assert (await recovery_reads(db, 0))[1].count(log_read) == 1
+    assert await recovery_reads(db, 0) == ((0, 0), [f"{COUNTERS}.find_one"] * 2)
