@@ -19,8 +19,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from app.fhir.outcome import FhirError
 from app.subscriptions.endpoint import refusal
-from app.subscriptions.topics import Topic
+from app.subscriptions.topics import (
+    SUBSCRIPTION_TOPIC_PROFILE,
+    InvalidTopic,
+    Topic,
+    topic_from_basic,
+)
 from app.subscriptions.trigger import Criteria, InvalidCriteria, split_criteria
 
 __all__ = [
@@ -28,7 +34,9 @@ __all__ = [
     "Channel",
     "InvalidSubscription",
     "SubscriptionSettings",
+    "check_written",
     "parse_subscription",
+    "shown",
     "without_secrets",
 ]
 
@@ -121,10 +129,16 @@ def parse_subscription(
         raise InvalidSubscription("a subscription needs criteria", "Subscription.criteria")
     headers = tuple(h for h in channel.get("header") or [] if isinstance(h, str))
     for header in headers:
-        name, colon, _ = header.partition(":")
+        name, colon, value = header.partition(":")
         if not colon or not name.strip():
             raise InvalidSubscription(
                 f"channel.header {name!r} is not 'Name: value'", "Subscription.channel.header"
+            )
+        if value.strip() == REDACTED:
+            raise InvalidSubscription(
+                f"channel.header {name.strip()!r} holds the placeholder a read shows, not a "
+                "value: send the header's value again",
+                "Subscription.channel.header",
             )
     payload = channel.get("payload")
     extensions = _extensions(channel)
@@ -241,6 +255,28 @@ def _positive(extensions: Mapping[str, Any], url: str, what: str) -> int | None:
     return value
 
 
+def shown(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A response body as it may leave the server: every Subscription in it, alone or in a
+    Bundle's entries, `without_secrets`; anything else unchanged (and not copied)."""
+    resource_type = body.get("resourceType")
+    if resource_type == "Subscription":
+        return without_secrets(body)
+    if resource_type != "Bundle" or not any(
+        isinstance(e, Mapping)
+        and isinstance(e.get("resource"), Mapping)
+        and e["resource"].get("resourceType") in {"Subscription", "Bundle"}
+        for e in body.get("entry") or []
+    ):
+        return body
+    entries = [
+        {**e, "resource": shown(e["resource"])}
+        if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
+        else e
+        for e in body.get("entry") or []
+    ]
+    return {**body, "entry": entries}
+
+
 def without_secrets(resource: Mapping[str, Any]) -> dict[str, Any]:
     """The Subscription as it is stored and read back: each `channel.header` keeps its name,
     its value is replaced, so reads and history never disclose a receiver's credentials."""
@@ -255,3 +291,37 @@ def without_secrets(resource: Mapping[str, Any]) -> dict[str, Any]:
             ],
         }
     return copy
+
+
+def check_written(
+    resource: Mapping[str, Any],
+    topics: Mapping[str, Topic],
+    criteria: Criteria,
+    allow_list: Iterable[str] = (),
+) -> None:
+    """The write-time rule for what clients write: a Subscription must be valid and may not
+    claim a status only the server gives (`active`, `error`); a `Basic` claiming the
+    SubscriptionTopic profile must define a topic. Raises FhirError (400, or 422 for a
+    `security` or `not-supported` refusal: the resource is well formed, the server will not
+    act on it) with the element at fault. Other resources pass."""
+    resource_type = resource.get("resourceType")
+    if resource_type == "Subscription":
+        try:
+            parse_subscription(resource, topics, criteria, allow_list)
+        except InvalidSubscription as error:
+            status = 400 if error.code == "invalid" else 422
+            raise FhirError.of(status, error.code, error.diagnostics, error.expression) from None
+    elif resource_type == "Basic" and SUBSCRIPTION_TOPIC_PROFILE in (
+        (resource.get("meta") or {}).get("profile") or []
+    ):
+        try:
+            topic = topic_from_basic(resource)
+            for trigger in topic.triggers:
+                if trigger.fhirpath is not None:
+                    criteria.check_fhirpath(trigger.fhirpath)
+                query = trigger.query
+                for side in (query.previous, query.current) if query is not None else ():
+                    if side is not None:
+                        criteria.check(f"{trigger.resource}?{side.lstrip('?')}")
+        except (InvalidTopic, InvalidCriteria) as error:
+            raise FhirError.of(400, "invalid", f"SubscriptionTopic: {error}", "Basic") from None

@@ -14,6 +14,7 @@ from app.subscriptions.subscription import (
     InvalidSubscription,
     SubscriptionSettings,
     parse_subscription,
+    shown,
     without_secrets,
 )
 from app.subscriptions.topics import BUILT_IN_TOPICS
@@ -204,3 +205,36 @@ def test_header_values_never_leave_the_server() -> None:
     assert resource["channel"]["header"][0] == "Authorization: Bearer s3cret"  # not modified
     assert "s3cret" not in repr(stored)
     assert without_secrets(topic_based()) == topic_based()  # nothing to hide
+
+
+def test_a_response_body_shows_no_header_value_at_any_depth() -> None:
+    inner = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r4()}]}
+    body = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [{"resource": r4()}, {"resource": inner}, {"response": {"status": "404"}}],
+    }
+    assert shown(body) == {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [
+            {"resource": without_secrets(r4())},
+            {
+                "resource": {
+                    "resourceType": "Bundle",
+                    "type": "searchset",
+                    "entry": [{"resource": without_secrets(r4())}],
+                }
+            },
+            {"response": {"status": "404"}},
+        ],
+    }
+    patient = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient"}}]}
+    assert shown(patient) is patient  # nothing to hide: not even copied
+
+
+def test_the_read_placeholder_is_refused_as_a_header_value(criteria: Criteria) -> None:
+    resource = r4()
+    resource["channel"]["header"] = ["Authorization: [redacted]"]
+    with pytest.raises(InvalidSubscription, match="send the header's value again"):
+        parse_subscription(resource, TOPICS, criteria)

@@ -1,0 +1,203 @@
+"""Subscription resources (R4 subscription.html; Subscriptions R5 Backport IG STU 1.1, R4
+profile; issue 17), as far as they are written and read: the server refuses a Subscription it
+could not honour, with the element at fault, an endpoint into an internal network included;
+`channel.header` values never come back in a read, a search or the history; a run-time topic is
+a `Basic` resource with the cross-version SubscriptionTopic profile, checked when written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.conformance._clients import plain_client
+
+__all__ = ["plain_client"]
+
+BP = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+TOPIC_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic."
+SECRET = "Bearer s3cret-token"
+
+
+def subscription(**changes: Any) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "new imaging reports for my patient",
+        "criteria": "DiagnosticReport?patient=Patient/p1&status=final",
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": "https://receiver.example.org/hook",
+            "payload": "application/fhir+json",
+            "header": [f"Authorization: {SECRET}"],
+        },
+    }
+    resource.update(changes)
+    return resource
+
+
+def topic_subscription(topic: str, *filters: str) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Subscription",
+        "meta": {"profile": [BP + "backport-subscription"]},
+        "status": "requested",
+        "reason": "reports",
+        "criteria": topic,
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": "https://receiver.example.org/hook",
+            "payload": "application/fhir+json",
+            "_payload": {
+                "extension": [{"url": BP + "backport-payload-content", "valueCode": "id-only"}]
+            },
+        },
+    }
+    if filters:
+        resource["_criteria"] = {
+            "extension": [
+                {"url": BP + "backport-filter-criteria", "valueString": f} for f in filters
+            ]
+        }
+    return resource
+
+
+def outcome(response: Any) -> tuple[int, str, list[str], str]:
+    issue = response.json()["issue"][0]
+    return response.status_code, issue["code"], issue.get("expression", []), issue["diagnostics"]
+
+
+async def test_header_values_never_come_back(plain_client: AsyncTestClient[Any]) -> None:
+    created = await plain_client.post("/fhir/Subscription", json=subscription())
+    assert created.status_code == 201, created.text
+    assert created.json()["channel"]["header"] == ["Authorization: [redacted]"]
+    sid = created.json()["id"]
+    read = await plain_client.get(f"/fhir/Subscription/{sid}")
+    history = await plain_client.get(f"/fhir/Subscription/{sid}/_history")
+    vread = await plain_client.get(f"/fhir/Subscription/{sid}/_history/1")
+    for response in (created, read, history, vread):
+        assert response.status_code in (200, 201)
+        assert SECRET not in response.text
+    assert read.json()["channel"]["header"] == ["Authorization: [redacted]"]
+    assert history.json()["entry"][0]["resource"]["channel"]["header"] == [
+        "Authorization: [redacted]"
+    ]
+
+
+async def test_the_placeholder_a_read_shows_is_not_a_header_value(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    sid = (await plain_client.post("/fhir/Subscription", json=subscription())).json()["id"]
+    shown = (await plain_client.get(f"/fhir/Subscription/{sid}")).json()
+    response = await plain_client.put(f"/fhir/Subscription/{sid}", json=shown)
+    status, code, expression, diagnostics = outcome(response)
+    assert (status, code, expression) == (400, "invalid", ["Subscription.channel.header"])
+    assert "send the header's value again" in diagnostics
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        (
+            subscription(channel={"type": "rest-hook", "endpoint": "https://10.0.0.5/hook"}),
+            (422, "security", ["Subscription.channel.endpoint"], "internal address 10.0.0.5"),
+        ),
+        (
+            subscription(
+                channel={"type": "rest-hook", "endpoint": "https://169.254.169.254/latest"}
+            ),
+            (422, "security", ["Subscription.channel.endpoint"], "169.254.169.254"),
+        ),
+        (
+            subscription(channel={"type": "rest-hook", "endpoint": "http://receiver.example.org/"}),
+            (422, "security", ["Subscription.channel.endpoint"], "must use https"),
+        ),
+        (
+            subscription(channel={"type": "email", "endpoint": "mailto:a@b.org"}),
+            (422, "not-supported", ["Subscription.channel.type"], "only rest-hook"),
+        ),
+        (
+            subscription(criteria="DiagnosticReport?bogus=1"),
+            (400, "invalid", ["Subscription.criteria"], "bogus"),
+        ),
+        (
+            subscription(status="active"),
+            (400, "invalid", ["Subscription.status"], "after a successful handshake"),
+        ),
+        (
+            topic_subscription("http://example.org/no-such-topic"),
+            (422, "not-supported", ["Subscription.criteria"], "not a topic of this server"),
+        ),
+        (
+            topic_subscription(
+                "http://micdr.org/fhir/SubscriptionTopic/imaging-report",
+                "DiagnosticReport?issued=2025",
+            ),
+            (400, "invalid", ["Subscription.criteria"], "cannot filter DiagnosticReport"),
+        ),
+    ],
+)
+async def test_a_subscription_the_server_cannot_honour_is_refused(
+    plain_client: AsyncTestClient[Any], resource: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    status, code, expression, diagnostics = outcome(
+        await plain_client.post("/fhir/Subscription", json=resource)
+    )
+    assert (status, code, expression) == expected[:3]
+    assert expected[3] in diagnostics
+
+
+async def test_a_topic_subscription_with_allowed_filters_is_accepted(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    resource = topic_subscription(
+        "http://micdr.org/fhir/SubscriptionTopic/imaging-report",
+        "DiagnosticReport?patient=Patient/p1",
+        "DiagnosticReport?patient.identifier=https://fhir.infoway-inforoute.ca/NamingSystem/"
+        "ca-on-patient-hcn|1234567890",
+    )
+    created = await plain_client.post("/fhir/Subscription", json=resource)
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "requested"
+
+
+def topic(*triggers: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Basic",
+        "meta": {
+            "profile": ["http://hl7.org/fhir/5.0/StructureDefinition/profile-SubscriptionTopic"]
+        },
+        "code": {"text": "SubscriptionTopic"},
+        "extension": [
+            {"url": TOPIC_EXT + "url", "valueUri": "http://example.org/topic/ct-final"},
+            {"url": TOPIC_EXT + "status", "valueCode": "active"},
+            *triggers,
+        ],
+    }
+
+
+def trigger(current: str) -> dict[str, Any]:
+    return {
+        "url": TOPIC_EXT + "resourceTrigger",
+        "extension": [
+            {"url": "resource", "valueUri": "DiagnosticReport"},
+            {"url": "supportedInteraction", "valueCode": "update"},
+            {"url": "queryCriteria", "extension": [{"url": "current", "valueString": current}]},
+        ],
+    }
+
+
+async def test_a_run_time_topic_is_checked_when_written(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    assert (
+        await plain_client.post("/fhir/Basic", json=topic(trigger("status=final")))
+    ).status_code == 201
+    status, code, _, diagnostics = outcome(
+        await plain_client.post("/fhir/Basic", json=topic(trigger("nonsense=1")))
+    )
+    assert (status, code) == (400, "invalid")
+    assert "nonsense" in diagnostics
+    status, code, _, diagnostics = outcome(await plain_client.post("/fhir/Basic", json=topic()))
+    assert (status, code) == (400, "invalid")
+    assert "at least one trigger" in diagnostics
