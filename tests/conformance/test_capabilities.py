@@ -79,3 +79,21 @@ async def test_metadata_answers_xml_when_asked(client: AsyncTestClient[Any]) -> 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/fhir+xml; charset=utf-8"
     assert parse_xml(response.content)["fhirVersion"] == "4.0.1"
+
+
+async def test_the_subscription_entry_names_each_built_in_topic(
+    client: AsyncTestClient[Any],
+) -> None:
+    """Subscriptions Backport IG: the topics a server offers are advertised on its Subscription
+    resource entry with the subscriptiontopic-canonical extension."""
+    statement = (await client.get("/fhir/metadata")).json()
+    entry = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Subscription")
+    url = (
+        "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+        "capabilitystatement-subscriptiontopic-canonical"
+    )
+    assert entry["extension"] == [
+        {"url": url, "valueCanonical": "http://micdr.org/fhir/SubscriptionTopic/imaging-report"},
+        {"url": url, "valueCanonical": "http://micdr.org/fhir/SubscriptionTopic/imaging-study"},
+        {"url": url, "valueCanonical": "http://micdr.org/fhir/SubscriptionTopic/order-status"},
+    ]
