@@ -9,7 +9,7 @@ from typing import Any
 from app.fhir.clock import utc_now
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.table import capability_codes
+from app.interactions.table import capability_codes, operations
 from app.subscriptions.topics import BUILT_IN_TOPICS
 
 SOFTWARE_VERSION = "0.1.0"
@@ -57,6 +57,8 @@ def capability_statement(
             entry["searchParam"] = search_params[type_]
         if type_ == "Subscription":
             entry = {"extension": topic_canonicals(), **entry}
+        if declared := operations(type_):
+            entry["operation"] = [{"name": n, "definition": d} for n, d in declared]
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",

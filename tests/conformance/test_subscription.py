@@ -201,3 +201,48 @@ async def test_a_run_time_topic_is_checked_when_written(
     status, code, _, diagnostics = outcome(await plain_client.post("/fhir/Basic", json=topic()))
     assert (status, code) == (400, "invalid")
     assert "at least one trigger" in diagnostics
+
+
+async def test_status_reports_a_topic_subscription(plain_client: AsyncTestClient[Any]) -> None:
+    """Backport IG, $status: a searchset Bundle of the subscription's status Parameters."""
+    topic_url = "http://micdr.org/fhir/SubscriptionTopic/imaging-study"
+    created = await plain_client.post("/fhir/Subscription", json=topic_subscription(topic_url))
+    sid = created.json()["id"]
+    response = await plain_client.get(f"/fhir/Subscription/{sid}/$status")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["type"], body["total"], len(body["entry"])) == ("searchset", 1, 1)
+    status = body["entry"][0]["resource"]
+    base = "http://micdr.local/fhir"
+    assert status == {
+        "resourceType": "Parameters",
+        "meta": {"profile": [BP + "backport-subscription-status-r4"]},
+        "parameter": [
+            {"name": "subscription", "valueReference": {"reference": f"{base}/Subscription/{sid}"}},
+            {"name": "topic", "valueCanonical": topic_url},
+            {"name": "status", "valueCode": "requested"},
+            {"name": "type", "valueCode": "query-status"},
+            {"name": "events-since-subscription-start", "valueString": "0"},
+        ],
+    }
+
+
+async def test_status_of_an_r4_criteria_subscription_or_none_is_refused(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    sid = (await plain_client.post("/fhir/Subscription", json=subscription())).json()["id"]
+    status, code, _, diagnostics = outcome(
+        await plain_client.get(f"/fhir/Subscription/{sid}/$status")
+    )
+    assert (status, code) == (422, "not-supported")
+    assert "topic-based" in diagnostics
+    status, code, _, _ = outcome(await plain_client.get("/fhir/Subscription/nope/$status"))
+    assert (status, code) == (404, "not-found")
+
+
+async def test_status_on_another_type_is_not_an_operation(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    status, code, _, diagnostics = outcome(await plain_client.get("/fhir/Patient/p1/$status"))
+    assert (status, code) == (404, "not-supported")
+    assert "operation on Subscription" in diagnostics
