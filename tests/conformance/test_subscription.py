@@ -246,3 +246,19 @@ async def test_status_on_another_type_is_not_an_operation(
     status, code, _, diagnostics = outcome(await plain_client.get("/fhir/Patient/p1/$status"))
     assert (status, code) == (404, "not-supported")
     assert "operation on Subscription" in diagnostics
+
+
+async def test_the_ig_mode_server_accepts_a_subscription_too(
+    client: AsyncTestClient[Any],
+) -> None:
+    """The default server (IG mode) takes the same Subscription as the documented example."""
+    resource = topic_subscription(
+        "http://micdr.org/fhir/SubscriptionTopic/imaging-report",
+        "DiagnosticReport?patient.identifier=https://fhir.infoway-inforoute.ca/NamingSystem/"
+        "ca-on-patient-hcn|1234567890",
+    )
+    resource["channel"]["endpoint"] = "http://127.0.0.1:9000/hook"
+    resource["channel"]["header"] = ["Authorization: Bearer receiver-secret"]
+    created = await client.post("/fhir/Subscription", json=resource)
+    assert created.status_code == 201, created.text
+    assert created.json()["channel"]["header"] == ["Authorization: [redacted]"]
