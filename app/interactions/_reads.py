@@ -16,6 +16,7 @@ from app.interactions.history import history
 from app.interactions.read import read
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.search import search
+from app.interactions.subscription_events import subscription_events
 from app.interactions.subscription_status import subscription_status
 from app.interactions.table import match
 from app.interactions.types import Run
@@ -31,6 +32,7 @@ READS: Mapping[str, Run] = {
     "history-instance": history,
     "vread": vread,
     "subscription-status": subscription_status,
+    "subscription-events": subscription_events,
 }
 
 

@@ -2,9 +2,12 @@
 STU 1.1, OperationDefinition backport-subscription-status): a `searchset` Bundle holding the
 subscription's status, an R4 `Parameters` of profile backport-subscription-status-r4 with
 type `query-status`. Defined for topic-based subscriptions; an R4 criteria subscription has no
-topic to report (422). The event count is the subscription's events so far."""
+topic to report (422). The event count is the subscription's events so far (its event log,
+docs/implementation/subscriptions.md)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from app.fhir.bundles import bundle
 from app.fhir.clock import utc_now
@@ -21,11 +24,15 @@ SUBSCRIPTION = "Subscription"
 _TOPICS = frozenset(topic.url for topic in BUILT_IN_TOPICS)
 
 
-async def subscription_status(services: Services, request: FhirRequest) -> FhirResponse:
+async def topic_subscription(
+    services: Services, request: FhirRequest
+) -> tuple[str, dict[str, Any]]:
+    """The id and current resource of the topic-based Subscription the URL names, or the
+    FhirError saying why not (another type, not found, deleted, an R4 criteria one)."""
     assert request.id is not None
     if request.type != SUBSCRIPTION:
         raise FhirError.of(
-            404, "not-supported", f"$status is an operation on Subscription, not {request.type}"
+            404, "not-supported", f"this is an operation on Subscription, not {request.type}"
         )
     access = require(services, SUBSCRIPTION, "r")
     stored = await services.store.read(SUBSCRIPTION, request.id)
@@ -40,21 +47,26 @@ async def subscription_status(services: Services, request: FhirRequest) -> FhirR
         raise FhirError.of(
             422,
             "not-supported",
-            f"Subscription/{request.id} is an R4 criteria subscription: $status reports on "
-            "topic-based subscriptions (Subscriptions Backport IG)",
+            f"Subscription/{request.id} is an R4 criteria subscription: this operation reports "
+            "on topic-based subscriptions (Subscriptions Backport IG)",
         )
+    return request.id, resource
+
+
+async def subscription_status(services: Services, request: FhirRequest) -> FhirResponse:
+    subscription_id, resource = await topic_subscription(services, request)
     error = resource.get("error")
     status = Notification(
         base=request.base,
-        subscription_id=request.id,
-        topic=criteria,
+        subscription_id=subscription_id,
+        topic=str(resource.get("criteria")),
         status=str(resource.get("status")),
         type="query-status",
-        events_since_start=0,  # no event is produced yet: delivery is not built (issue 17)
+        events_since_start=await services.store.events_since_start(subscription_id),
         error=error if isinstance(error, str) else None,
     )
     entry = {
-        "fullUrl": f"{request.base}/Subscription/{request.id}/$status",
+        "fullUrl": f"{request.base}/Subscription/{subscription_id}/$status",
         "resource": status_parameters(status, "id-only"),
         "search": {"mode": "match"},
     }

@@ -69,6 +69,15 @@ TABLE: tuple[Row, ...] = (
         "backport-subscription-status",
         on="Subscription",
     ),
+    Row(
+        "subscription-events",
+        "GET",
+        "/{type:str}/{id:str}/$events",
+        "instance",
+        operation="http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+        "backport-subscription-events",
+        on="Subscription",
+    ),
 )
 
 # FHIR's asynchronous request pattern: routed like the table, but no CapabilityStatement

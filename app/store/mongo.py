@@ -692,7 +692,7 @@ class MongoResourceStore:
         key = f"{subscription}|{event.seq}|{event.focus}"
         claim = await self._event_keys.find_one({"_id": key})
         if claim is None:
-            number = await self._draw_event_number(subscription)
+            number = await self._draw_event_number(subscription, key)
             try:
                 await self._event_keys.insert_one({"_id": key, "number": number})
             except DuplicateKeyError:  # recorded concurrently: that number stands
@@ -718,20 +718,30 @@ class MongoResourceStore:
             held = await self._events.find_one({"_id": doc["_id"]}, {"key": 1})
             if held is not None and held["key"] == key:
                 return event.numbered(subscription, number)
-            fresh = await self._draw_event_number(subscription)  # the number was drawn twice
+            fresh = await self._draw_event_number(subscription, f"{key}#{number}")  # drawn twice
             await self._event_keys.update_one(
                 {"_id": key, "number": number}, {"$set": {"number": fresh}}
             )
             number = fresh
         raise StoreError(f"no free event number for Subscription/{subscription}")
 
-    async def _draw_event_number(self, subscription: str) -> int:
-        counter = await self._counters.find_one_and_update(
-            {"_id": f"{SUBSCRIPTION_EVENTS}|{subscription}"},
-            {"$inc": {"n": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
+    async def _draw_event_number(self, subscription: str, key: str) -> int:
+        """The next number, unless the last draw was for this same event: then that one. Two
+        evaluators of one commit (at-least-once projection jobs) thus draw once, not twice,
+        and leave no unused number between them."""
+        counter_id = f"{SUBSCRIPTION_EVENTS}|{subscription}"
+        try:
+            counter = await self._counters.find_one_and_update(
+                {"_id": counter_id, "last": {"$ne": key}},
+                {"$inc": {"n": 1}, "$set": {"last": key}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # the counter exists and its last draw was for this key
+            counter = None
+        if counter is None:
+            counter = await self._counters.find_one({"_id": counter_id})
+            assert counter is not None
         return int(counter["n"])
 
     async def subscription_events(

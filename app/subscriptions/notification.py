@@ -51,6 +51,8 @@ class Event:
     focus_id: str
     interaction: Literal["create", "update", "delete"]
     resource: Mapping[str, Any] | None = None
+    # the reader may not see the focus: the event keeps its number and time, nothing more
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def status_parameters(notification: Notification, content: Content) -> dict[str,
             {"name": "event-number", "valueString": str(event.number)},
             {"name": "timestamp", "valueInstant": event.timestamp},
         ]
-        if content != "empty":
+        if content != "empty" and not event.hidden:
             parts.append({"name": "focus", "valueReference": {"reference": _full_url(n, event)}})
         parameters.append({"name": "notification-event", "part": parts})
     if n.error:
@@ -121,7 +123,7 @@ def notification_bundle(
         }
     ]
     if content != "empty":
-        for event in n.events:
+        for event in (e for e in n.events if not e.hidden):
             entry: dict[str, Any] = {"fullUrl": _full_url(n, event)}
             if content == "full-resource" and event.resource is not None:
                 entry["resource"] = dict(event.resource)

@@ -81,6 +81,11 @@ class Criteria:
         except Exception as error:  # InvalidSearch: an unknown parameter, a bad value
             raise InvalidCriteria(f"{resource_type}?{_query(query)}: {error}") from None
 
+    def plan(self, criteria: str) -> SearchPlan:
+        """The search plan of `Type?query` criteria; raises InvalidCriteria."""
+        resource_type, query = split_criteria(criteria)
+        return self._plan(resource_type, tuple(query))
+
     def check(self, criteria: str) -> str:
         """The resource type of valid criteria; raises InvalidCriteria otherwise."""
         resource_type, query = split_criteria(criteria)

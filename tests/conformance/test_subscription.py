@@ -12,6 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.conformance._clients import plain_client
+from tests.conformance.conftest import indexed
 
 __all__ = ["plain_client"]
 
@@ -245,7 +246,7 @@ async def test_status_on_another_type_is_not_an_operation(
 ) -> None:
     status, code, _, diagnostics = outcome(await plain_client.get("/fhir/Patient/p1/$status"))
     assert (status, code) == (404, "not-supported")
-    assert "operation on Subscription" in diagnostics
+    assert "an operation on Subscription" in diagnostics
 
 
 async def test_the_ig_mode_server_accepts_a_subscription_too(
@@ -262,3 +263,98 @@ async def test_the_ig_mode_server_accepts_a_subscription_too(
     created = await client.post("/fhir/Subscription", json=resource)
     assert created.status_code == 201, created.text
     assert created.json()["channel"]["header"] == ["Authorization: [redacted]"]
+
+
+REPORT_TOPIC = "http://micdr.org/fhir/SubscriptionTopic/imaging-report"
+
+
+def report(patient_id: str, status: str) -> dict[str, Any]:
+    return {
+        "resourceType": "DiagnosticReport",
+        "status": status,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "36643-5"}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+
+
+async def events(client: AsyncTestClient[Any], sid: str, **params: str) -> dict[str, Any]:
+    await indexed(client)  # events are recorded from the same outbox as the index
+    response = await client.get(f"/fhir/Subscription/{sid}/$events", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def numbered_foci(bundle: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(event-number, focus reference) of each notification-event of a notification Bundle."""
+    found = []
+    for parameter in bundle["entry"][0]["resource"]["parameter"]:
+        if parameter["name"] == "notification-event":
+            parts = {p["name"]: p for p in parameter["part"]}
+            focus = parts.get("focus", {}).get("valueReference", {}).get("reference")
+            found.append((parts["event-number"]["valueString"], focus))
+    return found
+
+
+async def test_a_topic_records_events_for_the_right_focus_in_commit_order(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    """Backport IG topic round trip up to delivery: events for final and amended reports of
+    the filtered patient, numbered in commit order, none for other patients or statuses; the
+    amended report reaches every subscriber of that patient; $status counts them."""
+    client = plain_client
+    base = "http://micdr.local/fhir"
+    pid = (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).json()["id"]
+    other = (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).json()["id"]
+    subscriptions = []
+    for _ in range(2):
+        resource = topic_subscription(REPORT_TOPIC, f"DiagnosticReport?patient=Patient/{pid}")
+        created = await client.post("/fhir/Subscription", json=resource)
+        subscriptions.append(created.json()["id"])
+    await indexed(client)
+
+    preliminary = (
+        await client.post("/fhir/DiagnosticReport", json=report(pid, "preliminary"))
+    ).json()
+    await client.post("/fhir/DiagnosticReport", json=report(other, "final"))
+    final = {**preliminary, "status": "final"}
+    assert (
+        await client.put(f"/fhir/DiagnosticReport/{final['id']}", json=final)
+    ).status_code == 200
+    amended = {**final, "status": "amended"}
+    assert (
+        await client.put(f"/fhir/DiagnosticReport/{final['id']}", json=amended)
+    ).status_code == 200
+
+    focus = f"{base}/DiagnosticReport/{final['id']}"
+    for sid in subscriptions:
+        bundle = await events(client, sid)
+        assert bundle["type"] == "history"
+        assert numbered_foci(bundle) == [("1", focus), ("2", focus)]
+        assert [e["request"] for e in bundle["entry"][1:]] == [
+            {"method": "PUT", "url": f"DiagnosticReport/{final['id']}"}
+        ] * 2
+        status = (await client.get(f"/fhir/Subscription/{sid}/$status")).json()
+        parameters = {p["name"]: p for p in status["entry"][0]["resource"]["parameter"]}
+        assert parameters["events-since-subscription-start"]["valueString"] == "2"
+
+    full = await events(client, subscriptions[0], content="full-resource", eventsSinceNumber="2")
+    assert numbered_foci(full) == [("2", focus)]
+    assert full["entry"][1]["resource"]["status"] == "amended"
+    assert full["entry"][1]["resource"]["meta"]["versionId"] == "3"
+    empty = await events(client, subscriptions[0], content="empty", eventsUntilNumber="1")
+    assert numbered_foci(empty) == [("1", None)]
+    assert len(empty["entry"]) == 1
+
+
+async def test_events_refuses_bad_bounds_and_content(plain_client: AsyncTestClient[Any]) -> None:
+    created = await plain_client.post("/fhir/Subscription", json=topic_subscription(REPORT_TOPIC))
+    sid = created.json()["id"]
+    for params, name in (
+        ({"eventsSinceNumber": "0"}, "eventsSinceNumber"),
+        ({"eventsUntilNumber": "x"}, "eventsUntilNumber"),
+        ({"content": "all"}, "content"),
+    ):
+        response = await plain_client.get(f"/fhir/Subscription/{sid}/$events", params=params)
+        status, code, expression, _ = outcome(response)
+        assert (status, code, expression) == (400, "invalid", [name])

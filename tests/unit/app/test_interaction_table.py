@@ -96,6 +96,11 @@ def test_operations_are_declared_by_name_and_definition_on_their_type() -> None:
             "status",
             "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
             "backport-subscription-status",
-        )
+        ),
+        (
+            "events",
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+            "backport-subscription-events",
+        ),
     ]
     assert operations("Patient") == []

@@ -181,3 +181,15 @@ def test_an_r4_rest_hook_without_payload_is_an_empty_post() -> None:
 def test_an_r4_rest_hook_with_payload_puts_the_resource_under_the_endpoint() -> None:
     request = rest_hook_request("https://rx.example/fhir/", "application/fhir+json", EVENTS[0])
     assert request == RestHookRequest("PUT", "https://rx.example/fhir/DiagnosticReport/r1", REPORT)
+
+
+def test_a_hidden_focus_keeps_its_number_and_time_only() -> None:
+    hidden = Event(6, "2026-01-01T10:00:03Z", "DiagnosticReport", "r9", "update", REPORT, True)
+    note = Notification(BASE, "s1", TOPIC, "active", "query-event", 6, (EVENTS[0], hidden))
+    bundle = notification_bundle(note, "full-resource", "b4", "2026-01-01T10:00:04Z")
+    assert [e["fullUrl"] for e in bundle["entry"]] == ["urn:uuid:b4", f"{BASE}/DiagnosticReport/r1"]
+    assert bundle["entry"][0]["resource"]["parameter"][-1] == _event_parts(
+        "6", "2026-01-01T10:00:03Z", None
+    )
+    assert "r9" not in repr(bundle)
+    _strict(bundle)
