@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from app.store.port import CommittedTransaction, FoundEvent
-from app.subscriptions.events import Subscriber, identifier_chains, subscribers_of, takes_part
+from app.subscriptions.events import Subscriber, identifier_chains, subscribers_of
 from app.subscriptions.subscription import InvalidSubscription, parse_subscription
 from app.subscriptions.topics import BUILT_IN_TOPICS
 from app.subscriptions.trigger import Change, Criteria
@@ -69,31 +70,35 @@ async def record_subscription_events(
 
 
 async def _subscribers(ctx: JobContext, criteria: Criteria) -> list[Subscriber]:
-    now = datetime.now(UTC).isoformat()
-    subscribers = []
-    after: str | None = None
-    while True:
-        page = await ctx.store.scan(SUBSCRIPTION, after, _SCAN_PAGE)
-        for stored in page:
-            resource = stored.resource
-            if stored.deleted or resource is None or not takes_part(resource, now):
-                continue
-            try:
-                settings = parse_subscription(
-                    resource,
-                    _TOPICS,
-                    criteria,
-                    ctx.settings.subscription_allow_list,
-                    creating=False,
-                )
-            except InvalidSubscription as error:
-                log.warning("Subscription/%s is not evaluated: %s", stored.id, error)
-                continue
-            topic = _TOPICS.get(settings.criteria) if settings.style == "topic" else None
-            subscribers.append(Subscriber(stored.id, settings, topic))
-        if len(page) < _SCAN_PAGE:
-            return subscribers
-        after = page[-1].id
+    cache = ctx.subscribers
+    changes = await ctx.store.changes(SUBSCRIPTION)
+    if changes != cache.changes:
+        known: list[tuple[Mapping[str, Any], Subscriber]] = []
+        after: str | None = None
+        while page := await ctx.store.scan(SUBSCRIPTION, after, _SCAN_PAGE):
+            for stored in page:
+                if not stored.deleted and stored.resource is not None:
+                    subscriber = _subscriber(ctx, criteria, stored.id, stored.resource)
+                    if subscriber is not None:
+                        known.append((stored.resource, subscriber))
+            after = page[-1].id
+        # counted before the scan: a commit the scan missed has raised the count since
+        cache.changes, cache.known = changes, known
+    return cache.live(datetime.now(UTC).isoformat())
+
+
+def _subscriber(
+    ctx: JobContext, criteria: Criteria, id_: str, resource: dict[str, Any]
+) -> Subscriber | None:
+    try:
+        settings = parse_subscription(
+            resource, _TOPICS, criteria, ctx.settings.subscription_allow_list, creating=False
+        )
+    except InvalidSubscription as error:
+        log.warning("Subscription/%s is not evaluated: %s", id_, error)
+        return None
+    topic = _TOPICS.get(settings.criteria) if settings.style == "topic" else None
+    return Subscriber(id_, settings, topic)
 
 
 async def _resolve_chains(

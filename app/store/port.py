@@ -139,7 +139,7 @@ class ResourceScan(Protocol):
 
 # The types whose commits `ResourceScan.changes` counts: every process follows the stored
 # SearchParameters (app/search_parameters.py), and on some engines a scan reads every resource.
-COUNTED_TYPES = frozenset({"SearchParameter"})
+COUNTED_TYPES = frozenset({"SearchParameter", "Subscription"})
 
 
 @dataclass(frozen=True)

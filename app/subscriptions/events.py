@@ -10,7 +10,7 @@ one when its topic fires and its filters hold (trigger.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,13 @@ from app.subscriptions.trigger import Change, Criteria, InvalidCriteria
 from indexing.match import Resolver, UnresolvedPredicate
 from indexing.plan.plan import Chain, Clause, Predicate, TokenMatch
 
-__all__ = ["Subscriber", "identifier_chains", "subscribers_of", "takes_part"]
+__all__ = [
+    "Subscriber",
+    "SubscriberCache",
+    "identifier_chains",
+    "subscribers_of",
+    "takes_part",
+]
 
 LIVE = frozenset({"requested", "active"})
 
@@ -32,6 +38,19 @@ class Subscriber:
     id: str
     settings: SubscriptionSettings
     topic: Topic | None  # None: an R4 criteria subscription
+
+
+@dataclass
+class SubscriberCache:
+    """A process's parsed subscriptions, as of `changes` committed Subscription writes
+    (`ResourceScan.changes`): read again only when that count moved, since on some engines
+    reading them is a scan. Whether each takes part is decided at each use (its `end`)."""
+
+    changes: int = -1
+    known: list[tuple[Mapping[str, Any], Subscriber]] = field(default_factory=list)
+
+    def live(self, now: str) -> list[Subscriber]:
+        return [subscriber for resource, subscriber in self.known if takes_part(resource, now)]
 
 
 def takes_part(resource: Mapping[str, Any], now: str) -> bool:

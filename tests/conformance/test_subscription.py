@@ -358,3 +358,20 @@ async def test_events_refuses_bad_bounds_and_content(plain_client: AsyncTestClie
         response = await plain_client.get(f"/fhir/Subscription/{sid}/$events", params=params)
         status, code, expression, _ = outcome(response)
         assert (status, code, expression) == (400, "invalid", [name])
+
+
+async def test_a_subscription_turned_off_records_no_more_events(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    """subscription.html: `off` stops it. Projection re-reads the subscriptions when one of
+    them was written since, so the change is seen by the next commit."""
+    client = plain_client
+    pid = (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).json()["id"]
+    resource = topic_subscription(REPORT_TOPIC, f"DiagnosticReport?patient=Patient/{pid}")
+    sid = (await client.post("/fhir/Subscription", json=resource)).json()["id"]
+    await client.post("/fhir/DiagnosticReport", json=report(pid, "final"))
+    assert len(numbered_foci(await events(client, sid))) == 1
+    off = {**resource, "id": sid, "status": "off"}
+    assert (await client.put(f"/fhir/Subscription/{sid}", json=off)).status_code == 200
+    await client.post("/fhir/DiagnosticReport", json=report(pid, "final"))
+    assert len(numbered_foci(await events(client, sid))) == 1

@@ -110,3 +110,18 @@ def test_only_requested_or_active_subscriptions_before_their_end_take_part(
     resource: dict[str, Any], expected: bool
 ) -> None:
     assert takes_part(resource, "2026-01-01T00:00:00+00:00") is expected
+
+
+def test_the_cache_gives_the_subscribers_that_take_part_now() -> None:
+    from app.subscriptions.events import SubscriberCache
+
+    cache = SubscriberCache(
+        3,
+        [
+            ({"status": "active", "end": "2026-06-01T00:00:00Z"}, SUBSCRIBERS[0]),
+            ({"status": "requested"}, SUBSCRIBERS[1]),
+            ({"status": "off"}, SUBSCRIBERS[2]),
+        ],
+    )
+    assert cache.live("2026-01-01T00:00:00+00:00") == [SUBSCRIBERS[0], SUBSCRIBERS[1]]
+    assert cache.live("2026-07-01T00:00:00+00:00") == [SUBSCRIBERS[1]]
