@@ -107,6 +107,8 @@ class Settings:
     rate_limit_setting: int | None = None
     rate_burst: int = 200
     engine_timeout: float = 30.0  # seconds for one store or index call
+    # Subscriptions: hosts (names or addresses) a rest-hook may reach although internal.
+    subscription_allow_list: tuple[str, ...] = ()
 
     @property
     def auth_configured(self) -> bool:
@@ -253,6 +255,7 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
 
 
 _LISTS = {
+    "subscription_allow_list": "MICDR_SUBSCRIPTION_ALLOW_LIST",
     "hospital_org_types": "MICDR_HOSPITAL_ORG_TYPES",
     "ichsc_org_types": "MICDR_ICHSC_ORG_TYPES",
     "mrn_systems": "MICDR_MRN_SYSTEMS",

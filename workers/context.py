@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from app.interactions.context import Services
 from app.settings import Settings
 from app.store.port import Store
+from app.subscriptions.events import SubscriberCache
 from indexing.engines.port import SearchIndex
 from indexing.registry import SearchParamRegistry
 
@@ -27,6 +28,8 @@ class JobContext:
     index: SearchIndex
     services: Services
     worker: str = field(default_factory=worker_name)
+    # the subscriptions projection evaluates commits against (workers/subscriptions.py)
+    subscribers: SubscriberCache = field(default_factory=SubscriberCache)
 
     @property
     def settings(self) -> Settings:

@@ -29,6 +29,7 @@ from app.tx.plan import EntryResult
 from indexing.project import project
 from workers import outcomes
 from workers.context import JobContext
+from workers.subscriptions import record_subscription_events
 
 log = logging.getLogger("micdr.jobs")
 
@@ -67,6 +68,7 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         current = await ctx.store.read_many(refs)
         ops = project(ctx.registry, current)
         await ctx.index.write(ops)
+        await record_subscription_events(ctx, commits)  # the same outbox (issue 17)
         await ctx.store.mark_indexed([c.seq for c in commits])
         projected += len(ops)
         log.debug("projected %d resources from %d commits", len(ops), len(commits))

@@ -19,6 +19,9 @@ from app.interactions.context import Services
 from app.search_parameters import check_search_parameter, sync_search_parameters
 from app.settings import Settings
 from app.store.port import StoreError
+from app.subscriptions.subscription import check_written
+from app.subscriptions.topics import BUILT_IN_TOPICS
+from app.subscriptions.trigger import Criteria
 from indexing.registry import SearchParamRegistry
 from workers.arq_settings import ArqQueue
 from workers.context import JobContext
@@ -102,7 +105,7 @@ async def assemble(
         store=engines.store,
         index=engines.index,
         registry=engines.registry,
-        validate=_validate_with(engines.registry),
+        validate=_validate_with(engines.registry, settings.subscription_allow_list),
         resource_types=resource_types(),
         queue=queue,
         rules=IgRules.from_settings(settings) if settings.ig_mode else None,
@@ -142,11 +145,17 @@ def _start_registry_sync(engines: Engines) -> Callable[[], Awaitable[None]]:
     return stop
 
 
-def _validate_with(registry: SearchParamRegistry) -> Callable[[dict[str, Any]], None]:
-    """Base R4 validation, then: an active SearchParameter must be usable by the registry."""
+def _validate_with(
+    registry: SearchParamRegistry, allow_list: tuple[str, ...]
+) -> Callable[[dict[str, Any]], None]:
+    """Base R4 validation, then: an active SearchParameter must be usable by the registry, a
+    Subscription valid and its endpoint allowed, a SubscriptionTopic (as Basic) well defined."""
+    criteria = Criteria(registry)
+    topics = {topic.url: topic for topic in BUILT_IN_TOPICS}
 
     def validate(resource: dict[str, Any]) -> None:
         validate_resource(resource)
         check_search_parameter(registry, resource)
+        check_written(resource, topics, criteria, allow_list)
 
     return validate

@@ -9,6 +9,7 @@ from app.fhir.summary import apply_summary
 from app.http.negotiation import OutputFormat, output_format, serialize
 from app.interactions.result import FhirResponse
 from app.interactions.transaction import prefer_return
+from app.subscriptions.subscription import shown
 
 
 def request_format(request: Request) -> OutputFormat:
@@ -46,6 +47,7 @@ def render(request: Request, answer: FhirResponse) -> Response[bytes]:
     headers = dict(answer.headers)
     if resource is None:
         return Response(b"", status_code=answer.status, headers=headers)
+    resource = dict(shown(resource))  # a Subscription's header values never leave the server
     return Response(
         serialize(resource, fmt),
         status_code=answer.status,

@@ -16,6 +16,8 @@ from app.interactions.history import history
 from app.interactions.read import read
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.search import search
+from app.interactions.subscription_events import subscription_events
+from app.interactions.subscription_status import subscription_status
 from app.interactions.table import match
 from app.interactions.types import Run
 from app.interactions.vread import vread
@@ -29,6 +31,8 @@ READS: Mapping[str, Run] = {
     "read": read,
     "history-instance": history,
     "vread": vread,
+    "subscription-status": subscription_status,
+    "subscription-events": subscription_events,
 }
 
 

@@ -27,6 +27,7 @@ from app.interactions.table import STATUS_PATH
 from app.interactions.transaction import bundle_entries
 from app.security.scopes import OPEN, Principal
 from app.store.port import Submission
+from app.subscriptions.subscription import shown
 
 _OPS = {"create": "c", "update": "u", "patch": "u", "delete": "d"}
 
@@ -193,11 +194,13 @@ def status_answer(sub: Submission) -> tuple[dict[str, Any], dict[str, str]]:
     """The finished submission's answer: (body, headers) for the status URL and the callback."""
     assert sub.result is not None
     status = int(sub.result["status"])
-    body = sub.result.get("body")
-    if body is None:
+    stored = sub.result.get("body")
+    if stored is None:
         body = information(
             f"{sub.request['method']} finished with status {status} and no response body"
         )
+    else:  # the callback POST does not pass through render: hide header secrets here too
+        body = dict(shown(stored))
     headers = {k: v for k, v in (sub.result.get("headers") or {}).items() if k in RESULT_HEADERS}
     headers["X-Original-Status"] = str(status)
     headers.update(_callback_header(sub))

@@ -9,7 +9,8 @@ from typing import Any
 from app.fhir.clock import utc_now
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.table import capability_codes
+from app.interactions.table import capability_codes, operations
+from app.subscriptions.topics import BUILT_IN_TOPICS
 
 SOFTWARE_VERSION = "0.1.0"
 
@@ -54,6 +55,10 @@ def capability_statement(
         }
         if search_params and type_ in search_params:
             entry["searchParam"] = search_params[type_]
+        if type_ == "Subscription":
+            entry = {"extension": topic_canonicals(), **entry}
+        if declared := operations(type_):
+            entry["operation"] = [{"name": n, "definition": d} for n, d in declared]
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
@@ -80,6 +85,18 @@ def capability_statement(
             }
         ],
     }
+
+
+TOPIC_CANONICAL = (
+    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+    "capabilitystatement-subscriptiontopic-canonical"
+)
+
+
+def topic_canonicals() -> list[dict[str, Any]]:
+    """The topics a Subscription may name (Backport IG: one extension per topic on the
+    Subscription resource entry)."""
+    return [{"url": TOPIC_CANONICAL, "valueCanonical": topic.url} for topic in BUILT_IN_TOPICS]
 
 
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from app.security.scopes import OPEN, Principal
 from app.settings import Settings
-from app.store.port import ResourceStore, SubmissionStore
+from app.store.port import ResourceStore, SubmissionStore, SubscriptionEventLog
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import SearchIndex
@@ -34,9 +34,9 @@ class WriteJournal(Protocol):
     async def record(self, origin: str, results: Sequence[EntryResult]) -> None: ...
 
 
-class RequestStore(ResourceStore, SubmissionStore, Protocol):
-    """What the interactions ask of the store: resources, and asynchronous submissions (the
-    commit log and the scans are the jobs')."""
+class RequestStore(ResourceStore, SubmissionStore, SubscriptionEventLog, Protocol):
+    """What the interactions ask of the store: resources, asynchronous submissions and the
+    subscriptions' events (the commit log and the scans are the jobs')."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,12 @@ class Row:
     # `Prefer: respond-async` accepts it as a submission, replayed later by a worker
     asynchronous: bool = False
     handler: str = ""  # the function that runs it, when not the one named by `code`
+    # an operation (`$name`) of the resource type `on`: declared under that type's
+    # `rest.resource.operation` with this definition, not as an interaction. Its path keeps
+    # `{type:str}` (a literal type segment would shadow `POST /{type}` in the router); the
+    # function answers 404 for another type.
+    operation: str = ""
+    on: str = ""
 
     @property
     def runs(self) -> str:
@@ -53,6 +59,25 @@ TABLE: tuple[Row, ...] = (
     Row("delete", "DELETE", "/{type:str}/{id:str}", "instance", asynchronous=True),
     Row("history-instance", "GET", "/{type:str}/{id:str}/_history", "instance"),
     Row("vread", "GET", "/{type:str}/{id:str}/_history/{vid:str}", "instance"),
+    # Subscriptions Backport IG operation; declared on the Subscription resource entry
+    Row(
+        "subscription-status",
+        "GET",
+        "/{type:str}/{id:str}/$status",
+        "instance",
+        operation="http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+        "backport-subscription-status",
+        on="Subscription",
+    ),
+    Row(
+        "subscription-events",
+        "GET",
+        "/{type:str}/{id:str}/$events",
+        "instance",
+        operation="http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+        "backport-subscription-events",
+        on="Subscription",
+    ),
 )
 
 # FHIR's asynchronous request pattern: routed like the table, but no CapabilityStatement
@@ -64,8 +89,17 @@ ASYNC_STATUS: tuple[Row, ...] = (
 
 
 def capability_codes() -> list[str]:
-    """The interaction codes the CapabilityStatement declares."""
-    return list(dict.fromkeys(row.code for row in TABLE))
+    """The interaction codes the CapabilityStatement declares (operations aside)."""
+    return list(dict.fromkeys(row.code for row in TABLE if not row.operation))
+
+
+def operations(resource_type: str) -> list[tuple[str, str]]:
+    """(name, definition) of the operations routed on `resource_type`'s URLs."""
+    return [
+        (row.segments[-1].lstrip("$"), row.operation)
+        for row in TABLE
+        if row.operation and row.on == resource_type
+    ]
 
 
 def asynchronous_codes() -> frozenset[str]:

@@ -57,6 +57,8 @@ from app.store.names import (
     OUTBOX,
     SUBMISSION_KEYS,
     SUBMISSIONS,
+    SUBSCRIPTION_EVENT_KEYS,
+    SUBSCRIPTION_EVENTS,
     TX_SEQUENCE,
     TXLOG,
     TYPE_CHANGES,
@@ -66,11 +68,13 @@ from app.store.port import (
     COUNTED_TYPES,
     ClaimTaken,
     CommittedTransaction,
+    FoundEvent,
     HistoryQuery,
     ServiceStatus,
     StoreError,
     Submission,
     SubmissionStats,
+    SubscriptionEvent,
     VersionConflict,
 )
 
@@ -246,6 +250,8 @@ class MongoResourceStore:
         self._counters = _BusyRetry(database[COUNTERS])
         self._submissions = _BusyRetry(database[SUBMISSIONS])
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
+        self._events = _BusyRetry(database[SUBSCRIPTION_EVENTS])
+        self._event_keys = _BusyRetry(database[SUBSCRIPTION_EVENT_KEYS])
 
     @classmethod
     async def open(cls, database: Any) -> MongoResourceStore:
@@ -258,6 +264,7 @@ class MongoResourceStore:
         await store._submissions.create_index([("state", ASCENDING), ("created", ASCENDING)])
         await store._submissions.create_index([("callback.state", ASCENDING)])
         await store._submissions.create_index([("expires", ASCENDING)])
+        await store._events.create_index([("subscription", ASCENDING), ("number", ASCENDING)])
         return store
 
     # -- writes ---------------------------------------------------------------------------
@@ -727,6 +734,105 @@ class MongoResourceStore:
     # of its own whose `_id` is the key, taken before the submission exists (so a submission
     # never exists unclaimed); a claim whose submission is gone (a crash in between, or purged)
     # is taken over.
+
+    # -- subscription events --------------------------------------------------------------
+    #
+    # Two single-document writes per event, no multi-document transaction: first the key
+    # (`<subscription>|<seq>|<focus>`, its `_id` taken once) claims a number, then the event
+    # is written under `<subscription>#<number>` (its `_id` makes the number taken once: a
+    # FerretDB `$inc` may draw a number twice; the loser draws again and moves its claim).
+    # A crash after the claim and before the event leaves a claim whose event a replay writes;
+    # a crash after drawing and before claiming leaves an unused number.
+
+    async def record_events(
+        self, subscription: str, found: Sequence[FoundEvent]
+    ) -> list[SubscriptionEvent]:
+        return [await self._record_event(subscription, event) for event in found]
+
+    async def _record_event(self, subscription: str, event: FoundEvent) -> SubscriptionEvent:
+        key = f"{subscription}|{event.seq}|{event.focus}"
+        claim = await self._event_keys.find_one({"_id": key})
+        if claim is None:
+            number = await self._draw_event_number(subscription, key)
+            try:
+                await self._event_keys.insert_one({"_id": key, "number": number})
+            except DuplicateKeyError:  # recorded concurrently: that number stands
+                claim = await self._event_keys.find_one({"_id": key})
+                assert claim is not None
+                number = int(claim["number"])
+        else:
+            number = int(claim["number"])
+        for _ in range(_SEQUENCE_ATTEMPTS):
+            doc = {
+                "_id": f"{subscription}#{number}",
+                "key": key,
+                "subscription": subscription,
+                "number": number,
+                "seq": event.seq,
+                "focus": event.focus,
+                "version": event.version,
+                "interaction": event.interaction,
+                "timestamp": event.timestamp,
+            }
+            with contextlib.suppress(DuplicateKeyError):
+                await self._events.insert_one(doc)
+            held = await self._events.find_one({"_id": doc["_id"]}, {"key": 1})
+            if held is not None and held["key"] == key:
+                return event.numbered(subscription, number)
+            fresh = await self._draw_event_number(subscription, f"{key}#{number}")  # drawn twice
+            await self._event_keys.update_one(
+                {"_id": key, "number": number}, {"$set": {"number": fresh}}
+            )
+            number = fresh
+        raise StoreError(f"no free event number for Subscription/{subscription}")
+
+    async def _draw_event_number(self, subscription: str, key: str) -> int:
+        """The next number, unless the last draw was for this same event: then that one. Two
+        evaluators of one commit (at-least-once projection jobs) thus draw once, not twice,
+        and leave no unused number between them."""
+        counter_id = f"{SUBSCRIPTION_EVENTS}|{subscription}"
+        try:
+            counter = await self._counters.find_one_and_update(
+                {"_id": counter_id, "last": {"$ne": key}},
+                {"$inc": {"n": 1}, "$set": {"last": key}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # the counter exists and its last draw was for this key
+            counter = None
+        if counter is None:
+            counter = await self._counters.find_one({"_id": counter_id})
+            assert counter is not None
+        return int(counter["n"])
+
+    async def subscription_events(
+        self, subscription: str, since: int, until: int | None, limit: int
+    ) -> list[SubscriptionEvent]:
+        bounds: dict[str, int] = {"$gte": since}
+        if until is not None:
+            bounds["$lte"] = until
+        docs = (
+            await self._events.find({"subscription": subscription, "number": bounds})
+            .sort("number", ASCENDING)
+            .limit(limit)
+            .to_list(None)
+        )
+        return [
+            SubscriptionEvent(
+                subscription,
+                int(d["number"]),
+                int(d["seq"]),
+                d["focus"],
+                int(d["version"]),
+                d["interaction"],
+                d["timestamp"],
+            )
+            for d in docs
+        ]
+
+    async def events_since_start(self, subscription: str) -> int:
+        counter = await self._counters.find_one({"_id": f"{SUBSCRIPTION_EVENTS}|{subscription}"})
+        return int(counter["n"]) if counter else 0
 
     async def submit(self, submission: Submission) -> Submission:
         key = submission.claim_key

@@ -139,7 +139,7 @@ class ResourceScan(Protocol):
 
 # The types whose commits `ResourceScan.changes` counts: every process follows the stored
 # SearchParameters (app/search_parameters.py), and on some engines a scan reads every resource.
-COUNTED_TYPES = frozenset({"SearchParameter"})
+COUNTED_TYPES = frozenset({"SearchParameter", "Subscription"})
 
 
 @dataclass(frozen=True)
@@ -233,5 +233,63 @@ class SubmissionStore(Protocol):
         """Delete finished submissions whose `expires` is before `before`; answers how many."""
 
 
-class Store(ResourceStore, CommitLog, ResourceScan, SubmissionStore, Protocol):
+@dataclass(frozen=True)
+class FoundEvent:
+    """A committed change that is an event for one subscription, before it has a number."""
+
+    seq: int  # the commit that made it
+    focus: str  # `Type/id`
+    version: int  # the focus version committed (after a delete: the deletion's version)
+    interaction: str  # create | update | delete
+    timestamp: str  # the commit time
+
+    def numbered(self, subscription: str, number: int) -> SubscriptionEvent:
+        return SubscriptionEvent(
+            subscription,
+            number,
+            self.seq,
+            self.focus,
+            self.version,
+            self.interaction,
+            self.timestamp,
+        )
+
+
+@dataclass(frozen=True)
+class SubscriptionEvent:
+    subscription: str  # the Subscription's id
+    number: int  # 1, 2, ... per subscription
+    seq: int
+    focus: str
+    version: int
+    interaction: str
+    timestamp: str
+
+
+class SubscriptionEventLog(Protocol):
+    """The events of each subscription, numbered, kept for delivery and `$events`
+    (docs/api/subscriptions.md).
+
+    - `record_events` numbers the events found for one subscription, in the order given, after
+      every number it gave before; an event already recorded (same commit and focus) keeps its
+      number and is not recorded again, so evaluating a commit again after a crash repeats
+      nothing. Numbers are never reused; a crash while recording may leave one unused.
+    - `subscription_events` answers events with `since <= number <= until`, by number.
+    - `events_since_start` is the highest number given (0 before the first event).
+    """
+
+    async def record_events(
+        self, subscription: str, found: Sequence[FoundEvent]
+    ) -> list[SubscriptionEvent]: ...
+
+    async def subscription_events(
+        self, subscription: str, since: int, until: int | None, limit: int
+    ) -> list[SubscriptionEvent]: ...
+
+    async def events_since_start(self, subscription: str) -> int: ...
+
+
+class Store(
+    ResourceStore, CommitLog, ResourceScan, SubmissionStore, SubscriptionEventLog, Protocol
+):
     """The store ports; every adapter implements all of them."""

@@ -25,16 +25,19 @@ from app.store.names import (
     IDENTIFIERS,
     SUBMISSION_KEYS,
     SUBMISSIONS,
+    SUBSCRIPTION_EVENTS,
     TXLOG,
     VERSIONS,
 )
 from app.store.port import (
     ClaimTaken,
     CommittedTransaction,
+    FoundEvent,
     HistoryQuery,
     ServiceStatus,
     Submission,
     SubmissionStats,
+    SubscriptionEvent,
     VersionConflict,
 )
 from indexing.engines.sqlite_file import open_connection
@@ -75,6 +78,13 @@ CREATE TABLE IF NOT EXISTS {SUBMISSIONS} (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS {SUBMISSIONS}_by_state ON {SUBMISSIONS} (state, created);
 CREATE TABLE IF NOT EXISTS {SUBMISSION_KEYS} (key TEXT PRIMARY KEY, id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {SUBSCRIPTION_EVENTS} (
+  subscription TEXT NOT NULL, number INTEGER NOT NULL, seq INTEGER NOT NULL,
+  focus TEXT NOT NULL, version INTEGER NOT NULL, interaction TEXT NOT NULL,
+  timestamp TEXT NOT NULL,
+  PRIMARY KEY (subscription, number),
+  UNIQUE (subscription, seq, focus)
+) WITHOUT ROWID;
 """
 
 
@@ -375,6 +385,76 @@ class SqliteResourceStore:
     async def recover(self, stale_after_seconds: float) -> tuple[int, int]:
         # SQLite's journal already rolled back any transaction cut short by a crash.
         return (0, 0)
+
+    # -- subscription events ------------------------------------------------------------
+
+    async def record_events(
+        self, subscription: str, found: Sequence[FoundEvent]
+    ) -> list[SubscriptionEvent]:
+        return await self._run(self._record_events, subscription, found)
+
+    def _record_events(
+        self, subscription: str, found: Sequence[FoundEvent]
+    ) -> list[SubscriptionEvent]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # numbering and insertion in one SQLite transaction
+        try:
+            recorded = []
+            for event in found:
+                row = db.execute(
+                    f"SELECT number FROM {SUBSCRIPTION_EVENTS} "
+                    "WHERE subscription = ? AND seq = ? AND focus = ?",
+                    (subscription, event.seq, event.focus),
+                ).fetchone()
+                if row is None:
+                    number = self._last_event(subscription) + 1
+                    db.execute(
+                        f"INSERT INTO {SUBSCRIPTION_EVENTS} (subscription, number, seq, focus, "
+                        "version, interaction, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            subscription,
+                            number,
+                            event.seq,
+                            event.focus,
+                            event.version,
+                            event.interaction,
+                            event.timestamp,
+                        ),
+                    )
+                else:
+                    number = int(row[0])
+                recorded.append(event.numbered(subscription, number))
+            db.execute("COMMIT")
+            return recorded
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _last_event(self, subscription: str) -> int:
+        row = self._db.execute(
+            f"SELECT MAX(number) FROM {SUBSCRIPTION_EVENTS} WHERE subscription = ?",
+            (subscription,),
+        ).fetchone()
+        return int(row[0] or 0)
+
+    async def subscription_events(
+        self, subscription: str, since: int, until: int | None, limit: int
+    ) -> list[SubscriptionEvent]:
+        return await self._run(self._subscription_events, subscription, since, until, limit)
+
+    def _subscription_events(
+        self, subscription: str, since: int, until: int | None, limit: int
+    ) -> list[SubscriptionEvent]:
+        rows = self._db.execute(
+            f"SELECT number, seq, focus, version, interaction, timestamp "
+            f"FROM {SUBSCRIPTION_EVENTS} WHERE subscription = ? AND number >= ? AND number <= ? "
+            "ORDER BY number LIMIT ?",
+            (subscription, since, until if until is not None else 2**62, limit),
+        ).fetchall()
+        return [SubscriptionEvent(subscription, *row) for row in rows]
+
+    async def events_since_start(self, subscription: str) -> int:
+        return await self._run(self._last_event, subscription)
 
     # -- asynchronous submissions ---------------------------------------------------------
 

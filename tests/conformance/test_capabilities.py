@@ -71,7 +71,15 @@ async def test_every_routed_interaction_is_declared(client: AsyncTestClient[Any]
     declared = {i["code"] for i in body["rest"][0]["interaction"]} | {
         i["code"] for i in body["rest"][0]["resource"][0]["interaction"]
     }
-    assert {row.code for row in TABLE} <= declared
+    assert {row.code for row in TABLE if not row.operation} <= declared
+    operations = {
+        (r["type"], o["name"], o["definition"])
+        for r in body["rest"][0]["resource"]
+        for o in r.get("operation", [])
+    }
+    assert {
+        (row.on, row.segments[-1][1:], row.operation) for row in TABLE if row.operation
+    } == operations
 
 
 async def test_metadata_answers_xml_when_asked(client: AsyncTestClient[Any]) -> None:
@@ -79,3 +87,21 @@ async def test_metadata_answers_xml_when_asked(client: AsyncTestClient[Any]) -> 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/fhir+xml; charset=utf-8"
     assert parse_xml(response.content)["fhirVersion"] == "4.0.1"
+
+
+async def test_the_subscription_entry_names_each_built_in_topic(
+    client: AsyncTestClient[Any],
+) -> None:
+    """Subscriptions Backport IG: the topics a server offers are advertised on its Subscription
+    resource entry with the subscriptiontopic-canonical extension."""
+    statement = (await client.get("/fhir/metadata")).json()
+    entry = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Subscription")
+    url = (
+        "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+        "capabilitystatement-subscriptiontopic-canonical"
+    )
+    assert entry["extension"] == [
+        {"url": url, "valueCanonical": "http://micdr.org/fhir/SubscriptionTopic/imaging-report"},
+        {"url": url, "valueCanonical": "http://micdr.org/fhir/SubscriptionTopic/imaging-study"},
+        {"url": url, "valueCanonical": "http://micdr.org/fhir/SubscriptionTopic/order-status"},
+    ]

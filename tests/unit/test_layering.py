@@ -84,6 +84,7 @@ LAYERS = (
             "app.security.limits",
             "app.security.scopes",
             "app.security.tokens",
+            "app.subscriptions",
             "indexing",
         ),
         frozenset({"settings"}),

@@ -86,3 +86,21 @@ def test_a_path_no_row_has_reaches_nothing() -> None:
     assert match("GET", ("Patient", "p1", "x")) is None
     assert match("GET", ("Patient", "p1", "_history", "2", "x")) is None
     assert match("PUT", ()) is None
+
+
+def test_operations_are_declared_by_name_and_definition_on_their_type() -> None:
+    from app.interactions.table import operations
+
+    assert operations("Subscription") == [
+        (
+            "status",
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+            "backport-subscription-status",
+        ),
+        (
+            "events",
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+            "backport-subscription-events",
+        ),
+    ]
+    assert operations("Patient") == []

@@ -1,0 +1,95 @@
+"""subscription-events: `GET [base]/Subscription/[id]/$events` (Subscriptions R5 Backport IG
+STU 1.1, OperationDefinition backport-subscription-events): the subscription's recorded events
+as a notification Bundle of type `query-event`. `eventsSinceNumber` and `eventsUntilNumber`
+bound the range (inclusive); `content` (`empty`, `id-only`, `full-resource`) overrides the
+subscription's own. Each focus is the version the event's commit wrote, and is shown only if
+the caller may read it now: otherwise the event keeps its number and time, nothing more."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from app.fhir.clock import utc_now
+from app.fhir.meta import new_id
+from app.fhir.outcome import FhirError
+from app.interactions._access import visible
+from app.interactions.context import Services
+from app.interactions.result import FhirRequest, FhirResponse
+from app.interactions.subscription_status import topic_subscription
+from app.security.scopes import Forbidden, access_for
+from app.subscriptions.notification import Content, Event, Notification, notification_bundle
+from app.subscriptions.subscription import CONTENTS, PAYLOAD_CONTENT
+
+MAX_EVENTS = 100  # per answer: a client pages with eventsSinceNumber
+
+
+async def subscription_events(services: Services, request: FhirRequest) -> FhirResponse:
+    subscription_id, resource = await topic_subscription(services, request)
+    since = _number(request, "eventsSinceNumber") or 1
+    until = _number(request, "eventsUntilNumber")
+    content = _content(request.param("content") or _own_content(resource))
+    recorded = await services.store.subscription_events(subscription_id, since, until, MAX_EVENTS)
+    events = []
+    for event in recorded:
+        type_, _, id_ = event.focus.partition("/")
+        stored = await services.store.vread(type_, id_, event.version)
+        try:
+            access = access_for(services.principal, type_, "r")
+            seen = stored is not None and visible(services, access, stored)
+        except Forbidden:
+            seen = False
+        events.append(
+            Event(
+                number=event.number,
+                timestamp=event.timestamp,
+                focus_type=type_,
+                focus_id=id_,
+                interaction=_interaction(event.interaction),
+                resource=stored.resource if seen and stored is not None else None,
+                hidden=not seen,
+            )
+        )
+    notification = Notification(
+        base=request.base,
+        subscription_id=subscription_id,
+        topic=str(resource.get("criteria")),
+        status=str(resource.get("status")),
+        type="query-event",
+        events_since_start=await services.store.events_since_start(subscription_id),
+        events=tuple(events),
+    )
+    return FhirResponse(200, notification_bundle(notification, content, new_id(), utc_now()))
+
+
+def _number(request: FhirRequest, name: str) -> int | None:
+    text = request.param(name)
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise FhirError.of(400, "invalid", f"{name} must be a positive event number", name)
+    return int(text)
+
+
+def _content(code: str) -> Content:
+    content = next((c for c in CONTENTS if c == code), None)
+    if content is None:
+        raise FhirError.of(
+            400, "invalid", f"content {code!r} is not one of {', '.join(CONTENTS)}", "content"
+        )
+    return content
+
+
+def _own_content(resource: dict[str, Any]) -> str:
+    channel = resource.get("channel")
+    payload = channel.get("_payload") if isinstance(channel, dict) else None
+    extensions = payload.get("extension") if isinstance(payload, dict) else None
+    for extension in extensions if isinstance(extensions, list) else []:
+        if isinstance(extension, dict) and extension.get("url") == PAYLOAD_CONTENT:
+            return str(extension.get("valueCode"))
+    return "id-only"
+
+
+def _interaction(code: str) -> Literal["create", "update", "delete"]:
+    if code == "create":
+        return "create"
+    return "delete" if code == "delete" else "update"

@@ -1,0 +1,127 @@
+"""Subscription events from the commit outbox: the commits projection takes are evaluated
+against the subscriptions before they are marked indexed, and their events recorded in the
+store's event log (docs/implementation/subscriptions.md). A crash before the mark evaluates
+the same commits again; the log keeps each event's number, so nothing is recorded twice and
+nothing is skipped. Only committed transactions reach the outbox, so a refused or rolled-back
+write makes no event."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from app.store.port import CommittedTransaction, FoundEvent
+from app.subscriptions.events import Subscriber, identifier_chains, subscribers_of
+from app.subscriptions.subscription import InvalidSubscription, parse_subscription
+from app.subscriptions.topics import BUILT_IN_TOPICS
+from app.subscriptions.trigger import Change, Criteria
+from indexing.match import UnresolvedPredicate
+from indexing.plan.plan import Chain, Has, Predicate, RefIn
+from workers.context import JobContext
+
+log = logging.getLogger("micdr.subscriptions")
+
+SUBSCRIPTION = "Subscription"
+_SCAN_PAGE = 500
+_TOPICS = {topic.url: topic for topic in BUILT_IN_TOPICS}
+
+
+async def record_subscription_events(
+    ctx: JobContext, commits: Sequence[CommittedTransaction]
+) -> int:
+    """Record the events these commits make for every live subscription; answers how many."""
+    criteria = Criteria(ctx.registry)
+    subscribers = await _subscribers(ctx, criteria)
+    if not subscribers:
+        return 0
+    types = frozenset(t for s in subscribers for t in s.settings.resource_types)
+    resolved = await _resolve_chains(ctx, criteria, subscribers)
+
+    def resolve(predicate: Chain | Has) -> Predicate:
+        if predicate in resolved:
+            return resolved[predicate]
+        raise UnresolvedPredicate(f"{predicate} is not resolved")
+
+    now = datetime.now(UTC)
+    found: dict[str, list[FoundEvent]] = defaultdict(list)
+    for commit in sorted(commits, key=lambda c: c.seq):
+        for type_, id_, version in commit.refs:
+            if type_ not in types:
+                continue
+            change = await _change(ctx, type_, id_, version)
+            if change is None:
+                continue
+            for sid in subscribers_of(subscribers, change, criteria, now, resolve):
+                found[sid].append(
+                    FoundEvent(
+                        commit.seq,
+                        f"{type_}/{id_}",
+                        version,
+                        change.interaction,
+                        commit.committed_at,
+                    )
+                )
+    for sid, events in found.items():
+        await ctx.store.record_events(sid, events)
+    return sum(len(events) for events in found.values())
+
+
+async def _subscribers(ctx: JobContext, criteria: Criteria) -> list[Subscriber]:
+    cache = ctx.subscribers
+    changes = await ctx.store.changes(SUBSCRIPTION)
+    if changes != cache.changes:
+        known: list[tuple[Mapping[str, Any], Subscriber]] = []
+        after: str | None = None
+        while page := await ctx.store.scan(SUBSCRIPTION, after, _SCAN_PAGE):
+            for stored in page:
+                if not stored.deleted and stored.resource is not None:
+                    subscriber = _subscriber(ctx, criteria, stored.id, stored.resource)
+                    if subscriber is not None:
+                        known.append((stored.resource, subscriber))
+            after = page[-1].id
+        # counted before the scan: a commit the scan missed has raised the count since
+        cache.changes, cache.known = changes, known
+    return cache.live(datetime.now(UTC).isoformat())
+
+
+def _subscriber(
+    ctx: JobContext, criteria: Criteria, id_: str, resource: dict[str, Any]
+) -> Subscriber | None:
+    try:
+        settings = parse_subscription(
+            resource, _TOPICS, criteria, ctx.settings.subscription_allow_list, creating=False
+        )
+    except InvalidSubscription as error:
+        log.warning("Subscription/%s is not evaluated: %s", id_, error)
+        return None
+    topic = _TOPICS.get(settings.criteria) if settings.style == "topic" else None
+    return Subscriber(id_, settings, topic)
+
+
+async def _resolve_chains(
+    ctx: JobContext, criteria: Criteria, subscribers: Sequence[Subscriber]
+) -> dict[Chain | Has, Predicate]:
+    """`patient.identifier=system|value` filters, answered by the store."""
+    resolved: dict[Chain | Has, Predicate] = {}
+    for subscriber in subscribers:
+        for chain, target, token in identifier_chains(criteria, subscriber.settings.filters):
+            ids = (await ctx.store.find_by_identifier(target, [token])).get(token, [])
+            resolved[chain] = RefIn(chain.param, tuple(f"{target}/{i}" for i in ids))
+    return resolved
+
+
+async def _change(ctx: JobContext, type_: str, id_: str, version: int) -> Change | None:
+    """The committed version and the one before it, as a change."""
+    current = await ctx.store.vread(type_, id_, version)
+    if current is None:
+        return None
+    before = await ctx.store.vread(type_, id_, version - 1) if version > 1 else None
+    previous = before.resource if before is not None and not before.deleted else None
+    if current.deleted:
+        return Change("delete", previous, None) if previous is not None else None
+    if previous is None:
+        return Change("create", None, current.resource)
+    return Change("update", previous, current.resource)
