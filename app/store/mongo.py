@@ -68,6 +68,7 @@ from app.store.port import (
     CommittedTransaction,
     HistoryQuery,
     ServiceStatus,
+    SnapshotPage,
     StoreError,
     Submission,
     SubmissionStats,
@@ -240,6 +241,11 @@ class MongoResourceStore:
         self._counters = _BusyRetry(database[COUNTERS])
         self._submissions = _BusyRetry(database[SUBMISSIONS])
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
+
+    @property
+    def database(self) -> Any:
+        """The database handle (the export files keep their chunks beside the resources)."""
+        return self._db
 
     @classmethod
     async def open(cls, database: Any) -> MongoResourceStore:
@@ -576,9 +582,14 @@ class MongoResourceStore:
         return sorted(await self._current.distinct("type"))
 
     async def scan(self, type: str, after_id: str | None, limit: int) -> list[StoredResource]:
+        return [_stored(d) for d in await self._current_page(type, after_id, limit)]
+
+    async def _current_page(
+        self, type: str, after_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
         # `_id` is `Type/id`: a range on it is a walk of the primary key. `Type0` bounds it ('0'
         # follows '/'), and resource type names are letters only.
-        docs = await (
+        docs: list[dict[str, Any]] = await (
             self._current.find(
                 {"_id": {"$gt": f"{type}/{after_id or ''}", "$lt": f"{type}0"}, "type": type},
                 _FIELDS,
@@ -587,7 +598,64 @@ class MongoResourceStore:
             .limit(limit)
             .to_list(None)
         )
-        return [_stored(d) for d in docs]
+        return docs
+
+    # -- snapshots ------------------------------------------------------------------------
+    # Sequence numbers are taken before a transaction commits, so a lower number may commit
+    # after a higher one: a snapshot waits (`settled`) until every transaction up to its number
+    # is finished. Then a resource's version in it is its current one when that was written at
+    # or below the number, else the latest earlier version that was (looked up by `_id`, version
+    # by version: few resources change during an export).
+
+    async def sequence(self) -> int:
+        counter = await self._counters.find_one({"_id": TX_SEQUENCE})
+        return int(counter["seq"]) if counter else 0
+
+    async def settled(self, seq: int) -> bool:
+        unfinished = await self._txlog.find_one(
+            {
+                "_id": {"$lte": _tx_key(seq)},
+                "state": {"$in": ["pending", "committed", "aborting"]},
+            },
+            {"_id": 1},
+        )
+        return unfinished is None
+
+    async def scan_as_of(
+        self, type: str, seq: int, after_id: str | None, limit: int
+    ) -> SnapshotPage:
+        key = _tx_key(seq)
+        docs = await self._current_page(type, after_id, limit)
+        refs = [f"{d['type']}/{d['id']}" for d in docs]
+        written = await self._find_ids(
+            self._versions,
+            [f"{r}/{d['version']}" for r, d in zip(refs, docs, strict=True)],
+            {"tx": 1},
+        )
+        tx_of = {w["_id"]: w["tx"] for w in written}
+        chosen: dict[str, Mapping[str, Any]] = {}
+        earlier: dict[str, int] = {}
+        for ref, doc in zip(refs, docs, strict=True):
+            tx = tx_of.get(f"{ref}/{doc['version']}")
+            if tx is not None and tx <= key:
+                chosen[ref] = doc
+            elif doc["version"] > 1:
+                earlier[ref] = doc["version"] - 1
+        while earlier:
+            found = await self._find_ids(
+                self._versions, [f"{r}/{v}" for r, v in earlier.items()], _VERSION_FIELDS
+            )
+            by_id = {d["_id"]: d for d in found}
+            still: dict[str, int] = {}
+            for ref, version in earlier.items():
+                older = by_id.get(f"{ref}/{version}")
+                if older is not None and older["tx"] <= key:
+                    chosen[ref] = older
+                elif version > 1:
+                    still[ref] = version - 1
+            earlier = still
+        resources = [_stored(chosen[ref]) for ref in refs if ref in chosen]
+        return SnapshotPage(resources, docs[-1]["id"] if len(docs) == limit else None)
 
     async def count(self, type: str) -> int:
         return int(await self._current.count_documents({"type": type, "op": {"$ne": "delete"}}))
