@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from app.search_parameters import ALL_TYPES
 from app.settings import Settings
 from workers.context import JobContext
+from workers.export import is_export
 from workers.jobs import (
     deliver_callbacks,
     process_submission,
@@ -36,12 +37,14 @@ from workers.jobs import (
     retry_delay,
 )
 from workers.keys import (
+    EXPORT_JOB,
     LOST_INDEX_JOB_ID,
     PROCESS_JOB,
     PROJECT_JOB,
     RECONCILE_JOB,
     REINDEX_JOB,
     SUBMISSIONS_RECONCILE_JOB,
+    export_job_id,
     project_job_id,
     reindex_job_id,
     submission_job_id,
@@ -53,6 +56,7 @@ log = logging.getLogger("micdr.worker")
 SUBMISSIONS_RECONCILE_SECONDS = 5
 PROJECT_TRIES = 10  # then the reconciler (every 15 s) projects what is left
 REINDEX_TRIES = 20
+EXPORT_TIMEOUT = 24 * 3600
 
 
 def _retry_or_raise(ctx: dict[str, Any], tries: int, exc: Exception) -> None:
@@ -102,6 +106,15 @@ async def _process(ctx: dict[str, Any], submission_id: str) -> str:
     return processed.state
 
 
+async def _export(ctx: dict[str, Any], submission_id: str) -> str:
+    """Produce one export (a submission run by `process_submission`), retried as above."""
+    job: JobContext = ctx["job"]
+    processed = await process_submission(job, submission_id)
+    if processed.state == "queued":
+        await enqueue_export(ctx["redis"], submission_id, processed.attempts, processed.not_before)
+    return processed.state
+
+
 async def _reconcile_submissions(ctx: dict[str, Any]) -> int:
     """Re-enqueue what Redis lost (flushed, restarted) and what a dead worker held (lease
     expired); retry due callbacks; forget expired results."""
@@ -109,7 +122,8 @@ async def _reconcile_submissions(ctx: dict[str, Any]) -> int:
     now = time.time()
     due = await reconcile_submissions(job, now)
     for sub in due:
-        await enqueue_submission(ctx["redis"], sub.id, sub.attempts, sub.not_before)
+        enqueue = enqueue_export if is_export(sub) else enqueue_submission
+        await enqueue(ctx["redis"], sub.id, sub.attempts, sub.not_before)
     await deliver_callbacks(job, now)
     await purge_submissions(job, now)
     return len(due)
@@ -119,17 +133,29 @@ async def enqueue_submission(
     pool: ArqRedis, submission_id: str, attempt: int, not_before: float = 0.0
 ) -> bool:
     """One job per attempt; arq refuses a second one with the same id while it exists."""
+    return await _enqueue_attempt(
+        pool, PROCESS_JOB, submission_job_id(submission_id, attempt), submission_id, not_before
+    )
+
+
+async def enqueue_export(
+    pool: ArqRedis, submission_id: str, attempt: int, not_before: float = 0.0
+) -> bool:
+    """One export job per attempt (its own job name: no time limit of a submission's)."""
+    return await _enqueue_attempt(
+        pool, EXPORT_JOB, export_job_id(submission_id, attempt), submission_id, not_before
+    )
+
+
+async def _enqueue_attempt(
+    pool: ArqRedis, name: str, job_id: str, submission_id: str, not_before: float
+) -> bool:
     defer = datetime.fromtimestamp(not_before, UTC) if not_before > time.time() else None
     try:
-        job = await pool.enqueue_job(
-            PROCESS_JOB,
-            submission_id,
-            _job_id=submission_job_id(submission_id, attempt),
-            _defer_until=defer,
-        )
+        job = await pool.enqueue_job(name, submission_id, _job_id=job_id, _defer_until=defer)
     except (RedisError, OSError) as exc:
         # The submission is durable; the reconciler enqueues it once Redis answers again.
-        log.warning("could not enqueue submission %s: %s", submission_id, exc)
+        log.warning("could not enqueue %s: %s", job_id, exc)
         return False
     return job is not None
 
@@ -188,6 +214,10 @@ class ArqQueue:
         """Rings the doorbell for a newly stored submission (its first attempt)."""
         await enqueue_submission(self._pool, submission_id, 0)
 
+    async def export(self, submission_id: str) -> None:
+        """Rings the doorbell for a newly stored export (its first attempt)."""
+        await enqueue_export(self._pool, submission_id, 0)
+
     async def drain(self) -> int:
         """The workers project, in their own processes: nothing to finish here."""
         return 0
@@ -228,6 +258,8 @@ def build_worker(
             # never retried by arq (the job stores its own retry); keep no result, so the
             # reconciler may enqueue the same attempt again once its job is gone
             func(_process, name=PROCESS_JOB, max_tries=1, keep_result=0, timeout=600),
+            # an export checkpoints every batch; a day's limit only stops a stuck one
+            func(_export, name=EXPORT_JOB, max_tries=1, keep_result=0, timeout=EXPORT_TIMEOUT),
         ],
         cron_jobs=[
             cron(_reconcile, name=RECONCILE_JOB, second={0, 15, 30, 45}, run_at_startup=True),

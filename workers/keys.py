@@ -29,3 +29,11 @@ def submission_job_id(submission_id: str, attempt: int) -> str:
     """One job per delivery attempt of a submission: a retry or a re-enqueue after a lost lease
     gets a new id (arq refuses an id whose job still exists), a duplicate enqueue does not."""
     return f"submission:{submission_id}:{attempt}"
+
+
+EXPORT_JOB = "micdr.export"
+
+
+def export_job_id(submission_id: str, attempt: int) -> str:
+    """One job per delivery attempt of an export, as for submissions."""
+    return f"export:{submission_id}:{attempt}"

@@ -9,7 +9,22 @@ from typing import Any
 from app.fhir.clock import utc_now
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.table import capability_codes
+from app.interactions.table import OPERATION_DEFINITIONS, capability_codes
+
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+# Where each operation is declared: the system, or a resource type.
+_OPERATION_OWNERS = {
+    "export-system": None,
+    "export-patient": "Patient",
+    "export-group": "Group",
+    "everything": "Patient",
+}
+
+
+def _operation(handler: str) -> dict[str, str]:
+    name, definition = OPERATION_DEFINITIONS[handler]
+    return {"name": name, "definition": definition}
+
 
 SOFTWARE_VERSION = "0.1.0"
 
@@ -54,6 +69,9 @@ def capability_statement(
         }
         if search_params and type_ in search_params:
             entry["searchParam"] = search_params[type_]
+        operations = [_operation(h) for h, owner in _OPERATION_OWNERS.items() if owner == type_]
+        if operations:
+            entry["operation"] = operations
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
@@ -61,6 +79,7 @@ def capability_statement(
         "date": utc_now(),
         "publisher": "miCDR",
         "kind": "instance",
+        "instantiates": [BULK_DATA],
         "software": {"name": "miCDR", "version": SOFTWARE_VERSION},
         "implementation": {
             "description": "miCDR medical imaging clinical data repository "
@@ -77,6 +96,9 @@ def capability_statement(
                 "security": security(services),
                 "resource": resources,
                 "interaction": [{"code": c} for c in _SYSTEM_CODES if c in implemented],
+                "operation": [
+                    _operation(h) for h, owner in _OPERATION_OWNERS.items() if owner is None
+                ],
             }
         ],
     }

@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.bulk.port import ExportFiles
 from app.security.scopes import OPEN, Principal
 from app.settings import Settings
-from app.store.port import ResourceStore, SubmissionStore
+from app.store.port import ResourceStore, SnapshotScan, SubmissionStore
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import SearchIndex
@@ -34,9 +35,9 @@ class WriteJournal(Protocol):
     async def record(self, origin: str, results: Sequence[EntryResult]) -> None: ...
 
 
-class RequestStore(ResourceStore, SubmissionStore, Protocol):
-    """What the interactions ask of the store: resources, and asynchronous submissions (the
-    commit log and the scans are the jobs')."""
+class RequestStore(ResourceStore, SubmissionStore, SnapshotScan, Protocol):
+    """What the interactions ask of the store: resources, asynchronous submissions, and the
+    snapshot bound of an export (the commit log and the scans are the jobs')."""
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,5 @@ class Services:
     # Who is calling (app/security/scopes.py): set per request by the HTTP layer, and per job
     # from the submission; OPEN when no authentication is configured.
     principal: Principal = OPEN
+    # Where Bulk Data exports keep their files (app/bulk/port.py).
+    files: ExportFiles | None = None
