@@ -44,7 +44,8 @@ log = logging.getLogger("micdr.export")
 
 EXPORT_INTERACTION = "export"
 JOURNAL_KEY = "export"
-SETTLE_POLL_SECONDS = 0.2
+SETTLE_POLL_SECONDS = 0.25
+SETTLE_WARN_SECONDS = 5.0
 
 
 def is_export(sub: Submission) -> bool:
@@ -111,8 +112,12 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
     store, settings, files = ctx.store, ctx.settings, _files(ctx)
     request = ExportRequest.from_json(sub.request["export"])
     seq = int(sub.request["seq"])
+    waited = 0.0
     while not await store.settled(seq):
+        if waited == SETTLE_WARN_SECONDS:
+            log.warning("export %s waits for the transactions up to %d to finish", sub.id, seq)
         await asyncio.sleep(SETTLE_POLL_SECONDS)
+        waited += SETTLE_POLL_SECONDS
     compartment = Compartment.load()
     saved = sub.journal.get(JOURNAL_KEY)
     if saved is not None:

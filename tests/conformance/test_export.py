@@ -225,17 +225,23 @@ async def test_delete_cancels_and_removes_the_files(plain_client: Client) -> Non
     assert (await plain_client.delete(status)).status_code == 404
 
 
+SMALL = {**PLAIN_FHIR, "MICDR_EXPORT_BATCH": "2", "MICDR_EXPORT_FILE_BYTES": "300"}
+
+
 @pytest.fixture(params=DEPLOYMENTS)
 async def small_files_client(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Client]:
-    env = {
-        **PLAIN_FHIR,
-        "MICDR_EXPORT_BATCH": "2",
-        "MICDR_EXPORT_FILE_BYTES": "300",
-        "MICDR_EXPORT_RETENTION": "2",
-    }
-    async with client_with(env, request.param, tmp_path) as c:
+    """Batches of 2 resources, files split at 300 bytes, exports kept 2 seconds."""
+    async with client_with({**SMALL, "MICDR_EXPORT_RETENTION": "2"}, request.param, tmp_path) as c:
+        yield c
+
+
+@pytest.fixture(params=DEPLOYMENTS)
+async def small_batches_client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Client]:
+    async with client_with(SMALL, request.param, tmp_path) as c:
         yield c
 
 
@@ -329,3 +335,23 @@ async def test_the_capability_statement_declares_the_operations(plain_client: Cl
     assert statement["instantiates"] == [
         "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
     ]
+
+
+async def test_under_ingest_the_export_is_the_kickoff_snapshot(
+    small_batches_client: Client,
+) -> None:
+    """Writes go on while the export runs (in small batches, so the job reads the store between
+    them): every write that returned before the kick-off is in the export, none made after its
+    202 is, whichever batch the job was at. (The test client sends one request at a time.)"""
+    client = small_batches_client
+    before = [f"b{n:02d}" for n in range(10)]
+    for id_ in before:
+        await put(client, patient(id_))
+    status = await kick_off(client, "/fhir/$export?_type=Patient")
+    for n in range(30):
+        await put(client, patient(f"a{n:02d}"))  # ids sorting before the first ones
+        await put(client, patient(before[n % 10], f"Changed{n}"))
+    manifest = await complete(client, status)
+    by_type = await lines_of(client, manifest)
+    assert ids(by_type) == {"Patient": before}
+    assert {p["name"][0]["family"] for p in by_type["Patient"]} == {"Doe"}
