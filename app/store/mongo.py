@@ -81,6 +81,8 @@ _SEQUENCE_ATTEMPTS = 100
 _CLAIM_GRACE_SECONDS = 30.0
 _FIELDS = {"type": 1, "id": 1, "version": 1, "op": 1, "last_updated": 1, "resource": 1}
 _VERSION_FIELDS = {**_FIELDS, "tx": 1}
+# Open snapshot-scan cursors kept between pages (one per running export and type).
+_SNAPSHOT_CURSORS = 64
 
 
 def _stored(doc: Mapping[str, Any]) -> StoredResource:
@@ -221,6 +223,8 @@ def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The current-document fields of a version document."""
     fields = {k: doc[k] for k in ("type", "id", "version", "op", "last_updated", "resource")}
     fields["ident"] = doc.get("ident", []) if doc["op"] != "delete" else []
+    # the transaction that wrote it: a snapshot scan need not look its version up
+    fields["tx"] = doc["tx"]
     return fields
 
 
@@ -241,6 +245,7 @@ class MongoResourceStore:
         self._counters = _BusyRetry(database[COUNTERS])
         self._submissions = _BusyRetry(database[SUBMISSIONS])
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
+        self._snapshot_cursors: dict[tuple[str, int, str | None, int], Any] = {}
 
     @property
     def database(self) -> Any:
@@ -621,18 +626,50 @@ class MongoResourceStore:
         )
         return unfinished is None
 
+    async def _snapshot_page(
+        self, type: str, seq: int, after_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The next `limit` current documents of `type` after `after_id`, from one cursor per
+        scan: a range on `_id` is no index search on FerretDB (it reads and sorts the whole
+        collection), so a scan that opened a cursor per page would read the collection once
+        per page. The cursor of a page is kept under the place it stopped, and taken (not
+        shared) by the call that continues from there; any other call opens its own."""
+        cursor = self._snapshot_cursors.pop((type, seq, after_id, limit), None)
+        if cursor is None:
+            cursor = self._current.find(
+                {"_id": {"$gt": f"{type}/{after_id or ''}", "$lt": f"{type}0"}, "type": type},
+                _VERSION_FIELDS,
+                batch_size=limit,
+            ).sort("_id", ASCENDING)
+        docs: list[dict[str, Any]] = []
+        async for doc in cursor:
+            docs.append(doc)
+            if len(docs) == limit:
+                break
+        if len(docs) == limit:
+            place = (type, seq, docs[-1]["id"], limit)
+            replaced = self._snapshot_cursors.pop(place, None)
+            if replaced is not None:
+                await replaced.close()
+            while len(self._snapshot_cursors) >= _SNAPSHOT_CURSORS:  # oldest first
+                await self._snapshot_cursors.pop(next(iter(self._snapshot_cursors))).close()
+            self._snapshot_cursors[place] = cursor
+        else:
+            await cursor.close()
+        return docs
+
     async def scan_as_of(
         self, type: str, seq: int, after_id: str | None, limit: int
     ) -> SnapshotPage:
         key = _tx_key(seq)
-        docs = await self._current_page(type, after_id, limit)
+        docs = await self._snapshot_page(type, seq, after_id, limit)
         refs = [f"{d['type']}/{d['id']}" for d in docs]
-        written = await self._find_ids(
-            self._versions,
-            [f"{r}/{d['version']}" for r, d in zip(refs, docs, strict=True)],
-            {"tx": 1},
-        )
-        tx_of = {w["_id"]: w["tx"] for w in written}
+        # a current document written before it carried `tx`: its version says it
+        ids = [f"{r}/{d['version']}" for r, d in zip(refs, docs, strict=True) if "tx" not in d]
+        tx_of = {w["_id"]: w["tx"] for w in await self._find_ids(self._versions, ids, {"tx": 1})}
+        for ref, doc in zip(refs, docs, strict=True):
+            if "tx" in doc:
+                tx_of[f"{ref}/{doc['version']}"] = doc["tx"]
         chosen: dict[str, Mapping[str, Any]] = {}
         earlier: dict[str, int] = {}
         for ref, doc in zip(refs, docs, strict=True):
@@ -872,7 +909,8 @@ class MongoResourceStore:
         return int(gone.deleted_count)
 
     async def close(self) -> None:
-        return None
+        while self._snapshot_cursors:
+            await self._snapshot_cursors.popitem()[1].close()
 
 
 def _older_than(before: tuple[str, str, str, int]) -> list[dict[str, Any]]:
