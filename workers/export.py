@@ -19,7 +19,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
+from urllib.parse import parse_qsl
 
 from app.bulk.kickoff import ExportRequest
 from app.bulk.output import (
@@ -33,10 +35,12 @@ from app.bulk.output import (
 )
 from app.bulk.port import ExportFiles
 from app.interactions._access import visible
+from app.interactions._chains import resolve_plan
 from app.interactions.replay import audit_job, submitted_principal
 from app.security.scopes import Access, Forbidden, access_for
 from app.store.port import Submission
 from indexing.compartment import Compartment
+from indexing.plan.parse import parse_search
 from workers import outcomes
 from workers.context import JobContext
 
@@ -118,6 +122,9 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
             log.warning("export %s waits for the transactions up to %d to finish", sub.id, seq)
         await asyncio.sleep(SETTLE_POLL_SECONDS)
         waited += SETTLE_POLL_SECONDS
+    if request.type_filters:  # filters are searched in the index: it must hold the snapshot
+        while (oldest := await store.unindexed(1)) and oldest[0].seq <= seq:
+            await asyncio.sleep(SETTLE_POLL_SECONDS)
     compartment = Compartment.load()
     saved = sub.journal.get(JOURNAL_KEY)
     if saved is not None:
@@ -136,11 +143,12 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
             await _save(ctx, sub, state)
             continue
         page = await store.scan_as_of(type_, seq, state.after, settings.export_batch)
-        lines = [
-            ndjson_line(s.resource, type_, request.elements)
-            for s in page.resources
-            if s.resource is not None and selection.takes(s) and visible(services, access, s)
-        ]
+        taken = [s for s in page.resources if selection.takes(s) and visible(services, access, s)]
+        filters = request.filters_of(type_)
+        if filters and taken:
+            matched = await _matching(ctx, type_, filters, [s.id for s in taken])
+            taken = [s for s in taken if s.id in matched]
+        lines = [ndjson_line(s.resource, type_, request.elements) for s in taken if s.resource]
         state, chunk = advance(state, lines, page.after, settings.export_file_bytes)
         if chunk is not None:
             await files.put(sub.id, chunk.file, chunk.index, chunk.data)
@@ -165,6 +173,18 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
         f"exported {state.count} resources in {len(body['output'])} files",
     )
     log.info("export %s: %d resources in %d files", sub.id, state.count, len(body["output"]))
+
+
+async def _matching(ctx: JobContext, type_: str, filters: list[str], ids: list[str]) -> set[str]:
+    """Which of `ids` match one of the `_typeFilter` searches of `type_` (in the index: the
+    criteria see each resource's indexed version, its current one)."""
+    matched: set[str] = set()
+    for query in filters:
+        pairs = [*parse_qsl(query, keep_blank_values=True), ("_id", ",".join(ids))]
+        plan = parse_search(ctx.registry, type_, pairs, default_count=len(ids), max_count=len(ids))
+        plan = await resolve_plan(ctx.services, replace(plan, count=len(ids)))
+        matched |= {hit.id for hit in (await ctx.index.search(plan)).hits}
+    return matched
 
 
 async def purge_exports(ctx: JobContext, now: float) -> int:

@@ -24,10 +24,11 @@ OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "nd
 ACCEPTS = frozenset({"application/fhir+json", "application/json", "*/*"})
 # Parameters every FHIR request may carry; they do not shape the export.
 GENERAL = frozenset({"_format", "_pretty"})
-SUPPORTED = frozenset({"_outputFormat", "_since", "_type", "_elements", "patient"})
+SUPPORTED = frozenset({"_outputFormat", "_since", "_type", "_elements", "patient", "_typeFilter"})
 # Parameters of the IG this server does not honour (yet): named so the 400 says "not supported"
-# rather than "unknown".
-UNSUPPORTED = frozenset({"_typeFilter", "includeAssociatedData", "organizeOutputBy"})
+# rather than "unknown". (`_typeFilter`'s criteria are checked against the registry by the
+# kick-off interaction.)
+UNSUPPORTED = frozenset({"includeAssociatedData", "organizeOutputBy"})
 
 _INSTANT = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})",
@@ -48,6 +49,12 @@ class ExportRequest:
     elements: tuple[str, ...] = ()
     patients: tuple[str, ...] | None = None
     ignored: tuple[str, ...] = ()
+    # `_typeFilter`: (type, search query) pairs; a resource of a type with filters is exported
+    # when it matches one of them
+    type_filters: tuple[tuple[str, str], ...] = ()
+
+    def filters_of(self, type_: str) -> list[str]:
+        return [query for t, query in self.type_filters if t == type_]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +65,8 @@ class ExportRequest:
             "elements": list(self.elements),
             "patients": None if self.patients is None else list(self.patients),
             "ignored": list(self.ignored),
+            # objects, not pairs: FerretDB stores no nested arrays
+            "type_filters": [{"type": t, "query": q} for t, q in self.type_filters],
         }
 
     @classmethod
@@ -71,6 +80,7 @@ class ExportRequest:
             elements=tuple(data.get("elements") or ()),
             patients=None if patients is None else tuple(patients),
             ignored=tuple(data.get("ignored") or ()),
+            type_filters=tuple((f["type"], f["query"]) for f in data.get("type_filters") or ()),
         )
 
 
@@ -206,7 +216,22 @@ def parse_kickoff(
                     ids.append(id_)
             patients = tuple(ids)
 
+    filters: list[tuple[str, str]] = []
+    for value in by_name.get("_typeFilter", []):
+        type_, mark, query = value.partition("?")
+        if not mark or not query:
+            refuse(bad(f"_typeFilter {value!r} is not Type?search-parameters", "_typeFilter"))
+        elif type_ not in reachable:
+            refuse(
+                bad(f"_typeFilter names {type_!r}, which this export cannot produce", "_typeFilter")
+            )
+        elif types and type_ not in types:
+            refuse(bad(f"_typeFilter names {type_!r}, which _type leaves out", "_typeFilter"))
+        else:
+            filters.append((type_, query))
+
     return ExportRequest(
+        type_filters=tuple(filters),
         level=level,
         group=group,
         types=tuple(types),

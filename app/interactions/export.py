@@ -15,11 +15,18 @@ import time
 from dataclasses import replace
 from functools import cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
-from app.bulk.kickoff import check_headers, lenient, parameters_of, parse_kickoff
+from app.bulk.kickoff import (
+    ExportRequest,
+    bad,
+    check_headers,
+    lenient,
+    parameters_of,
+    parse_kickoff,
+)
 from app.fhir.clock import utc_now
 from app.fhir.meta import new_id
 from app.fhir.outcome import FhirError, Issue, operation_outcome
@@ -30,6 +37,8 @@ from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.table import EXPORT_STATUS_PATH
 from app.store.port import Submission
 from indexing.compartment import Compartment
+from indexing.plan.errors import InvalidSearch
+from indexing.plan.parse import parse_search
 
 EXPORT_INTERACTION = "export"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -62,6 +71,27 @@ async def _members(services: Services, group_id: str) -> tuple[str, ...]:
     return tuple(ids)
 
 
+# Search result parameters that mean nothing in a filter.
+_NOT_CRITERIA = frozenset(
+    {"_include", "_revinclude", "_sort", "_count", "_summary", "_elements", "_total", "_contained"}
+)
+
+
+def check_type_filters(services: Services, export: ExportRequest) -> None:
+    """Each `_typeFilter` is a search of our grammar, criteria only (400 naming it if not)."""
+    for type_, query in export.type_filters:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        extra = sorted({name for name, _ in pairs} & _NOT_CRITERIA)
+        if extra:
+            raise bad(
+                f"_typeFilter {type_}?{query}: {', '.join(extra)} is no criterion", "_typeFilter"
+            )
+        try:
+            parse_search(services.registry, type_, pairs, strict=True)
+        except InvalidSearch as err:
+            raise bad(f"_typeFilter {type_}?{query}: {err.diagnostics}", "_typeFilter") from None
+
+
 async def _kickoff(services: Services, request: FhirRequest, level: str, path: str) -> FhirResponse:
     warnings = check_headers(request.headers, lenient(request.headers))
     post = request.body is not None
@@ -76,6 +106,7 @@ async def _kickoff(services: Services, request: FhirRequest, level: str, path: s
         compartment_types=compartment.types,
         group=request.id if level == "group" else None,
     )
+    check_type_filters(services, export)
     for type_ in export.types:
         require(services, type_, "r")
     if level == "group":

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -17,7 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.conformance import _clients
 from tests.conformance._clients import DEPLOYMENTS, PLAIN_FHIR, client_with
-from tests.conformance.conftest import finished
+from tests.conformance.conftest import finished, indexed
 
 Client = AsyncTestClient[Any]
 plain_client = _clients.plain_client  # a fixture: IG mode off
@@ -196,6 +197,20 @@ async def test_type_since_and_elements_shape_the_output(plain_client: Client) ->
     assert [t["code"] for t in p1["meta"]["tag"]] == ["SUBSETTED"]
 
 
+async def test_type_filters_are_ored_per_type_and_anded_within(plain_client: Client) -> None:
+    await seed(plain_client)
+    await indexed(plain_client)
+    filters = [
+        "Observation?subject=Patient/p1",
+        "Observation?subject=Patient/p2",
+        "Patient?family=Doe&_id=p3",
+    ]
+    query = "&".join(f"_typeFilter={quote(f, safe='')}" for f in filters)
+    status = await kick_off(plain_client, f"/fhir/$export?_type=Patient,Observation&{query}")
+    by_type = await lines_of(plain_client, await complete(plain_client, status))
+    assert ids(by_type) == {"Observation": ["o1", "o2"], "Patient": ["p3"]}
+
+
 async def test_later_commits_are_not_in_the_snapshot(plain_client: Client) -> None:
     await seed(plain_client)
     status = await kick_off(plain_client, "/fhir/$export?_type=Patient,Observation")
@@ -268,7 +283,9 @@ async def test_files_split_at_the_configured_size_and_expire(small_files_client:
         ("/fhir/$export?_outputFormat=text/csv", {}, "not-supported", "_outputFormat"),
         ("/fhir/$export?_since=yesterday", {}, "invalid", "_since"),
         ("/fhir/$export?_type=Nonsense", {}, "invalid", "_type"),
-        ("/fhir/$export?_typeFilter=Patient%3Fname%3Dx", {}, "not-supported", "_typeFilter"),
+        ("/fhir/$export?_typeFilter=Patient%3Fcolour%3Dred", {}, "invalid", "_typeFilter"),
+        ("/fhir/$export?_typeFilter=Patient%3F_sort%3Dname", {}, "invalid", "_typeFilter"),
+        ("/fhir/$export?includeAssociatedData=_all", {}, "not-supported", "includeAssociatedData"),
         ("/fhir/$export?colour=red", {}, "invalid", "colour"),
         ("/fhir/$export?patient=Patient/p1", {}, "invalid", "patient"),
         ("/fhir/Patient/$export?_type=Organization", {}, "invalid", "_type"),

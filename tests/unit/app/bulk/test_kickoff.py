@@ -46,6 +46,8 @@ def test_parameters_become_the_export() -> None:
             ("_elements", "id,Observation.status"),
             ("patient", "Patient/p1"),
             ("patient", "http://x/fhir/Patient/p2"),
+            ("_typeFilter", "Observation?status=final&code=x"),
+            ("_typeFilter", "Observation?status=amended"),
             ("_format", "json"),
         ],
         post=True,
@@ -56,7 +58,13 @@ def test_parameters_become_the_export() -> None:
         since="2024-01-01T00:00:00.000Z",
         elements=("id", "Observation.status"),
         patients=("p1", "p2"),
+        type_filters=(
+            ("Observation", "status=final&code=x"),
+            ("Observation", "status=amended"),
+        ),
     )
+    assert request.filters_of("Observation") == ["status=final&code=x", "status=amended"]
+    assert request.filters_of("Patient") == []
     assert ExportRequest.from_json(request.to_json()) == request
 
 
@@ -80,7 +88,15 @@ def test_parameters_become_the_export() -> None:
         ),
         ("system", [("_type", "Patient,Nope")], False, "invalid", "_type"),
         ("patient", [("_type", "Organization")], False, "invalid", "_type"),
-        ("system", [("_typeFilter", "Patient?name=x")], False, "not-supported", "_typeFilter"),
+        ("system", [("_typeFilter", "Patient")], False, "invalid", "_typeFilter"),
+        ("patient", [("_typeFilter", "Organization?name=x")], False, "invalid", "_typeFilter"),
+        (
+            "system",
+            [("_type", "Patient"), ("_typeFilter", "Observation?status=final")],
+            False,
+            "invalid",
+            "_typeFilter",
+        ),
         (
             "system",
             [("includeAssociatedData", "LatestProvenanceResources")],
