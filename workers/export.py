@@ -29,9 +29,11 @@ from app.bulk.output import (
     Selection,
     advance,
     manifest,
+    missing_patients,
     ndjson_line,
     output_types,
     progress,
+    with_errors,
 )
 from app.bulk.port import ExportFiles
 from app.interactions._access import visible
@@ -149,11 +151,15 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
             matched = await _matching(ctx, type_, filters, [s.id for s in taken])
             taken = [s for s in taken if s.id in matched]
         lines = [ndjson_line(s.resource, type_, request.elements) for s in taken if s.resource]
-        state, chunk = advance(state, lines, page.after, settings.export_file_bytes)
+        seen = [s.id for s in taken] if type_ == "Patient" and request.patients else []
+        state, chunk = advance(state, lines, page.after, settings.export_file_bytes, seen)
         if chunk is not None:
             await files.put(sub.id, chunk.file, chunk.index, chunk.data)
         await _save(ctx, sub, state)
         await asyncio.sleep(0)  # let other exports take a turn
+    state, chunk = with_errors(state, missing_patients(request, state))
+    if chunk is not None:
+        await files.put(sub.id, chunk.file, chunk.index, chunk.data)
     base = sub.request["base"]
     body = manifest(
         state,

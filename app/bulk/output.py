@@ -54,6 +54,9 @@ class ExportState:
     position: int = 0
     after: str | None = None
     files: tuple[OutputFile, ...] = field(default_factory=tuple)
+    # the listed patients (group level, `patient`) exported so far, and the error files
+    seen: tuple[str, ...] = ()
+    errors: tuple[OutputFile, ...] = ()
 
     @property
     def done(self) -> bool:
@@ -70,6 +73,8 @@ class ExportState:
             "after": self.after,
             # objects, not arrays: FerretDB stores no nested arrays
             "files": [asdict(f) for f in self.files],
+            "seen": list(self.seen),
+            "errors": [asdict(f) for f in self.errors],
         }
 
     @classmethod
@@ -79,19 +84,27 @@ class ExportState:
             position=int(data["position"]),
             after=data.get("after"),
             files=tuple(OutputFile(**f) for f in data.get("files") or ()),
+            seen=tuple(data.get("seen") or ()),
+            errors=tuple(OutputFile(**f) for f in data.get("errors") or ()),
         )
 
     def file(self, name: str) -> OutputFile | None:
-        return next((f for f in self.files if f.name == name), None)
+        return next((f for f in (*self.files, *self.errors) if f.name == name), None)
 
 
 def advance(
-    state: ExportState, lines: Sequence[bytes], after: str | None, max_file_bytes: int
+    state: ExportState,
+    lines: Sequence[bytes],
+    after: str | None,
+    max_file_bytes: int,
+    seen: Sequence[str] = (),
 ) -> tuple[ExportState, Chunk | None]:
-    """The state after one batch of the current type that produced `lines` and ends at
-    `after` (None: the type is finished), and the chunk to write first (None: no line)."""
+    """The state after one batch of the current type that produced `lines` (of the listed
+    patients `seen`) and ends at `after` (None: the type is finished), and the chunk to write
+    first (None: no line)."""
     assert not state.done, "the export is finished"
     type_ = state.types[state.position]
+    state = replace(state, seen=(*state.seen, *seen))
     files = list(state.files)
     chunk = None
     if lines:
@@ -112,6 +125,45 @@ def advance(
     if after is None:
         return replace(state, position=state.position + 1, after=None, files=tuple(files)), chunk
     return replace(state, after=after, files=tuple(files)), chunk
+
+
+ERROR_FILE = "OperationOutcome.1.ndjson"
+
+
+def missing_patients(request: ExportRequest, state: ExportState) -> list[bytes]:
+    """One OperationOutcome line per listed patient (a Group's members, or `patient`) that the
+    export holds no Patient of, when it exports Patients at all."""
+    if request.patients is None or "Patient" not in state.types:
+        return []
+    seen = set(state.seen)
+    where = f"Group/{request.group}" if request.group else "the patient parameter"
+    return [
+        orjson.dumps(
+            {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {
+                        "severity": "error",
+                        "code": "not-found",
+                        "diagnostics": f"Patient/{p}, listed by {where}, is not in the export "
+                        "(unknown, deleted, or not readable with this token)",
+                    }
+                ],
+            }
+        )
+        + b"\n"
+        for p in request.patients
+        if p not in seen
+    ]
+
+
+def with_errors(state: ExportState, lines: Sequence[bytes]) -> tuple[ExportState, Chunk | None]:
+    """The finished state with its error file (None: no error), and that file's one chunk."""
+    if not lines:
+        return state, None
+    data = b"".join(lines)
+    errors = (OutputFile(ERROR_FILE, "OperationOutcome", len(lines), len(data), 1),)
+    return replace(state, errors=errors), Chunk(ERROR_FILE, 0, data)
 
 
 def progress(state: ExportState) -> str:
@@ -198,5 +250,7 @@ def manifest(
             for f in state.files
             if f.count
         ],
-        "error": [],
+        "error": [
+            {"type": f.type, "url": f"{file_url}/{f.name}", "count": f.count} for f in state.errors
+        ],
     }

@@ -54,8 +54,8 @@ def observation(id_: str, subject: str | None) -> dict[str, Any]:
 
 
 async def seed(client: Client) -> None:
-    """Three patients, an observation of each of p1 and p2 and one of no one, an
-    organisation, and a group of p1 and p2 (p3 a former member)."""
+    """Three patients, an observation of each and one of no one, an organisation, and a group
+    of p1, p2 and a patient that does not exist (p3 a former member)."""
     for id_ in ("p1", "p2", "p3"):
         await put(client, patient(id_))
     await put(client, observation("o1", "Patient/p1"))
@@ -74,6 +74,7 @@ async def seed(client: Client) -> None:
                 {"entity": {"reference": "Patient/p1"}},
                 {"entity": {"reference": "Patient/p2"}},
                 {"entity": {"reference": "Patient/p3"}, "inactive": True},
+                {"entity": {"reference": "Patient/ghost"}},
             ],
         },
     )
@@ -161,6 +162,13 @@ async def test_group_export_holds_exactly_the_active_members_compartments(
         "Observation": ["o1", "o2"],
         "Patient": ["p1", "p2"],
     }
+    # the member that does not exist is reported in an error file
+    (error,) = manifest["error"]
+    assert (error["type"], error["count"]) == ("OperationOutcome", 1)
+    body = (await plain_client.get(path_of(error["url"]))).content
+    (outcome,) = [orjson.loads(line) for line in body.splitlines()]
+    assert outcome["issue"][0]["code"] == "not-found"
+    assert outcome["issue"][0]["diagnostics"].startswith("Patient/ghost, listed by Group/g1,")
 
 
 async def test_post_kickoff_takes_parameters_and_patient(plain_client: Client) -> None:

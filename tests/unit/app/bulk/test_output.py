@@ -15,9 +15,11 @@ from app.bulk.output import (
     Selection,
     advance,
     manifest,
+    missing_patients,
     ndjson_line,
     output_types,
     progress,
+    with_errors,
 )
 from app.records import StoredResource
 from indexing.compartment import Compartment
@@ -143,3 +145,20 @@ def test_output_types_follow_the_level() -> None:
     assert output_types(ExportRequest("system", types=("Patient",)), compartment, stored_types) == (
         "Patient",
     )
+
+
+def test_listed_patients_not_exported_are_errors() -> None:
+    request = ExportRequest("group", group="g1", patients=("p1", "p2"))
+    state = ExportState(types=("Patient",))
+    state, _ = advance(state, [LINE], None, 100, seen=["p1"])
+    (line,) = missing_patients(request, state)
+    outcome = orjson.loads(line)
+    assert outcome["issue"][0]["diagnostics"].startswith("Patient/p2, listed by Group/g1,")
+    state, chunk = with_errors(state, [line])
+    assert chunk == Chunk("OperationOutcome.1.ndjson", 0, line)
+    assert state.file("OperationOutcome.1.ndjson") == state.errors[0]
+    assert missing_patients(ExportRequest("group", group="g1", patients=("p1",)), state) == []
+    assert missing_patients(ExportRequest("system"), state) == []
+    no_patients = ExportState(types=("Observation",), position=1)
+    assert missing_patients(request, no_patients) == []
+    assert with_errors(no_patients, []) == (no_patients, None)
