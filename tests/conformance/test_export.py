@@ -380,3 +380,20 @@ async def test_under_ingest_the_export_is_the_kickoff_snapshot(
     by_type = await lines_of(client, manifest)
     assert ids(by_type) == {"Patient": before}
     assert {p["name"][0]["family"] for p in by_type["Patient"]} == {"Doe"}
+
+
+async def test_a_finished_export_is_audited(plain_client: Client, tmp_path: Path) -> None:
+    """Who exported, what, and how many: one audit line when the export finishes."""
+    await seed(plain_client)
+    status = await kick_off(plain_client, "/fhir/$export?_type=Patient,Observation")
+    await complete(plain_client, status)
+    export_id = status.rsplit("/", 1)[1]
+    lines = [orjson.loads(line) for line in (tmp_path / "audit.jsonl").read_bytes().splitlines()]
+    (finished_line,) = [
+        line for line in lines if line.get("submission") == export_id and line.get("async")
+    ]
+    assert finished_line["interaction"] == "export"
+    assert finished_line["status"] == 200
+    assert (
+        finished_line["detail"] == "exported 7 resources in 2 files"
+    )  # 3 Patients, 4 Observations
