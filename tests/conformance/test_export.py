@@ -397,3 +397,26 @@ async def test_a_finished_export_is_audited(plain_client: Client, tmp_path: Path
     assert (
         finished_line["detail"] == "exported 7 resources in 2 files"
     )  # 3 Patients, 4 Observations
+
+
+async def test_a_small_export_is_not_held_up_by_a_large_one(small_batches_client: Client) -> None:
+    """Exports run side by side, each taking turns between its batches: one kicked off after a
+    long one finishes first."""
+    client = small_batches_client
+    for start in range(0, 600, 100):
+        entries = [
+            {
+                "resource": patient(f"big{n:04d}"),
+                "request": {"method": "PUT", "url": f"Patient/big{n:04d}"},
+            }
+            for n in range(start, start + 100)
+        ]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        assert (await client.post("/fhir", json=bundle)).status_code == 200
+    await put(client, {"resourceType": "Organization", "id": "org1", "name": "Hospital A"})
+    large = await kick_off(client, "/fhir/$export?_type=Patient")  # 300 batches of 2
+    small = await kick_off(client, "/fhir/$export?_type=Organization")
+    manifest = await complete(client, small)
+    assert ids(await lines_of(client, manifest)) == {"Organization": ["org1"]}
+    assert (await client.get(large)).status_code == 202  # the large one is still running
+    assert len(ids(await lines_of(client, await complete(client, large)))["Patient"]) == 600
