@@ -329,6 +329,11 @@ async def test_an_unknown_group_or_export_is_404(plain_client: Client) -> None:
     assert response.status_code == 404
     assert (await plain_client.get("/fhir/$export-status/nope")).status_code == 404
     assert (await plain_client.get("/fhir/$export-file/nope/Patient.1.ndjson")).status_code == 404
+    # an export is not an asynchronous submission
+    status = await kick_off(plain_client, "/fhir/$export")
+    export_id = status.rsplit("/", 1)[1]
+    assert (await plain_client.get(f"/fhir/$async-status/{export_id}")).status_code == 404
+    assert (await plain_client.delete(f"/fhir/$async-status/{export_id}")).status_code == 404
 
 
 async def test_the_capability_statement_declares_the_operations(plain_client: Client) -> None:
