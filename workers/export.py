@@ -9,7 +9,7 @@ the submission's journal with the same fence as every other change (still `runni
 this worker's), after the chunk it counts: a worker killed at any point leaves at most one
 chunk the checkpoint does not count, which the next attempt writes again under the same key.
 Memory holds one batch. Between batches the job yields, so exports running together take
-turns.
+turns. Why it is built so: docs/decisions/0007-bulk-export-snapshots-and-chunks.md.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ Contract (executable copy: tests/contract/test_export_files.py):
   exports still wanted).
 
 Embedded: files in the data dir (app/bulk/local.py). Full stack: documents in the MongoDB
-store (app/bulk/mongo.py), which every API and worker process reaches.
+store (app/bulk/mongo.py), which every API and worker process reaches. Why chunks, and not
+GridFS: docs/decisions/0007-bulk-export-snapshots-and-chunks.md.
 """
 
 from __future__ import annotations
