@@ -187,7 +187,9 @@ async def _matching(ctx: JobContext, type_: str, filters: list[str], ids: list[s
     matched: set[str] = set()
     for query in filters:
         pairs = [*parse_qsl(query, keep_blank_values=True), ("_id", ",".join(ids))]
-        plan = parse_search(ctx.registry, type_, pairs, default_count=len(ids), max_count=len(ids))
+        plan = parse_search(
+            ctx.registry, type_, pairs, strict=True, default_count=len(ids), max_count=len(ids)
+        )
         plan = await resolve_plan(ctx.services, replace(plan, count=len(ids)))
         matched |= {hit.id for hit in (await ctx.index.search(plan)).hits}
     return matched

@@ -78,7 +78,9 @@ async def _members(
             if since is not None:
                 query.append(("_lastUpdated", f"ge{since}"))
             try:
-                plan = parse_search(services.registry, type_, query, max_count=_BATCH)
+                # strict: a parameter this server does not know must not fall away (leaving
+                # a search of every resource of the type)
+                plan = parse_search(services.registry, type_, query, strict=True, max_count=_BATCH)
             except InvalidSearch:
                 continue  # a parameter this server does not index
             plan = replace(plan, count=_BATCH)
