@@ -1,4 +1,4 @@
-"""`micdr`: serve | load | reindex | worker | bench.
+"""`micdr`: serve | load | reindex | export | worker | bench.
 
 Configuration errors are one line on stderr and exit status 2."""
 
@@ -246,6 +246,79 @@ async def _reindex(
         await engines.close()
 
 
+def export(args: argparse.Namespace) -> None:
+    """A system-level Bulk Data export into a directory (docs/api/export.md): kicked off and
+    produced as the API's are (embedded: in this process; full stack: by the workers)."""
+    import asyncio
+
+    settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
+    _check_engines(settings)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = asyncio.run(_export(settings, args.type or [], args.since, out))
+    total = sum(count for _, count in written)
+    print(f"exported {total} resources in {len(written)} files to {out}")
+    for name, count in written:
+        print(f"  {name}: {count}")
+
+
+async def _export(
+    settings: Settings, types: list[str], since: str | None, out: Path
+) -> list[tuple[str, int]]:
+    import asyncio
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from app.bulk.output import ExportState
+    from app.deploy.assemble import deploy
+    from app.fhir.outcome import FhirError
+    from app.interactions.export import export_system
+    from app.interactions.result import FhirRequest
+
+    query = [("_type", ",".join(types))] if types else []
+    query += [("_since", since)] if since else []
+    deployment = await deploy(settings)
+    try:
+        services = deployment.services
+        request = FhirRequest(
+            base=settings.public_base_url or "micdr-cli",
+            query=tuple(query),
+            headers={"prefer": "respond-async"},
+        )
+        try:
+            answer = await export_system(services, request)
+        except FhirError as err:
+            raise CliError(str(err)) from None
+        export_id = answer.headers["Content-Location"].rsplit("/", 1)[1]
+        columns = (SpinnerColumn(), TextColumn("export {task.description}"), TimeElapsedColumn())
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task("queued")
+            while True:
+                sub = await services.store.submission(export_id)
+                assert sub is not None
+                if sub.state in ("done", "failed", "dead"):
+                    break
+                bar.update(task, description=sub.progress or sub.state)
+                await asyncio.sleep(0.5)
+            bar.update(task, description=sub.state)
+        if sub.state != "done":
+            raise CliError(f"the export failed: {sub.error or sub.result}")
+        state = ExportState.from_json(sub.journal["export"])
+        files = services.files
+        assert files is not None
+        written: list[tuple[str, int]] = []
+        for f in state.files:
+            if not f.count:
+                continue
+            with (out / f.name).open("wb") as sink:
+                async for chunk in files.read(export_id, f.name, f.chunks):
+                    sink.write(chunk)
+            written.append((f.name, f.count))
+        return written
+    finally:
+        await deployment.close()
+
+
 def bench(args: argparse.Namespace) -> None:
     """The benchmark is a dev tool shipped beside `app` (bench/): this process becomes
     `python -m bench` with the options given, so the server never imports it and the benchmark's
@@ -283,6 +356,12 @@ def parser() -> argparse.ArgumentParser:
     )
     ri.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
     ri.set_defaults(run=reindex)
+    ex = sub.add_parser("export", help="a Bulk Data export of the store into a directory")
+    ex.add_argument("--type", action="append", metavar="T", help="only this type (repeatable)")
+    ex.add_argument("--since", metavar="INSTANT", help="only resources changed at or after it")
+    ex.add_argument("--out", required=True, help="the directory to write the NDJSON files to")
+    ex.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
+    ex.set_defaults(run=export)
     w = sub.add_parser("worker", help="run the full stack's arq worker")
     w.set_defaults(run=worker)
     # no options of its own: main() hands everything after `bench` to bench/__main__.py

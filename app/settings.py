@@ -79,6 +79,12 @@ class Settings:
     # Embedded: submissions run at once by this process (0: accept only; they wait, durably).
     async_concurrency: int = 8
     async_callbacks: Mapping[str, Callback] = field(default_factory=dict)
+    # Bulk Data export (docs/api/export.md): how long a finished export's files are kept, the
+    # resources read from the store per batch (one checkpoint each), and the size at which an
+    # output file is split.
+    export_retention: int = 24 * 3600
+    export_batch: int = 1000
+    export_file_bytes: int = 64 * 1024 * 1024
     # Signs paging links. Set MICDR_SECRET when several API processes serve one deployment;
     # otherwise each process draws its own and links do not survive a restart.
     page_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
@@ -323,6 +329,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "async_lease_seconds": _int(env, "MICDR_ASYNC_LEASE_SECONDS", 60),
         "async_max_attempts": _int(env, "MICDR_ASYNC_MAX_ATTEMPTS", 8),
         "async_concurrency": _count(env, "MICDR_ASYNC_CONCURRENCY", 8),
+        "export_retention": _int(env, "MICDR_EXPORT_RETENTION", 24 * 3600),
+        "export_batch": _int(env, "MICDR_EXPORT_BATCH", 1000),
+        "export_file_bytes": _int(env, "MICDR_EXPORT_FILE_BYTES", 64 * 1024 * 1024),
     }
     values.update(_security(env))
     if (callbacks := _callbacks(env)) is not None:

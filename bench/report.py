@@ -15,6 +15,7 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, bool, str], ...] = (
     ("search p95, 1 client", ("search", "one_client", "all", "p95"), 50, False, "ms"),
     ("search throughput, 8 clients", ("search", "searches_per_second"), 200, True, "/s"),
     ("read p95", ("read", "one_client", "p95"), 5, False, "ms"),
+    ("bulk export", ("export", "resources_per_second"), 5000, True, "resources/s"),
     ("sync ingest / engines' limit", ("sync_ingest", "share_of_engine_limit"), 0.4, True, ""),
     ("async ingest / engines' limit", ("async_ingest", "share_of_engine_limit"), 0.4, True, ""),
 )
@@ -148,6 +149,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         row("disk: store bytes", ("disk", "store_bytes"), "", 0),
         row("disk: index bytes", ("disk", "index_bytes"), "", 0),
         row("disk: bytes per resource sent", ("disk", "bytes_per_resource"), "", 0),
+        row("bulk export: resources", ("export", "resources"), "", 0),
+        row("bulk export: resources/s (kick-off to manifest)", ("export", "resources_per_second")),
+        row("bulk export: seconds to download", ("export", "download_seconds"), " s"),
+        row("bulk export: peak memory of its process (MiB)", ("export", "peak_memory_mib")),
         row("engines' limit: documents", ("engine_limit", "documents"), "", 0),
         row("engines' limit: store inserts/s", ("engine_limit", "store_per_second"), "", 0),
         row("engines' limit: project()/s", ("engine_limit", "project_per_second"), "", 0),

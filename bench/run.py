@@ -54,7 +54,7 @@ from bench.engine_calls import Calls, calls_between, engine_calls, per_unit
 from bench.footprint import embedded_bytes, full_stack_bytes, per_resource
 from bench.generate import Dataset, flatten, generate
 from bench.stack import Stack, StackError, engine_urls, ensure_services, start
-from bench.workloads import engine_limit, health, ingest, read, search
+from bench.workloads import engine_limit, export, health, ingest, read, search
 
 console = Console(stderr=True)
 
@@ -283,6 +283,12 @@ async def _one_stack(
                 stack.base, refs, plan.seed, plan.read_count, plan.clients, plan.read_seconds, a
             )
         await _charge(result["read"], stack, urls, meter, _requests(result["read"]))
+        with _bar("bulk export (system level)", 1) as (a, n):
+            n("kick-off, poll, download")
+            # the export runs in the API process embedded, in the workers on the full stack
+            producers = stack.pids[1:] if kind == "full" else [stack.server_pid]
+            result["export"] = await export(stack.base, producers)
+            a(1)
     except BaseException:
         console.print(stack.log_tail())
         stack.stop()

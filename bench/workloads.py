@@ -458,3 +458,53 @@ async def engine_limit(
         "index_per_second": round(n / index_s, 1),
         "resources_per_second": round(n / total, 1),
     }
+
+
+def peak_memory_mib(pid: int) -> float | None:
+    """The process's peak resident memory so far (Linux `VmHWM`), None when unreadable."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+async def export(base: str, pids: Sequence[int], timeout: float = 1800.0) -> dict[str, Any]:
+    """One system-level Bulk Data export of everything loaded (docs/api/export.md): resources
+    per second from the kick-off to the manifest, the files downloaded (lines counted), and the
+    peak resident memory of the processes that produced it (over their whole life: ingest
+    included)."""
+    async with _client(base, 1) as client:
+        began = time.perf_counter()
+        kicked = await client.get(f"{base}/$export", headers={"Prefer": "respond-async"})
+        if kicked.status_code != 202:
+            raise RuntimeError(f"export kick-off answered {kicked.status_code}: {kicked.text}")
+        status = kicked.headers["content-location"]
+        deadline = began + timeout
+        while (answer := await client.get(status)).status_code == 202:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"the export did not finish in {timeout:.0f}s")
+            await asyncio.sleep(0.2)
+        seconds = time.perf_counter() - began
+        manifest = answer.json()
+        counted = sum(o["count"] for o in manifest["output"])
+        downloaded = 0
+        for output in manifest["output"]:
+            ndjson = {"Accept": "application/fhir+ndjson"}
+            async with client.stream("GET", output["url"], headers=ndjson) as response:
+                async for line in response.aiter_lines():
+                    downloaded += bool(line)
+        download_seconds = time.perf_counter() - began - seconds
+    peaks = [m for pid in pids if (m := peak_memory_mib(pid)) is not None]
+    return {
+        "resources": counted,
+        "files": len(manifest["output"]),
+        "seconds": round(seconds, 2),
+        "resources_per_second": round(counted / seconds) if seconds else None,
+        "downloaded_lines": downloaded,
+        "download_seconds": round(download_seconds, 2),
+        "peak_memory_mib": max(peaks) if peaks else None,
+    }

@@ -35,6 +35,10 @@ ParamType = Literal[
 ]
 PARAM_TYPES: frozenset[str] = frozenset(get_args(ParamType))
 
+# The folder of search-params/ holding CompartmentDefinitions (indexing/compartment.py), not
+# SearchParameters.
+COMPARTMENTS_DIR = "compartments"
+
 # Index-document keys that are not search parameters (see indexing/document.py); a parameter
 # with one of these codes would collide with them.
 RESERVED_DOCUMENT_FIELDS = frozenset({"id", "resourceType", "versionId", "lastUpdated"})
@@ -202,7 +206,10 @@ class SearchParamRegistry:
         with the same base and code, so an IG definition overrides the core one."""
         root = directory if directory is not None else default_search_params_dir()
         registry = cls(fast_path=fast_path)
-        files = sorted(root.rglob("*.json"), key=lambda p: (p.parent.name != "r4", p))
+        files = sorted(
+            (p for p in root.rglob("*.json") if COMPARTMENTS_DIR not in p.relative_to(root).parts),
+            key=lambda p: (p.parent.name != "r4", p),
+        )
         if not files:
             raise FileNotFoundError(f"no search parameter files under {root}")
         for path in files:

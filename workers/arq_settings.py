@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from app.search_parameters import ALL_TYPES
 from app.settings import Settings
 from workers.context import JobContext
+from workers.export import is_export
 from workers.jobs import (
     deliver_callbacks,
     process_submission,
@@ -36,6 +37,7 @@ from workers.jobs import (
     retry_delay,
 )
 from workers.keys import (
+    EXPORT_JOB,
     PROCESS_JOB,
     PROJECT_JOB,
     RECONCILE_JOB,
@@ -50,6 +52,7 @@ log = logging.getLogger("micdr.worker")
 SUBMISSIONS_RECONCILE_SECONDS = 5
 PROJECT_TRIES = 10  # then the reconciler (every 15 s) projects what is left
 REINDEX_TRIES = 20
+EXPORT_TIMEOUT = 24 * 3600
 
 
 def _retry_or_raise(ctx: dict[str, Any], tries: int, exc: Exception) -> None:
@@ -99,6 +102,17 @@ async def _process(ctx: dict[str, Any], submission_id: str) -> str:
     return processed.state
 
 
+async def _export(ctx: dict[str, Any], submission_id: str) -> str:
+    """Produce one export (a submission run by `process_submission`), retried as above."""
+    job: JobContext = ctx["job"]
+    processed = await process_submission(job, submission_id)
+    if processed.state == "queued":
+        await enqueue_export(
+            ctx["redis"], ctx["names"], submission_id, processed.attempts, processed.not_before
+        )
+    return processed.state
+
+
 async def _reconcile_submissions(ctx: dict[str, Any]) -> int:
     """Re-enqueue what Redis lost (flushed, restarted) and what a dead worker held (lease
     expired); retry due callbacks; forget expired results."""
@@ -106,7 +120,8 @@ async def _reconcile_submissions(ctx: dict[str, Any]) -> int:
     now = time.time()
     due = await reconcile_submissions(job, now)
     for sub in due:
-        await enqueue_submission(ctx["redis"], ctx["names"], sub.id, sub.attempts, sub.not_before)
+        enqueue = enqueue_export if is_export(sub) else enqueue_submission
+        await enqueue(ctx["redis"], ctx["names"], sub.id, sub.attempts, sub.not_before)
     await deliver_callbacks(job, now)
     await purge_submissions(job, now)
     return len(due)
@@ -116,18 +131,29 @@ async def enqueue_submission(
     pool: ArqRedis, names: QueueNames, submission_id: str, attempt: int, not_before: float = 0.0
 ) -> bool:
     """One job per attempt; arq refuses a second one with the same id while it exists."""
+    job_id = names.submission_job_id(submission_id, attempt)
+    return await _enqueue_attempt(pool, names.queue, PROCESS_JOB, job_id, submission_id, not_before)
+
+
+async def enqueue_export(
+    pool: ArqRedis, names: QueueNames, submission_id: str, attempt: int, not_before: float = 0.0
+) -> bool:
+    """One export job per attempt (its own job name: no time limit of a submission's)."""
+    job_id = names.export_job_id(submission_id, attempt)
+    return await _enqueue_attempt(pool, names.queue, EXPORT_JOB, job_id, submission_id, not_before)
+
+
+async def _enqueue_attempt(
+    pool: ArqRedis, queue: str, name: str, job_id: str, submission_id: str, not_before: float
+) -> bool:
     defer = datetime.fromtimestamp(not_before, UTC) if not_before > time.time() else None
     try:
         job = await pool.enqueue_job(
-            PROCESS_JOB,
-            submission_id,
-            _job_id=names.submission_job_id(submission_id, attempt),
-            _defer_until=defer,
-            _queue_name=names.queue,
+            name, submission_id, _job_id=job_id, _defer_until=defer, _queue_name=queue
         )
     except (RedisError, OSError) as exc:
         # The submission is durable; the reconciler enqueues it once Redis answers again.
-        log.warning("could not enqueue submission %s: %s", submission_id, exc)
+        log.warning("could not enqueue %s: %s", job_id, exc)
         return False
     return job is not None
 
@@ -200,6 +226,10 @@ class ArqQueue:
         """Rings the doorbell for a newly stored submission (its first attempt)."""
         await enqueue_submission(self._pool, self._names, submission_id, 0)
 
+    async def export(self, submission_id: str) -> None:
+        """Rings the doorbell for a newly stored export (its first attempt)."""
+        await enqueue_export(self._pool, self._names, submission_id, 0)
+
     async def drain(self) -> int:
         """The workers project, in their own processes: nothing to finish here."""
         return 0
@@ -242,6 +272,8 @@ def build_worker(
             # never retried by arq (the job stores its own retry); keep no result, so the
             # reconciler may enqueue the same attempt again once its job is gone
             func(_process, name=PROCESS_JOB, max_tries=1, keep_result=0, timeout=600),
+            # an export checkpoints every batch; a day's limit only stops a stuck one
+            func(_export, name=EXPORT_JOB, max_tries=1, keep_result=0, timeout=EXPORT_TIMEOUT),
         ],
         cron_jobs=[
             cron(

@@ -26,6 +26,7 @@ from pathlib import Path
 from app.reindex import Checkpoint
 from app.search_parameters import ALL_TYPES
 from workers.context import JobContext
+from workers.export import is_export
 from workers.jobs import (
     deliver_callbacks,
     process_submission,
@@ -136,9 +137,27 @@ class InProcessSubmissions:
         self._concurrency = concurrency
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Exports run for long: each in a task of its own, so a round does not wait for them
+        # and exports started later run beside earlier ones (each yields between batches).
+        self._exports: dict[str, asyncio.Task[None]] = {}
+        self._export_gate = asyncio.Semaphore(concurrency)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micdr-inprocess-submissions")
+
+    def _start_export(self, submission_id: str) -> None:
+        if submission_id in self._exports:
+            return
+
+        async def run() -> None:
+            async with self._export_gate:
+                processed = await process_submission(self._ctx, submission_id)
+            if processed.state == "queued":  # a retry: the next rounds pick it up
+                self._wakeup.set()
+
+        task = asyncio.create_task(run(), name=f"micdr-export-{submission_id}")
+        self._exports[submission_id] = task
+        task.add_done_callback(lambda _: self._exports.pop(submission_id, None))
 
     async def wake(self, submission_id: str) -> None:
         self._wakeup.set()
@@ -153,7 +172,10 @@ class InProcessSubmissions:
             async with gate:
                 return (await process_submission(self._ctx, submission_id)).state != "skipped"
 
-        ran = await asyncio.gather(*(one(s.id) for s in due))
+        for sub in due:
+            if is_export(sub):
+                self._start_export(sub.id)
+        ran = await asyncio.gather(*(one(s.id) for s in due if not is_export(s)))
         await deliver_callbacks(self._ctx, time.time())
         return sum(ran)
 
@@ -179,8 +201,9 @@ class InProcessSubmissions:
             await _wait(self._wakeup, SUBMISSION_POLL_SECONDS)
 
     async def stop(self) -> None:
-        await _cancel(self._task)
+        await _cancel(self._task, *self._exports.values())
         self._task = None
+        self._exports.clear()
 
 
 class InProcessQueue:
@@ -211,6 +234,10 @@ class InProcessQueue:
             await self._projection.wake(seq)
 
     async def submit(self, submission_id: str) -> None:
+        if self._submissions is not None:
+            await self._submissions.wake(submission_id)
+
+    async def export(self, submission_id: str) -> None:
         if self._submissions is not None:
             await self._submissions.wake(submission_id)
 

@@ -30,6 +30,7 @@ from indexing.project import project
 from workers import outcomes
 from workers.context import JobContext
 from workers.subscriptions import record_subscription_events
+from workers.export import is_export, produce_export, purge_exports
 
 log = logging.getLogger("micdr.jobs")
 
@@ -209,6 +210,8 @@ async def process_submission(ctx: JobContext, id_: str) -> Processed:
     journal = SubmissionJournal(store, sub, ctx.worker, settings.async_lease_seconds)
     beat = asyncio.create_task(_heartbeat(store, id_, ctx.worker, settings.async_lease_seconds))
     try:
+        if is_export(sub):  # an export saves its own result (workers/export.py)
+            return Processed(await produce_export(ctx, sub), sub.attempts)
         result = await run_submission(replace(ctx.services, journal=journal), sub)
     except LeaseLost:
         return Processed("lost")
@@ -340,5 +343,6 @@ async def deliver_callbacks(ctx: JobContext, now: float) -> int:
 
 async def purge_submissions(ctx: JobContext, now: float) -> int:
     """Forget finished submissions a TTL after their results expired (until then the status
-    URL answers 410; afterwards 404)."""
+    URL answers 410; afterwards 404), and remove the files of exports no longer wanted."""
+    await purge_exports(ctx, now)
     return await ctx.store.purge_submissions(now - ctx.settings.async_result_ttl)

@@ -13,6 +13,7 @@ RECONCILE_JOB = "micdr.reconcile"
 REINDEX_JOB = "micdr.reindex"
 PROCESS_JOB = "micdr.process_submission"
 SUBMISSIONS_RECONCILE_JOB = "micdr.reconcile_submissions"
+EXPORT_JOB = "micdr.export"
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,7 @@ class QueueNames:
         lease gets a new id (arq refuses an id whose job still exists), a duplicate enqueue
         does not."""
         return f"{self.namespace}:submission:{submission_id}:{attempt}"
+
+    def export_job_id(self, submission_id: str, attempt: int) -> str:
+        """One job per delivery attempt of an export, as for submissions."""
+        return f"{self.namespace}:export:{submission_id}:{attempt}"

@@ -21,6 +21,11 @@ class JobQueue(Protocol):
         """A new asynchronous submission is stored: run it."""
         ...
 
+    async def export(self, submission_id: str) -> None:
+        """A new Bulk Data export is stored (a submission, workers/export.py): produce its
+        files. Run apart from short submissions: an export may take hours."""
+        ...
+
     async def request_reindex(self, seq: int, types: Sequence[str]) -> None:
         """Commit `seq` registered SearchParameters: rebuild the index of `types` (`*`: all)."""
         ...

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from app.deploy.engines import Engines, StartupError, index_lost, open_engines
+from app.deploy.engines import Engines, StartupError, export_files, index_lost, open_engines
 from app.fhir.validate import resource_types, validate_resource
 from app.ig.rules import IgRules
 from app.interactions.context import Services
@@ -109,6 +109,7 @@ async def assemble(
         resource_types=resource_types(),
         queue=queue,
         rules=IgRules.from_settings(settings) if settings.ig_mode else None,
+        files=export_files(settings, engines.store),
     )
     job = JobContext(engines.store, engines.index, services)
     if embedded is not None:

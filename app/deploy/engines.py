@@ -14,8 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from app.bulk.local import LocalExportFiles
+from app.bulk.mongo import MongoExportFiles
+from app.bulk.port import ExportFiles
 from app.settings import Settings
-from app.store.mongo import UNAVAILABLE, connect
+from app.store.mongo import UNAVAILABLE, MongoResourceStore, connect
 from app.store.port import Store, StoreError
 from app.store.sqlite import SqliteResourceStore
 from indexing.engines.port import SearchIndex
@@ -26,7 +29,16 @@ from workers.port import QueueUnavailable
 
 log = logging.getLogger("micdr.engines")
 
-__all__ = ["UNAVAILABLE", "Engines", "StartupError", "check_engines", "open_engines"]
+__all__ = [
+    "UNAVAILABLE",
+    "Engines",
+    "StartupError",
+    "check_engines",
+    "export_files",
+    "open_engines",
+]
+
+EXPORTS_DIR = "exports"
 
 
 class StartupError(RuntimeError):
@@ -109,6 +121,14 @@ async def open_engines(settings: Settings) -> Engines:
         raise
     closers.append(index.close)
     return Engines(store=store, index=index, registry=registry, closers=closers)
+
+
+def export_files(settings: Settings, store: Store) -> ExportFiles:
+    """Where exports keep their files: beside the resources in the MongoDB store (every
+    process reaches it), else in the data dir."""
+    if isinstance(store, MongoResourceStore):
+        return MongoExportFiles(store.database)
+    return LocalExportFiles(settings.data_dir / EXPORTS_DIR)
 
 
 async def index_lost(store: Store, index: SearchIndex) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar import Request, get
 
-from app.interactions.table import ASYNC_STATUS, TABLE, Row
+from app.interactions.table import ASYNC_STATUS, OPERATIONS, TABLE, Row
 
 FHIR_JSON = "application/fhir+json"
 _RESOURCE = {
@@ -78,7 +78,7 @@ def _operation(row: Row, types: list[str], secured: bool) -> dict[str, Any]:
 
 def openapi_document(base: str, types: list[str], secured: bool) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for row in (*TABLE, *ASYNC_STATUS):
+    for row in (*TABLE, *ASYNC_STATUS, *OPERATIONS):
         paths.setdefault(_path(row, base), {})[row.method.lower()] = _operation(row, types, secured)
     paths[f"{base}/metadata"] = {
         "get": {

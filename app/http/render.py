@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request, Response
+from litestar.response import Stream
 
 from app.fhir.outcome import FhirError, information, operation_outcome
 from app.fhir.summary import apply_summary
@@ -27,7 +30,16 @@ def _content_type(fmt: OutputFormat) -> str:
     return f"{fmt.media_type}; charset=utf-8"
 
 
-def render(request: Request, answer: FhirResponse) -> Response[bytes]:
+def render(request: Request, answer: FhirResponse) -> Response[Any]:
+    as_is: dict[str, Any] = {
+        "status_code": answer.status,
+        "headers": answer.headers,
+        "media_type": answer.media_type,
+    }
+    if answer.stream is not None:  # not a FHIR resource: sent as is
+        return Stream(answer.stream, **as_is)
+    if answer.raw is not None:
+        return Response(answer.raw, **as_is)
     fmt = output_format(
         request.query_params.get("_format"),
         request.headers.get("accept"),

@@ -23,7 +23,7 @@ from app.interactions.capabilities import capabilities
 from app.interactions.context import Services
 from app.interactions.handlers import HANDLERS
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.table import ASYNC_STATUS, STATUS_PATH, TABLE, Row
+from app.interactions.table import ASYNC_STATUS, OPERATIONS, STATUS_PATH, TABLE, Row
 from app.security.audit import touched
 from app.security.scopes import AUDIT_TYPE, OPEN
 from app.security.timeouts import timed
@@ -74,6 +74,7 @@ async def fhir_request(request: Request, services: Services, row: Row) -> FhirRe
         type=type_,
         id=params.get("id"),
         version=params.get("vid"),
+        file=params.get("file"),
         query=tuple(request.query_params.items()) if request.query_params else (),
         headers=_headers(request),
         body=await _body(request, row) if row.body or row.form else None,
@@ -118,7 +119,7 @@ def _note_answer(detail: dict[str, Any], answer: FhirResponse) -> None:
 def _handler(row: Row, base_path: str) -> HTTPRouteHandler:
     run = HANDLERS[row.runs]
 
-    async def handle(request: Request) -> Response[bytes]:
+    async def handle(request: Request) -> Response[Any]:
         detail = _audit_detail(request, row, None)
         services = request_services(request)
         fhir = await fhir_request(request, services, row)
@@ -153,4 +154,5 @@ def fhir_routes(base_path: str) -> list[Any]:
         fhir = FhirRequest(base=base_url(request, services))
         return render(request, await capabilities(services, fhir))
 
-    return [metadata, *(_handler(row, base_path) for row in (*TABLE, *ASYNC_STATUS))]
+    rows = (*TABLE, *ASYNC_STATUS, *OPERATIONS)
+    return [metadata, *(_handler(row, base_path) for row in rows)]

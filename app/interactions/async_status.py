@@ -169,9 +169,14 @@ def _callback_header(sub: Submission) -> dict[str, str]:
 
 
 def _theirs(services: Services, sub: Submission | None) -> bool:
-    """A submission is visible only to its submitter (any, when no authentication is on)."""
+    """A submission is visible only to its submitter (any, when no authentication is on); a
+    Bulk Data export has its own status URL (export_status.py)."""
     principal = services.principal
-    return sub is not None and (principal.open or sub.contributor == principal.submitter)
+    return (
+        sub is not None
+        and sub.request.get("interaction") != "export"
+        and (principal.open or sub.contributor == principal.submitter)
+    )
 
 
 async def async_status(services: Services, request: FhirRequest) -> FhirResponse:

@@ -9,8 +9,23 @@ from typing import Any
 from app.fhir.clock import utc_now
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.table import capability_codes, operations
+from app.interactions.table import OPERATION_DEFINITIONS, capability_codes, operations
 from app.subscriptions.topics import BUILT_IN_TOPICS
+
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+# Where each operation is declared: the system, or a resource type.
+_OPERATION_OWNERS = {
+    "export-system": None,
+    "export-patient": "Patient",
+    "export-group": "Group",
+    "everything": "Patient",
+}
+
+
+def _operation(handler: str) -> dict[str, str]:
+    name, definition = OPERATION_DEFINITIONS[handler]
+    return {"name": name, "definition": definition}
+
 
 SOFTWARE_VERSION = "0.1.0"
 
@@ -57,8 +72,11 @@ def capability_statement(
             entry["searchParam"] = search_params[type_]
         if type_ == "Subscription":
             entry = {"extension": topic_canonicals(), **entry}
-        if declared := operations(type_):
-            entry["operation"] = [{"name": n, "definition": d} for n, d in declared]
+        # operations of the interaction table's rows (the Subscription's) and Bulk Data's
+        declared = [{"name": n, "definition": d} for n, d in operations(type_)]
+        declared += [_operation(h) for h, owner in _OPERATION_OWNERS.items() if owner == type_]
+        if declared:
+            entry["operation"] = declared
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
@@ -66,6 +84,7 @@ def capability_statement(
         "date": utc_now(),
         "publisher": "miCDR",
         "kind": "instance",
+        "instantiates": [BULK_DATA],
         "software": {"name": "miCDR", "version": SOFTWARE_VERSION},
         "implementation": {
             "description": "miCDR medical imaging clinical data repository "
@@ -82,6 +101,9 @@ def capability_statement(
                 "security": security(services),
                 "resource": resources,
                 "interaction": [{"code": c} for c in _SYSTEM_CODES if c in implemented],
+                "operation": [
+                    _operation(h) for h, owner in _OPERATION_OWNERS.items() if owner is None
+                ],
             }
         ],
     }

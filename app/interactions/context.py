@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.bulk.port import ExportFiles
 from app.security.scopes import OPEN, Principal
 from app.settings import Settings
-from app.store.port import ResourceStore, SubmissionStore, SubscriptionEventLog
+from app.store.port import ResourceStore, SnapshotScan, SubmissionStore, SubscriptionEventLog
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import SearchIndex
@@ -34,9 +35,10 @@ class WriteJournal(Protocol):
     async def record(self, origin: str, results: Sequence[EntryResult]) -> None: ...
 
 
-class RequestStore(ResourceStore, SubmissionStore, SubscriptionEventLog, Protocol):
-    """What the interactions ask of the store: resources, asynchronous submissions and the
-    subscriptions' events (the commit log and the scans are the jobs')."""
+class RequestStore(ResourceStore, SubmissionStore, SubscriptionEventLog, SnapshotScan, Protocol):
+    """What the interactions ask of the store: resources, asynchronous submissions, the
+    subscriptions' events and the snapshot bound of an export (the commit log and the scans are
+    the jobs')."""
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,5 @@ class Services:
     # Who is calling (app/security/scopes.py): set per request by the HTTP layer, and per job
     # from the submission; OPEN when no authentication is configured.
     principal: Principal = OPEN
+    # Where Bulk Data exports keep their files (app/bulk/port.py).
+    files: ExportFiles | None = None

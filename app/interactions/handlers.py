@@ -10,6 +10,9 @@ from app.interactions.async_status import async_cancel, async_status
 from app.interactions.bundle import submit_bundle
 from app.interactions.create import create
 from app.interactions.delete import delete
+from app.interactions.everything import everything
+from app.interactions.export import export_group, export_patient, export_system
+from app.interactions.export_status import export_cancel, export_file, export_status
 from app.interactions.patch import patch
 from app.interactions.table import TABLE, asynchronous_codes
 from app.interactions.types import Run
@@ -24,6 +27,13 @@ HANDLERS: Mapping[str, Run] = {
     "delete": delete,
     "async-status": async_status,
     "async-cancel": async_cancel,
+    "export-system": export_system,
+    "export-patient": export_patient,
+    "export-group": export_group,
+    "export-status": export_status,
+    "export-cancel": export_cancel,
+    "export-file": export_file,
+    "everything": everything,
 }
 
 # What a worker replays: the asynchronous rows' functions.

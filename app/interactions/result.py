@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ class FhirRequest:
     type: str | None = None
     id: str | None = None
     version: str | None = None
+    file: str | None = None  # an export's output file (`$export-file/<id>/<file>`)
     query: tuple[tuple[str, str], ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
@@ -32,3 +34,8 @@ class FhirResponse:
     headers: dict[str, str] = field(default_factory=dict)
     # Create/update/patch answers honour `Prefer: return=...`.
     is_write: bool = False
+    # A body that is not a FHIR resource (a Bulk Data manifest, NDJSON): `raw` bytes or a
+    # `stream` of them, sent as `media_type`.
+    raw: bytes | None = None
+    stream: AsyncIterator[bytes] | None = None
+    media_type: str | None = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STATUS_PATH = "$async-status"
+EXPORT_STATUS_PATH = "$export-status"
+EXPORT_FILE_PATH = "$export-file"
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,49 @@ ASYNC_STATUS: tuple[Row, ...] = (
     Row("async-status", "GET", f"/{STATUS_PATH}/{{id:str}}", "system"),
     Row("async-status", "DELETE", f"/{STATUS_PATH}/{{id:str}}", "system", handler="async-cancel"),
 )
+
+
+# FHIR operations (operations.html): routed like the table, declared in the
+# CapabilityStatement's `operation` with their definitions (OPERATION_DEFINITIONS), never Bundle
+# entries. The Bulk Data IG's status and file URLs are routed with them.
+OPERATIONS: tuple[Row, ...] = (
+    Row("export", "GET", "/$export", "system", handler="export-system"),
+    Row("export", "POST", "/$export", "system", body=True, handler="export-system"),
+    # Patient only (and Group only, Patient only below): the handlers refuse other types. The
+    # type stays a path parameter: a literal `Patient` segment would hide `/{type}/{id}`.
+    Row("export", "GET", "/{type:str}/$export", "type", handler="export-patient"),
+    Row("export", "POST", "/{type:str}/$export", "type", body=True, handler="export-patient"),
+    Row("export", "GET", "/{type:str}/{id:str}/$export", "instance", handler="export-group"),
+    Row(
+        "export",
+        "POST",
+        "/{type:str}/{id:str}/$export",
+        "instance",
+        body=True,
+        handler="export-group",
+    ),
+    Row("everything", "GET", "/{type:str}/{id:str}/$everything", "instance"),
+    Row("export-status", "GET", f"/{EXPORT_STATUS_PATH}/{{id:str}}", "system"),
+    Row(
+        "export-status",
+        "DELETE",
+        f"/{EXPORT_STATUS_PATH}/{{id:str}}",
+        "system",
+        handler="export-cancel",
+    ),
+    Row("export-file", "GET", f"/{EXPORT_FILE_PATH}/{{id:str}}/{{file:str}}", "system"),
+)
+
+# The canonical OperationDefinition of each operation handler the CapabilityStatement declares.
+OPERATION_DEFINITIONS: dict[str, tuple[str, str]] = {
+    "export-system": ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"),
+    "export-patient": (
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+    ),
+    "export-group": ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"),
+    "everything": ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
+}
 
 
 def capability_codes() -> list[str]:

@@ -71,6 +71,7 @@ from app.store.port import (
     FoundEvent,
     HistoryQuery,
     ServiceStatus,
+    SnapshotPage,
     StoreError,
     Submission,
     SubmissionStats,
@@ -90,6 +91,8 @@ _RECOVERED_BELOW = "recovered-below"
 _CLAIM_GRACE_SECONDS = 30.0
 _FIELDS = {"type": 1, "id": 1, "version": 1, "op": 1, "last_updated": 1, "resource": 1}
 _VERSION_FIELDS = {**_FIELDS, "tx": 1}
+# Open snapshot-scan cursors kept between pages (one per running export and type).
+_SNAPSHOT_CURSORS = 64
 
 
 def _stored(doc: Mapping[str, Any]) -> StoredResource:
@@ -230,6 +233,8 @@ def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The current-document fields of a version document."""
     fields = {k: doc[k] for k in ("type", "id", "version", "op", "last_updated", "resource")}
     fields["ident"] = doc.get("ident", []) if doc["op"] != "delete" else []
+    # the transaction that wrote it: a snapshot scan need not look its version up
+    fields["tx"] = doc["tx"]
     return fields
 
 
@@ -252,6 +257,12 @@ class MongoResourceStore:
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
         self._events = _BusyRetry(database[SUBSCRIPTION_EVENTS])
         self._event_keys = _BusyRetry(database[SUBSCRIPTION_EVENT_KEYS])
+        self._snapshot_cursors: dict[tuple[str, int, str | None, int], Any] = {}
+
+    @property
+    def database(self) -> Any:
+        """The database handle (the export files keep their chunks beside the resources)."""
+        return self._db
 
     @classmethod
     async def open(cls, database: Any) -> MongoResourceStore:
@@ -589,9 +600,14 @@ class MongoResourceStore:
         return sorted(await self._current.distinct("type"))
 
     async def scan(self, type: str, after_id: str | None, limit: int) -> list[StoredResource]:
+        return [_stored(d) for d in await self._current_page(type, after_id, limit)]
+
+    async def _current_page(
+        self, type: str, after_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
         # `_id` is `Type/id`: a range on it is a walk of the primary key. `Type0` bounds it ('0'
         # follows '/'), and resource type names are letters only.
-        docs = await (
+        docs: list[dict[str, Any]] = await (
             self._current.find(
                 {"_id": {"$gt": f"{type}/{after_id or ''}", "$lt": f"{type}0"}, "type": type},
                 _FIELDS,
@@ -600,7 +616,96 @@ class MongoResourceStore:
             .limit(limit)
             .to_list(None)
         )
-        return [_stored(d) for d in docs]
+        return docs
+
+    # -- snapshots ------------------------------------------------------------------------
+    # Sequence numbers are taken before a transaction commits, so a lower number may commit
+    # after a higher one: a snapshot waits (`settled`) until every transaction up to its number
+    # is finished. Then a resource's version in it is its current one when that was written at
+    # or below the number, else the latest earlier version that was (looked up by `_id`, version
+    # by version: few resources change during an export).
+
+    async def sequence(self) -> int:
+        counter = await self._counters.find_one({"_id": TX_SEQUENCE})
+        return int(counter["seq"]) if counter else 0
+
+    async def settled(self, seq: int) -> bool:
+        unfinished = await self._txlog.find_one(
+            {
+                "_id": {"$lte": _tx_key(seq)},
+                "state": {"$in": ["pending", "committed", "aborting"]},
+            },
+            {"_id": 1},
+        )
+        return unfinished is None
+
+    async def _snapshot_page(
+        self, type: str, seq: int, after_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The next `limit` current documents of `type` after `after_id`, from one cursor per
+        scan: a range on `_id` is no index search on FerretDB (it reads and sorts the whole
+        collection), so a scan that opened a cursor per page would read the collection once
+        per page. The cursor of a page is kept under the place it stopped, and taken (not
+        shared) by the call that continues from there; any other call opens its own."""
+        cursor = self._snapshot_cursors.pop((type, seq, after_id, limit), None)
+        if cursor is None:
+            cursor = self._current.find(
+                {"_id": {"$gt": f"{type}/{after_id or ''}", "$lt": f"{type}0"}, "type": type},
+                _VERSION_FIELDS,
+                batch_size=limit,
+            ).sort("_id", ASCENDING)
+        docs: list[dict[str, Any]] = []
+        async for doc in cursor:
+            docs.append(doc)
+            if len(docs) == limit:
+                break
+        if len(docs) == limit:
+            place = (type, seq, docs[-1]["id"], limit)
+            replaced = self._snapshot_cursors.pop(place, None)
+            if replaced is not None:
+                await replaced.close()
+            while len(self._snapshot_cursors) >= _SNAPSHOT_CURSORS:  # oldest first
+                await self._snapshot_cursors.pop(next(iter(self._snapshot_cursors))).close()
+            self._snapshot_cursors[place] = cursor
+        else:
+            await cursor.close()
+        return docs
+
+    async def scan_as_of(
+        self, type: str, seq: int, after_id: str | None, limit: int
+    ) -> SnapshotPage:
+        key = _tx_key(seq)
+        docs = await self._snapshot_page(type, seq, after_id, limit)
+        refs = [f"{d['type']}/{d['id']}" for d in docs]
+        # a current document written before it carried `tx`: its version says it
+        ids = [f"{r}/{d['version']}" for r, d in zip(refs, docs, strict=True) if "tx" not in d]
+        tx_of = {w["_id"]: w["tx"] for w in await self._find_ids(self._versions, ids, {"tx": 1})}
+        for ref, doc in zip(refs, docs, strict=True):
+            if "tx" in doc:
+                tx_of[f"{ref}/{doc['version']}"] = doc["tx"]
+        chosen: dict[str, Mapping[str, Any]] = {}
+        earlier: dict[str, int] = {}
+        for ref, doc in zip(refs, docs, strict=True):
+            tx = tx_of.get(f"{ref}/{doc['version']}")
+            if tx is not None and tx <= key:
+                chosen[ref] = doc
+            elif doc["version"] > 1:
+                earlier[ref] = doc["version"] - 1
+        while earlier:
+            found = await self._find_ids(
+                self._versions, [f"{r}/{v}" for r, v in earlier.items()], _VERSION_FIELDS
+            )
+            by_id = {d["_id"]: d for d in found}
+            still: dict[str, int] = {}
+            for ref, version in earlier.items():
+                older = by_id.get(f"{ref}/{version}")
+                if older is not None and older["tx"] <= key:
+                    chosen[ref] = older
+                elif version > 1:
+                    still[ref] = version - 1
+            earlier = still
+        resources = [_stored(chosen[ref]) for ref in refs if ref in chosen]
+        return SnapshotPage(resources, docs[-1]["id"] if len(docs) == limit else None)
 
     async def count(self, type: str) -> int:
         return int(await self._current.count_documents({"type": type, "op": {"$ne": "delete"}}))
@@ -971,7 +1076,8 @@ class MongoResourceStore:
         return int(gone.deleted_count)
 
     async def close(self) -> None:
-        return None
+        while self._snapshot_cursors:
+            await self._snapshot_cursors.popitem()[1].close()
 
 
 def _older_than(before: tuple[str, str, str, int]) -> list[dict[str, Any]]:

@@ -137,6 +137,38 @@ class ResourceScan(Protocol):
     async def changes(self, type: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class SnapshotPage:
+    """One page of `SnapshotScan.scan_as_of`: the resources as of the snapshot (tombstones
+    included), and the id to continue after (None: the type is done)."""
+
+    resources: list[StoredResource]
+    after: str | None
+
+
+class SnapshotScan(Protocol):
+    """Every resource as it was at a commit sequence: what a bulk export reads
+    (docs/api/export.md, Consistency).
+
+    - `sequence` answers the greatest commit sequence taken so far: the bound of a snapshot.
+    - `settled(seq)` answers whether every transaction numbered up to `seq` has finished
+      (rolled forward or back); only then does `scan_as_of` with that `seq` answer for good.
+    - `scan_as_of(type, seq, after_id, limit)` answers, for the resources of `type` with an id
+      greater than `after_id` (None: from the first), in id order, at most `limit`, each one's
+      latest version written by a committed transaction numbered `seq` or lower (its tombstone
+      if that was a delete; nothing if it was created later). Paging on `after` never repeats or
+      skips a resource, however the store changes meanwhile.
+    """
+
+    async def sequence(self) -> int: ...
+
+    async def settled(self, seq: int) -> bool: ...
+
+    async def scan_as_of(
+        self, type: str, seq: int, after_id: str | None, limit: int
+    ) -> SnapshotPage: ...
+
+
 # The types whose commits `ResourceScan.changes` counts: every process follows the stored
 # SearchParameters (app/search_parameters.py), and on some engines a scan reads every resource.
 COUNTED_TYPES = frozenset({"SearchParameter", "Subscription"})
@@ -290,6 +322,12 @@ class SubscriptionEventLog(Protocol):
 
 
 class Store(
-    ResourceStore, CommitLog, ResourceScan, SubmissionStore, SubscriptionEventLog, Protocol
+    ResourceStore,
+    CommitLog,
+    ResourceScan,
+    SnapshotScan,
+    SubmissionStore,
+    SubscriptionEventLog,
+    Protocol,
 ):
     """The store ports; every adapter implements all of them."""

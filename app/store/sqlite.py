@@ -35,6 +35,7 @@ from app.store.port import (
     FoundEvent,
     HistoryQuery,
     ServiceStatus,
+    SnapshotPage,
     Submission,
     SubmissionStats,
     SubscriptionEvent,
@@ -341,6 +342,37 @@ class SqliteResourceStore:
             f"SELECT COUNT(DISTINCT tx) FROM {VERSIONS} WHERE type = ?", (type_,)
         ).fetchone()
         return int(row[0])
+
+    # -- snapshots ------------------------------------------------------------------------
+    # One SQLite transaction per commit, numbered in commit order: a version is in the snapshot
+    # of `seq` exactly when its `tx` is at most `seq`.
+
+    async def sequence(self) -> int:
+        return await self._run(self._sequence)
+
+    def _sequence(self) -> int:
+        row = self._db.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {TXLOG}").fetchone()
+        return int(row[0])
+
+    async def settled(self, seq: int) -> bool:
+        return True
+
+    async def scan_as_of(
+        self, type: str, seq: int, after_id: str | None, limit: int
+    ) -> SnapshotPage:
+        return await self._run(self._scan_as_of, type, seq, after_id, limit)
+
+    def _scan_as_of(self, type_: str, seq: int, after_id: str | None, limit: int) -> SnapshotPage:
+        rows = self._db.execute(
+            f"SELECT v.type, v.id, v.version, v.op, v.last_updated, v.body FROM {VERSIONS} v "
+            "WHERE v.type = ? AND v.id > ? AND v.version = ("
+            f"SELECT MAX(w.version) FROM {VERSIONS} w "
+            "WHERE w.type = v.type AND w.id = v.id AND w.tx <= ?) "
+            "ORDER BY v.id LIMIT ?",
+            (type_, after_id or "", seq, limit),
+        ).fetchall()
+        found = [_stored(r) for r in rows]
+        return SnapshotPage(found, found[-1].id if len(found) == limit else None)
 
     async def status(self) -> ServiceStatus:
         return ServiceStatus("store", True, f"SQLite {sqlite3.sqlite_version}", str(self._path))

@@ -36,6 +36,12 @@ from app.fhir.xml import parse_xml
 NOT_FHIR_PATHS = frozenset({"/health", "/openapi.json"})
 FHIR_JSON = "application/fhir+json"
 FHIR_XML = "application/fhir+xml"
+# The Bulk Data IG's bodies that are not one FHIR resource: the completion manifest (JSON) on a
+# status URL, and NDJSON files, each line a resource.
+EXPORT_STATUS = "/$export-status/"
+EXPORT_FILE = "/$export-file/"
+MANIFEST_JSON = "application/json"
+FHIR_NDJSON = "application/fhir+ndjson"
 
 
 class NotStrictFhir(AssertionError):
@@ -47,6 +53,12 @@ def check_body(body: bytes, content_type: str | None, path: str) -> None:
     if path in NOT_FHIR_PATHS or not body:
         return
     kind = (content_type or "").split(";")[0].strip().lower()
+    if kind == MANIFEST_JSON and EXPORT_STATUS in path:
+        check_manifest(body, path)
+        return
+    if kind == FHIR_NDJSON and EXPORT_FILE in path:
+        check_ndjson(body, path)
+        return
     if kind == FHIR_JSON:
         try:
             resource = orjson.loads(body)
@@ -60,6 +72,55 @@ def check_body(body: bytes, content_type: str | None, path: str) -> None:
     else:
         raise NotStrictFhir(f"{path}: a FHIR endpoint answered Content-Type {content_type!r}")
     check_resource(resource, path)
+
+
+def check_manifest(body: bytes, path: str) -> None:
+    """A Bulk Data completion manifest (export.html#response---complete-status): exactly the
+    IG's fields, each of its type; output and error entries with type, url and count."""
+    try:
+        manifest = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise NotStrictFhir(f"{path}: the manifest is not JSON: {exc}") from None
+    problems = []
+    if not isinstance(manifest, dict):
+        raise NotStrictFhir(f"{path}: the manifest is not a JSON object")
+    allowed = {"transactionTime", "request", "requiresAccessToken", "output", "error", "extension"}
+    problems += [f"unknown field {k!r}" for k in manifest if k not in allowed]
+    if not isinstance(manifest.get("transactionTime"), str):
+        problems.append("transactionTime must be an instant")
+    if not isinstance(manifest.get("request"), str):
+        problems.append("request must be the kick-off URL")
+    if not isinstance(manifest.get("requiresAccessToken"), bool):
+        problems.append("requiresAccessToken must be a boolean")
+    for name in ("output", "error"):
+        entries = manifest.get(name)
+        if not isinstance(entries, list):
+            problems.append(f"{name} must be an array")
+            continue
+        for entry in entries:
+            ok = (
+                isinstance(entry, dict)
+                and isinstance(entry.get("type"), str)
+                and isinstance(entry.get("url"), str)
+                and isinstance(entry.get("count", 0), int)
+                and set(entry) <= {"type", "url", "count", "extension"}
+            )
+            if not ok:
+                problems.append(f"{name} entry {entry!r} is not type/url/count")
+    if problems:
+        raise NotStrictFhir(f"{path}: not a Bulk Data manifest: " + "; ".join(problems))
+
+
+def check_ndjson(body: bytes, path: str) -> None:
+    """Every line of an NDJSON file is one strict R4 resource, each ended by a newline."""
+    if not body.endswith(b"\n"):
+        raise NotStrictFhir(f"{path}: the NDJSON file does not end with a newline")
+    for number, line in enumerate(body.split(b"\n")[:-1], 1):
+        try:
+            resource = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise NotStrictFhir(f"{path} line {number}: not JSON: {exc}") from None
+        check_resource(resource, f"{path} line {number}")
 
 
 def check_resource(resource: Any, where: str = "body") -> None:

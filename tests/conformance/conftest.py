@@ -44,14 +44,19 @@ async def indexed(client: AsyncTestClient[Any], timeout: float = 20.0) -> None:
     raise AssertionError(f"the index did not catch up within {timeout}s: {health}")
 
 
-async def finished(client: AsyncTestClient[Any], status_path: str, timeout: float = 30.0) -> Any:
-    """Poll the status URL until it stops answering 202."""
+async def finished(
+    client: AsyncTestClient[Any],
+    status_path: str,
+    timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """Poll the status URL (sending `headers`) until it stops answering 202."""
     import asyncio
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        response = await client.get(status_path)
+        response = await client.get(status_path, headers=headers)
         if response.status_code != 202:
             return response
         assert response.headers["x-progress"]

@@ -171,3 +171,17 @@ def test_a_non_loopback_bind_starts_once_authentication_is_configured(tmp_path: 
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert "bearer tokens required" in (proc.stderr.read() if proc.stderr else "")
+
+
+def test_export_writes_the_ndjson_files_of_a_snapshot(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    loaded = run("load", str(IG_EPISODES_DIR), "--data-dir", data, "--report", str(tmp_path / "r"))
+    assert loaded.returncode == 0, loaded.stderr
+    out = tmp_path / "out"
+    result = run("export", "--type", "Patient", "--data-dir", data, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"exported 3 resources in 1 files to {out}" in result.stdout
+    lines = (out / "Patient.1.ndjson").read_text().splitlines()
+    assert [json.loads(line)["resourceType"] for line in lines] == ["Patient"] * 3
+    bad = run("export", "--type", "Nope", "--data-dir", data, "--out", str(out))
+    assert "_type names 'Nope'" in one_error_line(bad)

@@ -18,12 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from app.deploy.assemble import deploy
 from app.interactions.async_status import new_submission
 from app.interactions.context import Services
 from app.interactions.create import create
+from app.interactions.export import export_system
 from app.interactions.result import FhirRequest
 from app.interactions.search import search
 from app.settings import load_settings
@@ -45,6 +47,9 @@ class SilentQueue:
         return None
 
     async def submit(self, submission_id: str) -> None:
+        return None
+
+    async def export(self, submission_id: str) -> None:
         return None
 
     async def request_reindex(self, seq: int, types: Sequence[str]) -> None:
@@ -211,3 +216,30 @@ async def test_a_submitted_submission_runs_to_its_result(harness: Harness) -> No
     done: Any = await harness.services.store.submission(stored.id)
     assert done.result["status"] == 201
     assert done.result["body"]["name"] == [{"family": "Submitted"}]
+
+
+async def test_an_export_produces_its_files(harness: Harness) -> None:
+    """`export` rings for a stored export: a worker produces the manifest and the files."""
+    await write_patient(harness.silent, "Exported")
+    request = FhirRequest(BASE, query=(("_type", "Patient"),), headers={"prefer": "respond-async"})
+    answer = await export_system(harness.silent, request)
+    assert answer.status == 202
+    export_id = answer.headers["Content-Location"].rsplit("/", 1)[1]
+    await harness.queue.export(export_id)
+
+    async def done() -> bool:
+        sub = await harness.services.store.submission(export_id)
+        return sub is not None and sub.state == "done"
+
+    assert await within(10.0, done)
+    sub: Any = await harness.services.store.submission(export_id)
+    manifest = sub.result["body"]
+    url = f"{BASE}/$export-file/{export_id}/Patient.1.ndjson"
+    assert manifest["output"] == [{"type": "Patient", "url": url, "count": 2}]
+    files = harness.services.files
+    assert files is not None
+    chunks = [c async for c in files.read(export_id, "Patient.1.ndjson", 1)]
+    families = sorted(
+        orjson.loads(line)["name"][0]["family"] for line in b"".join(chunks).splitlines()
+    )
+    assert families == ["Exported", "WarmUp"]

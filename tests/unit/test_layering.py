@@ -40,6 +40,8 @@ ADAPTERS = frozenset(
         "Elasticsearch index",
         "job runner",
         "SQLite file",
+        "local export files",
+        "MongoDB export files",
     }
 )
 ASSEMBLED = PORTS | ADAPTERS | {"application"}  # what the composition package puts together
@@ -56,6 +58,8 @@ LAYERS = (
     Layer("MongoDB store", ("app.store.mongo",), PORTS),
     Layer("SQLite index", ("indexing.engines.sqlite",), PORTS | {"SQLite file"}),
     Layer("Elasticsearch index", ("indexing.engines.elasticsearch",), PORTS),
+    Layer("local export files", ("app.bulk.local",), PORTS),
+    Layer("MongoDB export files", ("app.bulk.mongo",), PORTS),
     # The JobQueue's two adapters also execute the jobs they queue, so they import the job
     # functions (application) besides ports; never another engine's adapter.
     Layer("job runner", ("workers.arq_settings", "workers.inprocess"), PORTS | {"application"}),
@@ -65,6 +69,7 @@ LAYERS = (
         (
             "app.store.port",
             "app.store.names",
+            "app.bulk.port",
             "indexing.engines.port",
             "indexing.engines.names",
             "workers.keys",
@@ -76,6 +81,7 @@ LAYERS = (
         "pure core",
         (
             "app.records",
+            "app.bulk",
             "app.fhir",
             "app.tx",
             "app.ig",

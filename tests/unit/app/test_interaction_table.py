@@ -13,14 +13,26 @@ from app.interactions.handlers import HANDLERS, REPLAYS
 from app.interactions.history import history
 from app.interactions.read import read
 from app.interactions.search import search
-from app.interactions.table import ASYNC_STATUS, TABLE, capability_codes, match
+from app.interactions.table import (
+    ASYNC_STATUS,
+    OPERATION_DEFINITIONS,
+    OPERATIONS,
+    TABLE,
+    capability_codes,
+    match,
+)
 from app.interactions.vread import vread
 
 
 def test_every_routed_row_has_its_function() -> None:
-    assert sorted({row.runs for row in (*TABLE, *ASYNC_STATUS)}) == sorted(HANDLERS)
+    assert sorted({row.runs for row in (*TABLE, *ASYNC_STATUS, *OPERATIONS)}) == sorted(HANDLERS)
     assert HANDLERS["async-status"] is async_status
     assert HANDLERS["async-cancel"] is async_cancel
+
+
+def test_every_kickoff_operation_has_its_definition() -> None:
+    kickoffs = {row.runs for row in OPERATIONS if row.code in ("export", "everything")}
+    assert sorted(kickoffs) == sorted(OPERATION_DEFINITIONS)
 
 
 def test_bundle_reads_are_the_get_rows_of_the_table() -> None:

@@ -1,0 +1,114 @@
+"""The Bulk Data status and file URLs (Bulk Data Access IG v2.0.0, export.html#bulk-data-
+status-request, #bulk-data-delete-request, #file-request):
+
+- `GET [base]/$export-status/<id>`: `202` with `X-Progress` and `Retry-After` while the export
+  is queued or running; `200` with the completion manifest (`application/json`) once done; the
+  OperationOutcome and its 4xx/5xx if it failed; `404` for an unknown, cancelled or expired
+  export (after MICDR_EXPORT_RETENTION seconds).
+- `DELETE` on it: cancels a queued or running export, or forgets a finished one, and removes its
+  files; `202`.
+- `GET [base]/$export-file/<id>/<file>`: the file as `application/fhir+ndjson`, streamed chunk
+  by chunk.
+
+An export is visible to its submitter only (anyone, without authentication), as asynchronous
+submissions are. API: docs/api/export.md.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import orjson
+
+from app.bulk.output import NDJSON, ExportState
+from app.bulk.port import ExportFiles
+from app.fhir.clock import format_instant, http_date
+from app.fhir.outcome import FhirError, information
+from app.interactions.async_status import FINISHED
+from app.interactions.context import Services
+from app.interactions.export import EXPORT_INTERACTION
+from app.interactions.result import FhirRequest, FhirResponse
+from app.store.port import Submission
+
+RETRY_AFTER_SECONDS = "2"
+# Accept values a file request may send.
+FILE_ACCEPTS = frozenset({NDJSON, "application/ndjson", "application/x-ndjson", "*/*", ""})
+MANIFEST_TYPE = "application/json"
+
+
+def _files(services: Services) -> ExportFiles:
+    assert services.files is not None, "app/deploy hands every process its export files"
+    return services.files
+
+
+async def _export(services: Services, id_: str | None) -> Submission:
+    """The caller's live export `id_`, else 404 (expired ones too: the IG says so)."""
+    sub = await services.store.submission(id_ or "")
+    principal = services.principal
+    if (
+        sub is None
+        or sub.request.get("interaction") != EXPORT_INTERACTION
+        or sub.state == "cancelled"
+        or not (principal.open or sub.contributor == principal.submitter)
+    ):
+        raise FhirError.of(404, "not-found", f"no export {id_}")
+    if sub.expires is not None and sub.expires < time.time():
+        raise FhirError.of(404, "not-found", f"export {id_} has expired and its files are gone")
+    return sub
+
+
+async def export_status(services: Services, request: FhirRequest) -> FhirResponse:
+    sub = await _export(services, request.id)
+    if sub.state not in FINISHED or sub.result is None:
+        progress = sub.progress if sub.state == "running" and sub.progress else sub.state
+        return FhirResponse(
+            202,
+            information(f"export {sub.id} is {sub.state}"),
+            {"X-Progress": progress[:100], "Retry-After": RETRY_AFTER_SECONDS},
+        )
+    status = int(sub.result["status"])
+    body = sub.result.get("body")
+    if status != 200 or not isinstance(body, dict):
+        return FhirResponse(status, body if isinstance(body, dict) else None)
+    headers = {}
+    if sub.expires is not None:
+        headers["Expires"] = http_date(format_instant(datetime.fromtimestamp(sub.expires, UTC)))
+    return FhirResponse(200, headers=headers, raw=orjson.dumps(body), media_type=MANIFEST_TYPE)
+
+
+async def export_cancel(services: Services, request: FhirRequest) -> FhirResponse:
+    for _ in range(5):
+        sub = await _export(services, request.id)
+        now = time.time()
+        cancelled = await services.store.update_submission(
+            sub.id,
+            {"state": sub.state},
+            {
+                "state": "cancelled",
+                "owner": None,
+                "updated": now,
+                "finished": now,
+                "expires": now + services.settings.async_result_ttl,
+            },
+        )
+        if cancelled is not None:
+            await _files(services).remove(sub.id)
+            return FhirResponse(202, information(f"export {sub.id} cancelled; its files removed"))
+    raise FhirError.of(409, "conflict", f"export {request.id} kept changing; try again")
+
+
+async def export_file(services: Services, request: FhirRequest) -> FhirResponse:
+    sub = await _export(services, request.id)
+    saved = sub.journal.get("export")
+    found = ExportState.from_json(saved).file(request.file or "") if saved else None
+    if sub.state != "done" or found is None or not found.count:
+        raise FhirError.of(404, "not-found", f"export {sub.id} has no file {request.file!r}")
+    accept = (request.header("Accept") or "").split(";")[0].strip().lower()
+    if accept not in FILE_ACCEPTS:
+        raise FhirError.of(406, "not-supported", f"export files are {NDJSON}, not {accept!r}")
+    return FhirResponse(
+        200,
+        stream=_files(services).read(sub.id, found.name, found.chunks),
+        media_type=NDJSON,
+    )
