@@ -29,8 +29,8 @@ from app.tx.plan import EntryResult
 from indexing.project import project
 from workers import outcomes
 from workers.context import JobContext
-from workers.subscriptions import record_subscription_events
 from workers.export import is_export, produce_export, purge_exports
+from workers.subscriptions import record_subscription_events
 
 log = logging.getLogger("micdr.jobs")
 

@@ -77,9 +77,14 @@ async def test_every_routed_interaction_is_declared(client: AsyncTestClient[Any]
         for r in body["rest"][0]["resource"]
         for o in r.get("operation", [])
     }
+    bulk_data = {
+        ("Patient", "export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"),
+        ("Group", "export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"),
+        ("Patient", "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
+    }
     assert {
         (row.on, row.segments[-1][1:], row.operation) for row in TABLE if row.operation
-    } == operations
+    } | bulk_data == operations
 
 
 async def test_metadata_answers_xml_when_asked(client: AsyncTestClient[Any]) -> None:
