@@ -201,6 +201,7 @@ async def _reindex(
     from app.fhir.validate import resource_types
     from app.reindex import reindex, select_types
     from app.search_parameters import sync_search_parameters
+    from workers.episodes import rebuild_episodes
 
     unknown = sorted(set(types) - resource_types())
     if unknown:
@@ -233,7 +234,7 @@ async def _reindex(
                 bar.update(tasks[resource_type], advance=done)
                 bar.update(overall, advance=done)
 
-            return await reindex(
+            report = await reindex(
                 engines.store,
                 engines.index,
                 engines.registry,
@@ -242,6 +243,11 @@ async def _reindex(
                 on_type=on_type,
                 on_progress=on_progress,
             )
+        if not types and not params and engines.episodes is not None:
+            # a whole reindex also rebuilds the analysts' episodes (docs/index-schema.md)
+            read = await rebuild_episodes(engines.store, engines.episodes, settings)
+            print(f"rebuilt the imaging episodes from {read} orders, studies and reports")
+        return report
     finally:
         await engines.close()
 

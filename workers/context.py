@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from app.interactions.context import Services
 from app.settings import Settings
 from app.store.port import Store
-from indexing.engines.port import SearchIndex
+from indexing.engines.port import EpisodeIndex, SearchIndex
 from indexing.registry import SearchParamRegistry
 
 
@@ -27,6 +27,8 @@ class JobContext:
     index: SearchIndex
     services: Services
     worker: str = field(default_factory=worker_name)
+    # the analysts' episode index, kept by the projection job (None: not kept)
+    episodes: EpisodeIndex | None = None
 
     @property
     def settings(self) -> Settings:

@@ -29,6 +29,7 @@ from app.tx.plan import EntryResult
 from indexing.project import project
 from workers import outcomes
 from workers.context import JobContext
+from workers.episodes import maintain_episodes, rebuild_episodes
 
 log = logging.getLogger("micdr.jobs")
 
@@ -67,6 +68,8 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         current = await ctx.store.read_many(refs)
         ops = project(ctx.registry, current)
         await ctx.index.write(ops)
+        if ctx.episodes is not None:
+            await maintain_episodes(ctx.store, ctx.episodes, ctx.settings, current)
         await ctx.store.mark_indexed([c.seq for c in commits])
         projected += len(ops)
         log.debug("projected %d resources from %d commits", len(ops), len(commits))
@@ -88,6 +91,8 @@ async def reindex_types(
     wanted = sorted(set(types))
     chosen = await select_types(ctx.store, ctx.registry, [] if ALL_TYPES in wanted else wanted)
     report = await reindex(ctx.store, ctx.index, ctx.registry, chosen, checkpoint=checkpoint)
+    if ALL_TYPES in wanted and ctx.episodes is not None:
+        await rebuild_episodes(ctx.store, ctx.episodes, ctx.settings)
     log.info(
         "reindexed %s: %d documents in %.1fs", ", ".join(chosen), report.written, report.seconds
     )

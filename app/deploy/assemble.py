@@ -107,7 +107,7 @@ async def assemble(
         queue=queue,
         rules=IgRules.from_settings(settings) if settings.ig_mode else None,
     )
-    job = JobContext(engines.store, engines.index, services)
+    job = JobContext(engines.store, engines.index, services, episodes=engines.episodes)
     if embedded is not None:
         await embedded.start(job)
         engines.closers.append(embedded.close)
