@@ -106,6 +106,7 @@ async def assemble(
         resource_types=resource_types(),
         queue=queue,
         rules=IgRules.from_settings(settings) if settings.ig_mode else None,
+        episodes=engines.episodes,
     )
     job = JobContext(engines.store, engines.index, services, episodes=engines.episodes)
     if embedded is not None:

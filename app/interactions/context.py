@@ -12,7 +12,7 @@ from app.settings import Settings
 from app.store.port import ResourceStore, SubmissionStore
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
-from indexing.engines.port import SearchIndex
+from indexing.engines.port import EpisodeIndex, SearchIndex
 from indexing.registry import SearchParamRegistry
 from workers.port import JobQueue
 
@@ -56,3 +56,5 @@ class Services:
     # Who is calling (app/security/scopes.py): set per request by the HTTP layer, and per job
     # from the submission; OPEN when no authentication is configured.
     principal: Principal = OPEN
+    # The analysts' episode index (the /analytics API); None where it is not kept.
+    episodes: EpisodeIndex | None = None
