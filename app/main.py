@@ -13,7 +13,7 @@ from litestar import Litestar, Request, get
 from app.deploy.assemble import Deployment, OpenEngines, deploy
 from app.deploy.engines import UNAVAILABLE, open_engines
 from app.fhir.clock import format_instant
-from app.http.analytics import analytics_api_routes
+from app.http.analytics import analytics_routes
 from app.http.errors import handlers
 from app.http.openapi import openapi
 from app.http.routes import fhir_routes
@@ -108,7 +108,7 @@ def create_app(settings: Settings, open_with: OpenEngines = open_engines) -> Lit
             openapi,
             *fhir_routes(settings.base_path),
             *viewer_routes(),
-            analytics_api_routes(),
+            *analytics_routes(),
         ],
         lifespan=[lifespan(settings, open_with)],
         exception_handlers=handlers(UNAVAILABLE),  # type: ignore[arg-type]

@@ -7,18 +7,24 @@ authentication as the FHIR API (app/http/security.py protects the path). Bad par
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from litestar import Request, Router, get
+from litestar.types import ControllerRouterHandler
 
 from app.fhir.outcome import FhirError
+from app.http.viewer import page_routes
 from app.interactions.context import Services
 from app.security.scopes import ANALYTICS_SCOPE, OPEN, Principal, may_read_analytics
+from app.settings import Settings
 from indexing.analytics import GROUPS, QUESTIONS, AnalyticsError, parse_query
 
-ANALYTICS_API = "/analytics/api"
+ANALYTICS_PATH = "/analytics"
+ANALYTICS_API = f"{ANALYTICS_PATH}/api"
+ASSETS = Path(__file__).resolve().parent / "assets" / "analytics"
 
-__all__ = ["ANALYTICS_API", "analytics_api_routes"]
+__all__ = ["ANALYTICS_API", "analytics_routes"]
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -61,5 +67,16 @@ async def answer(request: Request[Any, Any, Any]) -> dict[str, Any]:
     }
 
 
-def analytics_api_routes() -> Router:
-    return Router(path=ANALYTICS_API, route_handlers=[questions, answer])
+@get("/config.json", name="analytics-config", sync_to_thread=False)
+def config(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    settings: Settings = request.app.state.services.settings
+    return {"api": ANALYTICS_API, "auth": {"required": settings.auth_configured}}
+
+
+def analytics_routes() -> list[ControllerRouterHandler]:
+    """The dashboard `/analytics/` (static files, assets/analytics/), its configuration and the
+    JSON API it reads."""
+    return [
+        Router(path=ANALYTICS_API, route_handlers=[questions, answer]),
+        *page_routes(ANALYTICS_PATH, ASSETS, "analytics", config),
+    ]
