@@ -4,7 +4,7 @@
 of commits, before the batch is marked indexed, so the episodes follow the same outbox as the
 search index and a crash repeats the batch (every step is a recomputation: idempotent).
 
-For a changed order, study, report, patient or organisation it finds every episode the change
+For a changed order, study, report or patient it finds every episode the change
 can touch (the episode index answers by member reference, accession number, patient and
 organisation: `indexing.analytics.episode_terms`), widens the set until it is closed (members of
 those episodes, orders carrying their accession numbers, the episodes of those), reads the
@@ -40,6 +40,10 @@ __all__ = ["EpisodeConflict", "maintain_episodes", "rebuild_episodes"]
 MAX_ATTEMPTS = 20
 MAX_WIDENING = 10
 CONTEXT_TYPES = ("Patient", "Organization")
+# A change to one of these rebuilds the episodes that read it. Not an Organization's: a
+# hospital's change would rebuild every episode it ever performed in one job; its new name or
+# UPI reaches an episode with the episode's next change, or with `micdr reindex`.
+TRIGGER_TYPES = ("Patient",)
 REBUILD_BATCH = 500
 
 
@@ -82,7 +86,7 @@ async def _orders(store: EpisodeStore, numbers: Iterable[str]) -> dict[str, str]
 
 
 def _changed_terms(changed: Iterable[StoredResource]) -> set[str]:
-    return {c.ref for c in changed if c.type in MEMBER_TYPES or c.type in CONTEXT_TYPES}
+    return {c.ref for c in changed if c.type in MEMBER_TYPES or c.type in TRIGGER_TYPES}
 
 
 async def maintain_episodes(
@@ -146,7 +150,9 @@ async def _maintain_once(
     }
     # The patients' other episodes, for their repeat flags: their members were not regrouped
     # here (else the widening above would have found them), so they stay as they are.
-    patients = sorted({d["patient"] for d in built.values() if d["patient"]})
+    # (the patients of the episodes as they were too: a deleted one may have been the first)
+    before = [e.doc for e in stored.values()]
+    patients = sorted({d["patient"] for d in [*built.values(), *before] if d["patient"]})
     others = {e.key: e for e in await index.related(patients) if e.key not in stored}
     everything = {key: e.doc for key, e in others.items()}
     everything.update(built)

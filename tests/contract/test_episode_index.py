@@ -4,28 +4,17 @@ engine exactly as the Python reference answers it over the same documents."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from indexing.analytics import QUESTIONS, AnalyticsQuery, parse_query, reference_answer
 from indexing.engines.port import EpisodeWrite
-from tests._episode_engines import EPISODE_ENGINES, open_episode_index, seeded_episodes
+from tests._episode_engines import seeded_episodes
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 DOCS = seeded_episodes()
-
-
-@pytest.fixture(params=EPISODE_ENGINES)
-async def episodes(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    opened, cleanup = await open_episode_index(request.param, tmp_path)
-    try:
-        yield opened
-    finally:
-        await cleanup()
 
 
 @pytest.fixture

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Mapping, Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.records import StoredResource
 from app.settings import Settings
-from indexing.episodes import build_episode, mark_repeats
-from tests._episode_engines import EPISODE_ENGINES, context, open_episode_index
+from indexing.engines.sqlite.episodes import SqliteEpisodeIndex
+from indexing.episodes import MEMBER_TYPES, accessions, build_episode, group_members, mark_repeats
+from tests._episode_engines import context
 from tests._episodes import (
     ACSN_SYSTEM,
     UPI_SYSTEM,
@@ -28,6 +32,7 @@ from tests._episodes import (
 )
 from workers.episodes import maintain_episodes, rebuild_episodes
 
+SYSTEMS = frozenset({ACSN_SYSTEM})
 SETTINGS = Settings(
     accession_systems=(ACSN_SYSTEM,), upi_systems=(UPI_SYSTEM,), pseudonym_key=b"test-key"
 )
@@ -76,15 +81,6 @@ class DictStore:
         ids = sorted(i.id for i in self.current.values() if i.type == type and not i.deleted)
         chosen = [i for i in ids if after_id is None or i > after_id][:limit]
         return [self.current[f"{type}/{i}"] for i in chosen]
-
-
-@pytest.fixture(params=EPISODE_ENGINES)
-async def episodes(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    opened, cleanup = await open_episode_index(request.param, tmp_path)
-    try:
-        yield opened
-    finally:
-        await cleanup()
 
 
 async def arrive(store: DictStore, index: Any, *resources: dict[str, Any]) -> None:
@@ -210,3 +206,60 @@ async def test_concurrent_workers_on_one_episode_lose_no_member(episodes: Any) -
     await asyncio.gather(*(maintain_episodes(store, episodes, SETTINGS, c) for c in changed))
     members = sorted(["ServiceRequest/o1", "ImagingStudy/s1", *(ref(r) for r in reports)])
     assert await indexed(episodes, *TERMS) == expected(store, {"ServiceRequest/o1": members})
+
+
+# -- any sequence of writes and deletions, on the embedded engine ------------------------------
+
+MEMBERS = {
+    "ServiceRequest/o1": [order(), order(status="revoked")],
+    "ServiceRequest/o2": [order("o2", "ACC2", "2026-10-20T08:00:00Z")],
+    "ImagingStudy/s1": [study(), study(order_id=None)],
+    "ImagingStudy/s2": [study("s2", "o2", "ACC2", "2026-10-20T09:00:00Z", "CT")],
+    "DiagnosticReport/r1": [ORPHAN_REPORT, report(status="amended")],
+    "DiagnosticReport/r2": [report("r2", None, "ACC2", "2026-10-21T08:00:00Z")],
+    "Patient/p1": [patient(), patient(born="1940-01-01")],
+}
+EVENTS = st.lists(
+    st.tuples(st.sampled_from(sorted(MEMBERS)), st.integers(0, 1), st.booleans()),
+    min_size=1,
+    max_size=12,
+)
+
+
+def expected_from(store: DictStore) -> dict[str, dict[str, Any]]:
+    live = {r: s.resource for r, s in store.current.items() if s.resource is not None}
+    members = {r: v for r, v in live.items() if r.split("/")[0] in MEMBER_TYPES}
+    orders = {
+        a: f"ServiceRequest/{i}"
+        for r, v in members.items()
+        if r.startswith("ServiceRequest/")
+        for a, i in ((a, r.split("/")[1]) for a in accessions(v, SYSTEMS))
+    }
+    return expected(store, group_members(members, orders, SYSTEMS))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=EVENTS)
+def test_any_sequence_of_writes_and_deletions_ends_in_the_documents_built_at_once(
+    tmp_path: Path, events: list[tuple[str, int, bool]]
+) -> None:
+    async def run() -> None:
+        index = await SqliteEpisodeIndex.open(tmp_path / f"{uuid.uuid4().hex}.sqlite3")
+        try:
+            store = DictStore()
+            await arrive(store, index, organization())
+            for reference, variant, delete in events:
+                if delete and reference in store.current:
+                    changed = store.delete(reference)
+                else:
+                    options = MEMBERS[reference]
+                    changed = store.put(options[variant % len(options)])
+                await maintain_episodes(store, index, SETTINGS, [changed])
+            every = [*MEMBERS, f"Accession/{ACSN_SYSTEM}|ACC1", f"Accession/{ACSN_SYSTEM}|ACC2"]
+            assert await indexed(index, *every) == expected_from(store)
+        finally:
+            await index.close()
+
+    asyncio.run(run())
