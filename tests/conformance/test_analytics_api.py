@@ -1,7 +1,8 @@
 """The analysts' JSON API at /analytics/api (docs/index-schema.md, Imaging episodes) on every
 deployment: the IG's three example episodes, submitted as the guide submits them, answered by
 an aggregation in the deployment's episode index with exact figures; an amendment reaches the
-figures; bad parameters are a 400 OperationOutcome; the analyst scope is required."""
+figures; bad parameters are a 400 OperationOutcome; the analyst scope is required; `micdr
+reindex` rebuilds the episodes from the store."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
+from app.cli import _reindex
+from app.main import create_app
+from app.settings import load_settings
+from indexing.engines.sqlite.episodes import SqliteEpisodeIndex
 from tests.conformance._auth import secured_client, viewer
+from tests.conformance._clients import strict_client
 from tests.conformance._episodes import resource
 from tests.conformance.conftest import episode, indexed
 
@@ -110,3 +116,19 @@ async def test_the_analyst_scope_is_required(tmp_path: Path) -> None:
         allowed = await client.get(f"{API}/volume", headers=viewer("micdr/analytics.read"))
         assert allowed.status_code == 200
         assert allowed.json()["rows"] == []
+
+
+async def test_micdr_reindex_rebuilds_the_episodes_from_the_store(tmp_path: Path) -> None:
+    settings = load_settings({"MICDR_DATA_DIR": str(tmp_path)})
+    async with strict_client(create_app(settings)) as client:
+        await submit_episodes(client)
+        before = await rows(client, "volume")
+    assert len(before) == 3
+    episodes = await SqliteEpisodeIndex.open(settings.sqlite_index_path)
+    await episodes.clear()
+    await episodes.close()
+    async with strict_client(create_app(settings)) as client:
+        assert await rows(client, "volume") == []
+    await _reindex(settings, [], [], tmp_path / "checkpoint.json")
+    async with strict_client(create_app(settings)) as client:
+        assert await rows(client, "volume") == before
