@@ -12,7 +12,8 @@ current version of every member from the store, regroups them (`indexing.episode
 each episode and the repeat flags of the patients concerned, and writes only what changed with
 a compare-and-set per episode. Another worker writing one of them first makes the write fail;
 then all of it is recomputed from the store again. Reading the store after the revisions makes
-the last successful writer's view at least as new as every commit it raced.
+the last successful writer's view at least as new as every commit it raced
+(docs/decisions/0007-episodes-kept-by-the-projection-job.md).
 """
 
 from __future__ import annotations
