@@ -1,4 +1,4 @@
-"""`micdr`: serve | load | reindex | worker | bench.
+"""`micdr`: serve | load | reindex | alerts | worker | bench.
 
 Configuration errors are one line on stderr and exit status 2."""
 
@@ -252,6 +252,37 @@ async def _reindex(
         await engines.close()
 
 
+def alerts(args: argparse.Namespace) -> None:
+    """The turnaround alerts firing now, one JSON object a line (docs/index-schema.md)."""
+    import asyncio
+
+    settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
+    _check_engines(settings)
+    for line in asyncio.run(_alerts(settings)):
+        print(line)
+
+
+async def _alerts(settings: Settings) -> list[str]:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from app.deploy.engines import open_engines
+    from indexing.alerts import parse_rules
+
+    try:
+        rules = parse_rules(settings.alert_rules)
+    except ValueError as exc:
+        raise CliError(f"MICDR_ALERT_RULES: {exc}") from None
+    engines = await open_engines(settings)
+    try:
+        assert engines.episodes is not None
+        found = await engines.episodes.alerts(rules, datetime.now(UTC))
+    finally:
+        await engines.close()
+    return [orjson.dumps(row).decode() for row in found]
+
+
 def bench(args: argparse.Namespace) -> None:
     """The benchmark is a dev tool shipped beside `app` (bench/): this process becomes
     `python -m bench` with the options given, so the server never imports it and the benchmark's
@@ -289,6 +320,9 @@ def parser() -> argparse.ArgumentParser:
     )
     ri.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
     ri.set_defaults(run=reindex)
+    al = sub.add_parser("alerts", help="the turnaround alerts firing now, as JSON lines")
+    al.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
+    al.set_defaults(run=alerts)
     w = sub.add_parser("worker", help="run the full stack's arq worker")
     w.set_defaults(run=worker)
     # no options of its own: main() hands everything after `bench` to bench/__main__.py

@@ -105,7 +105,9 @@ def seeded_episodes(seed: int = 20, count: int = 120) -> list[dict[str, Any]]:
                 f"r{n}",
                 f"o{n}",
                 f"A{n}",
-                _at(month, day, hour + 10 + rng.randint(0, 9), rng.randint(0, 59)),
+                _at(month, day, hour + 10 + rng.randint(0, 9), rng.randint(0, 59))
+                if status != "amended" or rng.random() < 0.5
+                else _at("12", rng.randint(1, 9), 10, 0),  # amended weeks later
                 status,
                 who,
             )

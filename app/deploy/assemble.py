@@ -19,6 +19,7 @@ from app.interactions.context import Services
 from app.search_parameters import check_search_parameter, sync_search_parameters
 from app.settings import Settings
 from app.store.port import StoreError
+from indexing.alerts import parse_rules
 from indexing.registry import SearchParamRegistry
 from workers.arq_settings import ArqQueue
 from workers.context import JobContext
@@ -78,6 +79,10 @@ async def assemble(
     worker hands in its own, over arq's Redis pool: one pool per process), and hand out the
     contexts. An index found empty while the store is not is rebuilt through the queue."""
     assert engines.index is not None, "open_engines always opens an index"
+    try:
+        parse_rules(settings.alert_rules)
+    except ValueError as exc:
+        raise StartupError(f"MICDR_ALERT_RULES: {exc}") from None
     await engines.store.recover(STALE_TRANSACTION_SECONDS)
     await sync_search_parameters(engines.store, engines.registry)
     lost = await index_lost(engines.store, engines.index)

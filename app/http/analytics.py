@@ -18,6 +18,7 @@ from app.http.viewer import page_routes
 from app.interactions.context import Services
 from app.security.scopes import ANALYTICS_SCOPE, OPEN, Principal, may_read_analytics
 from app.settings import Settings
+from indexing.alerts import parse_rules
 from indexing.analytics import GROUPS, QUESTIONS, AnalyticsError, parse_query
 
 ANALYTICS_PATH = "/analytics"
@@ -41,6 +42,25 @@ def _services(request: Request[Any, Any, Any]) -> Services:
 async def questions(request: Request[Any, Any, Any]) -> dict[str, Any]:
     _services(request)
     return {"questions": [{"name": q, "groups": list(GROUPS[q])} for q in QUESTIONS]}
+
+
+@get("/alerts", name="analytics-alerts")
+async def alerts(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The episodes each turnaround rule fires for now (MICDR_ALERT_RULES)."""
+    services = _services(request)
+    assert services.episodes is not None
+    if request.query_params:
+        raise FhirError.of(400, "invalid", "the alerts take no parameters")
+    rules = parse_rules(services.settings.alert_rules)
+    now = datetime.now(UTC)
+    return {
+        "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "rules": [
+            {"name": r.name, "statuses": list(r.statuses), "field": r.field, "hours": r.hours}
+            for r in rules
+        ],
+        "alerts": await services.episodes.alerts(rules, now),
+    }
 
 
 @get("/{question:str}", name="analytics-answer")
@@ -77,6 +97,6 @@ def analytics_routes() -> list[ControllerRouterHandler]:
     """The dashboard `/analytics/` (static files, assets/analytics/), its configuration and the
     JSON API it reads."""
     return [
-        Router(path=ANALYTICS_API, route_handlers=[questions, answer]),
+        Router(path=ANALYTICS_API, route_handlers=[questions, alerts, answer]),
         *page_routes(ANALYTICS_PATH, ASSETS, "analytics", config),
     ]

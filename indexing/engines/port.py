@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
+from indexing.alerts import AlertRule
 from indexing.analytics import AnalyticsQuery
 from indexing.document import IndexOp
 from indexing.plan.plan import SearchPlan
@@ -114,6 +116,8 @@ class EpisodeIndex(Protocol):
       a whole recomputation and a retry converges.
     - `answer` runs one analytics question as an aggregation in the engine and answers the
       rows `indexing.analytics.reference_answer` would over the same documents.
+    - `alerts` answers the episodes each rule fires for (`indexing.alerts`), one query per
+      rule, as `reference_alerts` would: rule order, then episode key.
     - `clear` removes every episode (before a rebuild from the store).
     """
 
@@ -122,6 +126,8 @@ class EpisodeIndex(Protocol):
     async def apply(self, writes: Sequence[EpisodeWrite]) -> bool: ...
 
     async def answer(self, query: AnalyticsQuery) -> list[dict[str, Any]]: ...
+
+    async def alerts(self, rules: Sequence[AlertRule], now: datetime) -> list[dict[str, Any]]: ...
 
     async def clear(self) -> None: ...
 

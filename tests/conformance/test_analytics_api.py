@@ -6,12 +6,14 @@ reindex` rebuilds the episodes from the store."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 
-from app.cli import _reindex
+from app.cli import CliError, _alerts, _reindex
 from app.main import create_app
 from app.settings import load_settings
 from indexing.engines.sqlite.episodes import SqliteEpisodeIndex
@@ -132,3 +134,45 @@ async def test_micdr_reindex_rebuilds_the_episodes_from_the_store(tmp_path: Path
     await _reindex(settings, [], [], tmp_path / "checkpoint.json")
     async with strict_client(create_app(settings)) as client:
         assert await rows(client, "volume") == before
+
+
+def order_only(n: int) -> dict[str, Any]:
+    bundle = episode(n)
+    bundle["entry"] = [
+        e
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] not in ("ImagingStudy", "DiagnosticReport")
+    ]
+    return bundle
+
+
+async def test_an_alert_fires_for_an_old_order_and_clears_when_its_exam_is_reported(
+    client: AsyncTestClient[Any],
+) -> None:
+    assert (await client.post("/fhir", json=order_only(1))).status_code == 200
+    await indexed(client)
+    response = await client.get(f"{API}/alerts")
+    assert response.status_code == 200, response.text
+    [alert] = response.json()["alerts"]
+    assert {k: alert[k] for k in ("rule", "status", "value")} == {
+        "rule": "order-without-study",
+        "status": "ordered",
+        "value": "2021-02-16T13:00:00Z",
+    }
+    assert (await client.post("/fhir", json=episode(1))).status_code == 200
+    await indexed(client)
+    assert (await client.get(f"{API}/alerts")).json()["alerts"] == []
+    refused = await client.get(f"{API}/alerts", params={"rule": "x"})
+    assert refused.status_code == 400
+
+
+async def test_micdr_alerts_prints_json_lines(tmp_path: Path) -> None:
+    settings = load_settings({"MICDR_DATA_DIR": str(tmp_path)})
+    async with strict_client(create_app(settings)) as client:
+        assert (await client.post("/fhir", json=order_only(2))).status_code == 200
+        await indexed(client)
+    [line] = await _alerts(settings)
+    assert json.loads(line)["rule"] == "order-without-study"
+    bad = load_settings({"MICDR_DATA_DIR": str(tmp_path), "MICDR_ALERT_RULES": "[{}]"})
+    with pytest.raises(CliError, match="MICDR_ALERT_RULES: alert rule 1 must have exactly"):
+        await _alerts(bad)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from indexing.alerts import DEFAULT_RULES, reference_alerts
 from indexing.analytics import QUESTIONS, AnalyticsQuery, parse_query, reference_answer
 from indexing.engines.port import EpisodeWrite
 from tests._episode_engines import seeded_episodes
@@ -77,3 +78,10 @@ async def test_every_question_equals_the_python_reference(
 async def test_an_empty_selection_answers_no_rows(loaded: Any) -> None:
     query = AnalyticsQuery("volume", start="2030-01-01")
     assert await loaded.answer(query) == []
+
+
+async def test_alerts_equal_the_python_reference(loaded: Any) -> None:
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    expected = reference_alerts(DEFAULT_RULES, DOCS, now)
+    assert {row["rule"] for row in expected} == {r.name for r in DEFAULT_RULES}
+    assert await loaded.alerts(DEFAULT_RULES, now) == expected

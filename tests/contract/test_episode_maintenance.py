@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from app.records import StoredResource
 from app.settings import Settings
+from indexing.alerts import parse_rules
 from indexing.engines.sqlite.episodes import SqliteEpisodeIndex
 from indexing.episodes import MEMBER_TYPES, accessions, build_episode, group_members, mark_repeats
 from tests._episode_engines import context
@@ -263,3 +265,23 @@ def test_any_sequence_of_writes_and_deletions_ends_in_the_documents_built_at_onc
             await index.close()
 
     asyncio.run(run())
+
+
+async def test_an_alert_fires_while_its_condition_holds_and_clears_after(episodes: Any) -> None:
+    store = DictStore()
+    await arrive(store, episodes, *CONTEXT, ORDER)
+    rules = parse_rules(None)
+    early, late = datetime(2026, 10, 2, tzinfo=UTC), datetime(2026, 10, 9, tzinfo=UTC)
+    assert await episodes.alerts(rules, early) == []
+    [fired] = await episodes.alerts(rules, late)
+    assert (fired["rule"], fired["key"], fired["value"]) == (
+        "order-without-study",
+        "ServiceRequest/o1",
+        "2026-10-01T12:00:00Z",
+    )
+    await arrive(store, episodes, STUDY)  # the study came: the order's alert clears ...
+    assert [a["rule"] for a in await episodes.alerts(rules, late)] == [
+        "study-without-final-report"  # ... and the report is now late
+    ]
+    await arrive(store, episodes, report())
+    assert await episodes.alerts(rules, late) == []

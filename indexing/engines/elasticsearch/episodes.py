@@ -11,10 +11,12 @@ for a new key) and `refresh=wait_for`, so a conflict is a 409 and a completed wr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch
 
+from indexing.alerts import AlertRule, alert_row, threshold
 from indexing.analytics import (
     FIELDS,
     GROUPS,
@@ -191,6 +193,26 @@ class ElasticsearchEpisodeIndex:
             if len(agg["buckets"]) < PAGE or "after_key" not in agg:
                 return rows
             body["aggs"]["rows"]["composite"]["after"] = agg["after_key"]
+
+    async def alerts(self, rules: Sequence[AlertRule], now: datetime) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for rule in rules:
+            bound = "lt" if rule.is_age else "gt"
+            response = await self._client.search(
+                index=self._alias,
+                query={
+                    "bool": {
+                        "filter": [
+                            {"terms": {"status": list(rule.statuses)}},
+                            {"range": {rule.field: {bound: threshold(rule, now)}}},
+                        ]
+                    }
+                },
+                size=MAX_RELATED,
+                sort=[{"key": "asc"}],
+            )
+            out.extend(alert_row(rule, hit["_source"]) for hit in response["hits"]["hits"])
+        return out
 
     async def clear(self) -> None:
         """Delete the index and create it empty (delete-by-query needs a module some

@@ -14,11 +14,13 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
+from indexing.alerts import AlertRule, alert_row, threshold
 from indexing.analytics import (
     FIELDS,
     GROUPS,
@@ -192,6 +194,22 @@ class SqliteEpisodeIndex:
         cursor = self._db.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    async def alerts(self, rules: Sequence[AlertRule], now: datetime) -> list[dict[str, Any]]:
+        return await self._run(self._alerts, list(rules), now)
+
+    def _alerts(self, rules: list[AlertRule], now: datetime) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for rule in rules:
+            compare = "<" if rule.is_age else ">"
+            statuses = ", ".join("?" * len(rule.statuses))
+            cursor = self._db.execute(
+                f"SELECT doc FROM epi_episode WHERE status IN ({statuses})"
+                f" AND {_q(rule.field)} {compare} ? ORDER BY key",
+                [*rule.statuses, threshold(rule, now)],
+            )
+            out.extend(alert_row(rule, orjson.loads(doc)) for (doc,) in cursor.fetchall())
+        return out
 
     async def clear(self) -> None:
         await self._run(self._clear)
