@@ -1,8 +1,8 @@
 """The analysts' dashboard at /analytics (issue 20, docs/index-schema.md, Imaging episodes) in a
 real browser against a real server, on the embedded deployment and on the full stack: the IG's
-three episodes drawn as charts and tables, the modality and period filters, an error from the
-API shown as its message. Screenshots go to the test artefacts (`analytics/` beside the
-viewer's)."""
+three episodes and an order still waiting for its exam, drawn as charts and tables; the alert
+that order raises; the modality and period filters; an error from the API shown as its message.
+Screenshots go to the test artefacts (`analytics/` beside the viewer's)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,23 @@ def server(
 ) -> Iterator[tuple[str, Server]]:
     deployment: str = request.param
     with running_server(deployment, tmp_path_factory.mktemp(deployment), IG_SYSTEMS) as running:
-        submit(running, [json.loads(path.read_text()) for path in IG_EPISODES])
+        bundles = [json.loads(path.read_text()) for path in IG_EPISODES]
+        pending = json.loads(IG_EPISODES[0].read_text())  # an order whose exam never came
+        pending["entry"] = [
+            e
+            for e in pending["entry"]
+            if e["resource"]["resourceType"] not in ("ImagingStudy", "DiagnosticReport")
+        ]
+        order = next(
+            e for e in pending["entry"] if e["resource"]["resourceType"] == "ServiceRequest"
+        )
+        order["resource"]["identifier"][0]["value"] = "ACC-PENDING"
+        order["resource"]["identifier"] = order["resource"]["identifier"][:1]
+        order["request"]["url"] = (
+            "ServiceRequest?identifier=https://example.org/fhir/NamingSystem/"
+            "hospital-a-accession|ACC-PENDING"
+        )
+        submit(running, [*bundles, pending])
         yield deployment, running
 
 
@@ -50,20 +66,27 @@ def test_the_dashboard_draws_every_question(page: Page, server: tuple[str, Serve
     deployment, running = server
     open_dashboard(page, running)
     assert cells(page, "volume-table") == [
-        ["2021-02", "DX", "—", "1"],
+        ["2021-02", "DX", "—", "2"],
         ["2022-09", "MR", "—", "1"],
         ["2025-05", "MR", "—", "1"],
     ]
     assert page.locator("#volume-chart svg rect").count() == 3  # a bar per month
+    [alert] = cells(page, "alerts-table")
+    assert [alert[0], alert[2], alert[3], alert[5]] == [
+        "order-without-study",
+        "ordered",
+        "DX",
+        "2021-02-16T13:00:00Z",
+    ]
     assert cells(page, "turnaround-table") == [
-        ["DX", "1", "1.5", "5.5", "7.0"],
+        ["DX", "2", "1.5", "5.5", "7.0"],  # the pending order has no times to average
         ["MR", "2", "1.5", "5.5", "7.0"],
     ]
     assert page.locator("#turnaround-chart svg rect").count() == 4
-    assert cells(page, "unreported-table") == [["No episodes in this selection."]]
+    assert cells(page, "unreported-table") == [["DX", "1"]]
     assert cells(page, "repeats-table") == [
         ["MR-KNEE-L", "2", "0", "0 %"],
-        ["XR-CHEST", "1", "0", "0 %"],
+        ["XR-CHEST", "2", "1", "50 %"],  # the pending order repeats the chest X-ray
     ]
     assert cells(page, "amendments-table") == [["DX", "1", "0", "0 %"], ["MR", "2", "0", "0 %"]]
     shot(page, deployment, "all")

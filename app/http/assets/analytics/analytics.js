@@ -115,6 +115,15 @@ const RENDER = {
   },
 };
 
+async function alerts() {
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const response = await fetch(`${API}/alerts`, { headers });
+  const body = await response.json();
+  if (!response.ok) throw new Error((body.issue && body.issue[0].diagnostics) || `HTTP ${response.status}`);
+  const rows = body.alerts.map((a) => ({ ...a, since: a.value }));
+  fill("alerts-table", rows, (a) => [a.rule, a.key, a.status, a.modality, a.performing_org_upi, a.since]);
+}
+
 async function refresh() {
   const params = filters();
   $("state").textContent = "Loading…";
@@ -122,6 +131,7 @@ async function refresh() {
   try {
     const answers = await Promise.all(Object.keys(RENDER).map((q) => ask(q, params)));
     Object.keys(RENDER).forEach((q, i) => RENDER[q](answers[i]));
+    await alerts();
     $("state").textContent = "Up to date.";
     document.body.dataset.loaded = "yes";
   } catch (error) {
