@@ -1,4 +1,4 @@
-"""`micdr`: serve | load | reindex | alerts | worker | bench.
+"""`micdr`: serve | load | reindex | alerts | report | worker | bench.
 
 Configuration errors are one line on stderr and exit status 2."""
 
@@ -283,6 +283,45 @@ async def _alerts(settings: Settings) -> list[str]:
     return [orjson.dumps(row).decode() for row in found]
 
 
+def report(args: argparse.Namespace) -> None:
+    """The dashboard's figures for one month as a static HTML page (app/report.py)."""
+    import asyncio
+
+    settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
+    _check_engines(settings)
+    html = asyncio.run(_report(settings, args.period))
+    Path(args.out).write_text(html, encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+async def _report(settings: Settings, period: str) -> str:
+    from datetime import UTC, datetime
+
+    from app.deploy.engines import open_engines
+    from app.report import month_bounds, render_report
+    from indexing.alerts import parse_rules
+    from indexing.analytics import QUESTIONS, AnalyticsQuery
+
+    try:
+        start, end = month_bounds(period)
+        rules = parse_rules(settings.alert_rules)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    engines = await open_engines(settings)
+    try:
+        assert engines.episodes is not None
+        answers = {
+            q: await engines.episodes.answer(AnalyticsQuery(q, start=start, end=end, now=stamp))
+            for q in QUESTIONS
+        }
+        firing = await engines.episodes.alerts(rules, now)
+    finally:
+        await engines.close()
+    return render_report(period, answers, firing, stamp)
+
+
 def bench(args: argparse.Namespace) -> None:
     """The benchmark is a dev tool shipped beside `app` (bench/): this process becomes
     `python -m bench` with the options given, so the server never imports it and the benchmark's
@@ -323,6 +362,11 @@ def parser() -> argparse.ArgumentParser:
     al = sub.add_parser("alerts", help="the turnaround alerts firing now, as JSON lines")
     al.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
     al.set_defaults(run=alerts)
+    rp = sub.add_parser("report", help="one month's figures as a static HTML page with charts")
+    rp.add_argument("--period", required=True, help="the month, YYYY-MM")
+    rp.add_argument("--out", required=True, help="the HTML file to write")
+    rp.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
+    rp.set_defaults(run=report)
     w = sub.add_parser("worker", help="run the full stack's arq worker")
     w.set_defaults(run=worker)
     # no options of its own: main() hands everything after `bench` to bench/__main__.py

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.cli import CliError, _alerts, _reindex
+from app.cli import CliError, _alerts, _reindex, _report
 from app.main import create_app
 from app.settings import load_settings
 from indexing.engines.sqlite.episodes import SqliteEpisodeIndex
@@ -176,3 +176,17 @@ async def test_micdr_alerts_prints_json_lines(tmp_path: Path) -> None:
     bad = load_settings({"MICDR_DATA_DIR": str(tmp_path), "MICDR_ALERT_RULES": "[{}]"})
     with pytest.raises(CliError, match="MICDR_ALERT_RULES: alert rule 1 must have exactly"):
         await _alerts(bad)
+
+
+async def test_micdr_report_writes_the_months_figures(tmp_path: Path) -> None:
+    settings = load_settings({"MICDR_DATA_DIR": str(tmp_path)})
+    async with strict_client(create_app(settings)) as client:
+        await submit_episodes(client)
+    html = await _report(settings, "2022-09")
+    assert "<h1>miCDR imaging report — 2022-09</h1>" in html
+    assert "<tr><td>2022-09</td><td>MR</td><td>—</td><td>1</td></tr>" in html
+    assert "<tr><td>MR</td><td>1</td><td>1.5</td><td>5.5</td><td>7.0</td></tr>" in html
+    assert "2021-02" not in html  # another month's episode
+    assert html.count("<svg") == 2
+    with pytest.raises(CliError, match="--period must be a month YYYY-MM, got '2022-13'"):
+        await _report(settings, "2022-13")

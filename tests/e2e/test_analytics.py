@@ -1,8 +1,9 @@
 """The analysts' dashboard at /analytics (issue 20, docs/index-schema.md, Imaging episodes) in a
 real browser against a real server, on the embedded deployment and on the full stack: the IG's
 three episodes and an order still waiting for its exam, drawn as charts and tables; the alert
-that order raises; the modality and period filters; an error from the API shown as its message.
-Screenshots go to the test artefacts (`analytics/` beside the viewer's)."""
+that order raises; the modality and period filters; an error from the API shown as its message;
+the page `micdr report` writes, rendered and captured as PNG. Screenshots go to the test
+artefacts (`analytics/` beside the viewer's)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from app.cli import _report
 from tests._data import IG_EPISODES
 from tests.e2e._browser import artifacts_dir
 from tests.e2e._records import IG_SYSTEMS
-from tests.e2e._server import Server, running_server, submit
+from tests.e2e._server import Server, run_apart, running_server, submit
 from tests.e2e.conftest import DEPLOYMENTS
 
 
@@ -53,7 +55,8 @@ def shot(page: Page, deployment: str, state: str) -> None:
 
 
 def cells(page: Page, table: str) -> list[list[str]]:
-    rows = page.locator(f"#{table} tbody tr")
+    """The cells of a table by id (or of the table a CSS selector names)."""
+    rows = page.locator(f"{table if ' ' in table else '#' + table} tbody tr")
     return [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
 
 
@@ -115,3 +118,19 @@ def test_an_api_error_is_shown_as_its_message(page: Page, server: tuple[str, Ser
         "modality must be a code of 1-64 letters, digits, '.', '_', '-'"
     )
     shot(page, deployment, "error")
+
+
+def test_the_monthly_report_renders_in_the_browser(page: Page, server: tuple[str, Server]) -> None:
+    deployment, running = server
+    html = run_apart(lambda: _report(running.settings, "2021-02"))
+    folder = artifacts_dir().parent / "analytics"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{deployment}-report-2021-02.html"
+    path.write_text(html, encoding="utf-8")
+    page.goto(path.as_uri())
+    expect(page.locator("h1")).to_have_text("miCDR imaging report — 2021-02")
+    assert page.locator("svg rect").count() == 2  # one bar each: exams, waits
+    assert cells(page, "section:first-of-type table") == [["2021-02", "DX", "—", "2"]]
+    png = folder / f"{deployment}-report.png"
+    page.screenshot(path=str(png), full_page=True)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
