@@ -18,7 +18,9 @@ the last successful writer's view at least as new as every commit it raced
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -39,6 +41,7 @@ log = logging.getLogger("micdr.episodes")
 __all__ = ["EpisodeConflict", "maintain_episodes", "rebuild_episodes"]
 
 MAX_ATTEMPTS = 20
+RETRY_SECONDS = 0.02
 MAX_WIDENING = 10
 CONTEXT_TYPES = ("Patient", "Organization")
 # A change to one of these rebuilds the episodes that read it. Not an Organization's: a
@@ -100,10 +103,12 @@ async def maintain_episodes(
     terms = _changed_terms(changed)
     if not terms:
         return 0
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         written = await _maintain_once(store, index, settings, terms)
         if written is not None:
             return written
+        # lost a race: back off a little, at random, so racing workers stop meeting
+        await asyncio.sleep(random.uniform(0, RETRY_SECONDS * (attempt + 1)))
     raise EpisodeConflict(f"episodes of {sorted(terms)[:3]}... kept changing")
 
 
@@ -154,13 +159,20 @@ async def _maintain_once(
     # (the patients of the episodes as they were too: a deleted one may have been the first)
     before = [e.doc for e in stored.values()]
     patients = sorted({d["patient"] for d in [*built.values(), *before] if d["patient"]})
-    others = {e.key: e for e in await index.related(patients) if e.key not in stored}
+    # An episode rebuilt here but not found above is new to this worker: it is written only if
+    # it still does not exist, even if the patient lookup now finds it (another worker created
+    # it meanwhile, from members this one may not have read).
+    others = {
+        e.key: e
+        for e in await index.related(patients)
+        if e.key not in stored and e.key not in built
+    }
     everything = {key: e.doc for key, e in others.items()}
     everything.update(built)
     marked = {d["key"]: d for d in mark_repeats(list(everything.values()))}
     writes: list[EpisodeWrite] = []
     for key, doc in sorted(marked.items()):
-        old = stored.get(key) or others.get(key)
+        old = stored.get(key) if key in built else others.get(key)
         if old is None or old.doc != doc:
             writes.append(EpisodeWrite(key, doc, old.rev if old else None))
     # an episode found above and not rebuilt has no live member left

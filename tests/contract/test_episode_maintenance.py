@@ -201,13 +201,21 @@ async def test_rebuild_empties_the_index_and_builds_it_from_the_store(episodes: 
 
 
 async def test_concurrent_workers_on_one_episode_lose_no_member(episodes: Any) -> None:
+    """Three episodes of one patient, each written by six workers at once (an order, a study,
+    four reports), so they also race on the patient's repeat flags."""
     store = DictStore()
     await arrive(store, episodes, *CONTEXT)
-    reports = [report(f"r{n}", issued=f"2026-10-0{n + 1}T10:00:00Z") for n in range(4)]
-    changed = [[store.put(r)] for r in (ORDER, STUDY, *reports)]
+    groups: dict[str, list[str]] = {}
+    changed = []
+    for n in range(3):
+        day = f"2026-10-{10 * n + 1:02d}"
+        o = order(f"o{n}", f"ACC{n}", f"{day}T08:00:00Z")
+        st_ = study(f"s{n}", f"o{n}", f"ACC{n}", f"{day}T09:00:00Z")
+        rs = [report(f"r{n}{k}", f"o{n}", f"ACC{n}", f"{day}T1{k}:00:00Z") for k in range(4)]
+        changed += [[store.put(r)] for r in (o, st_, *rs)]
+        groups[f"ServiceRequest/o{n}"] = sorted(ref(r) for r in (o, st_, *rs))
     await asyncio.gather(*(maintain_episodes(store, episodes, SETTINGS, c) for c in changed))
-    members = sorted(["ServiceRequest/o1", "ImagingStudy/s1", *(ref(r) for r in reports)])
-    assert await indexed(episodes, *TERMS) == expected(store, {"ServiceRequest/o1": members})
+    assert await indexed(episodes, "Patient/p1") == expected(store, groups)
 
 
 # -- any sequence of writes and deletions, on the embedded engine ------------------------------
