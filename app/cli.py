@@ -1,4 +1,4 @@
-"""`micdr`: serve | load | reindex | export | worker | bench.
+"""`micdr`: serve | load | reindex | export | alerts | report | worker | bench.
 
 Configuration errors are one line on stderr and exit status 2."""
 
@@ -201,6 +201,7 @@ async def _reindex(
     from app.fhir.validate import resource_types
     from app.reindex import reindex, select_types
     from app.search_parameters import sync_search_parameters
+    from workers.episodes import rebuild_episodes
 
     unknown = sorted(set(types) - resource_types())
     if unknown:
@@ -233,7 +234,7 @@ async def _reindex(
                 bar.update(tasks[resource_type], advance=done)
                 bar.update(overall, advance=done)
 
-            return await reindex(
+            report = await reindex(
                 engines.store,
                 engines.index,
                 engines.registry,
@@ -242,6 +243,11 @@ async def _reindex(
                 on_type=on_type,
                 on_progress=on_progress,
             )
+        if not types and not params and engines.episodes is not None:
+            # a whole reindex also rebuilds the analysts' episodes (docs/index-schema.md)
+            read = await rebuild_episodes(engines.store, engines.episodes, settings)
+            print(f"rebuilt the imaging episodes from {read} orders, studies and reports")
+        return report
     finally:
         await engines.close()
 
@@ -319,6 +325,76 @@ async def _export(
         await deployment.close()
 
 
+def alerts(args: argparse.Namespace) -> None:
+    """The turnaround alerts firing now, one JSON object a line (docs/index-schema.md)."""
+    import asyncio
+
+    settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
+    _check_engines(settings)
+    for line in asyncio.run(_alerts(settings)):
+        print(line)
+
+
+async def _alerts(settings: Settings) -> list[str]:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from app.deploy.engines import open_engines
+    from indexing.alerts import parse_rules
+
+    try:
+        rules = parse_rules(settings.alert_rules)
+    except ValueError as exc:
+        raise CliError(f"MICDR_ALERT_RULES: {exc}") from None
+    engines = await open_engines(settings)
+    try:
+        assert engines.episodes is not None
+        found = await engines.episodes.alerts(rules, datetime.now(UTC))
+    finally:
+        await engines.close()
+    return [orjson.dumps(row).decode() for row in found]
+
+
+def report(args: argparse.Namespace) -> None:
+    """The dashboard's figures for one month as a static HTML page (app/report.py)."""
+    import asyncio
+
+    settings = load_settings(data_dir=Path(args.data_dir) if args.data_dir else None)
+    _check_engines(settings)
+    html = asyncio.run(_report(settings, args.period))
+    Path(args.out).write_text(html, encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+async def _report(settings: Settings, period: str) -> str:
+    from datetime import UTC, datetime
+
+    from app.deploy.engines import open_engines
+    from app.report import month_bounds, render_report
+    from indexing.alerts import parse_rules
+    from indexing.analytics import QUESTIONS, AnalyticsQuery
+
+    try:
+        start, end = month_bounds(period)
+        rules = parse_rules(settings.alert_rules)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    engines = await open_engines(settings)
+    try:
+        assert engines.episodes is not None
+        answers = {
+            q: await engines.episodes.answer(AnalyticsQuery(q, start=start, end=end, now=stamp))
+            for q in QUESTIONS
+        }
+        firing = await engines.episodes.alerts(rules, now)
+    finally:
+        await engines.close()
+    return render_report(period, answers, firing, stamp)
+
+
 def bench(args: argparse.Namespace) -> None:
     """The benchmark is a dev tool shipped beside `app` (bench/): this process becomes
     `python -m bench` with the options given, so the server never imports it and the benchmark's
@@ -362,6 +438,14 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="the directory to write the NDJSON files to")
     ex.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
     ex.set_defaults(run=export)
+    al = sub.add_parser("alerts", help="the turnaround alerts firing now, as JSON lines")
+    al.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
+    al.set_defaults(run=alerts)
+    rp = sub.add_parser("report", help="one month's figures as a static HTML page with charts")
+    rp.add_argument("--period", required=True, help="the month, YYYY-MM")
+    rp.add_argument("--out", required=True, help="the HTML file to write")
+    rp.add_argument("--data-dir", default=os.environ.get("MICDR_DATA_DIR"))
+    rp.set_defaults(run=report)
     w = sub.add_parser("worker", help="run the full stack's arq worker")
     w.set_defaults(run=worker)
     # no options of its own: main() hands everything after `bench` to bench/__main__.py

@@ -13,6 +13,7 @@ from litestar import Litestar, Request, get
 from app.deploy.assemble import Deployment, OpenEngines, deploy
 from app.deploy.engines import UNAVAILABLE, open_engines
 from app.fhir.clock import format_instant
+from app.http.analytics import analytics_routes
 from app.http.errors import handlers
 from app.http.openapi import openapi
 from app.http.routes import fhir_routes
@@ -102,7 +103,13 @@ def create_app(settings: Settings, open_with: OpenEngines = open_engines) -> Lit
     """The app for `settings`; `open_engines` lets tests hand in engines (e.g. mongomock)."""
     layer = SecurityLayer(settings)
     return Litestar(
-        route_handlers=[health, openapi, *fhir_routes(settings.base_path), *viewer_routes()],
+        route_handlers=[
+            health,
+            openapi,
+            *fhir_routes(settings.base_path),
+            *viewer_routes(),
+            *analytics_routes(),
+        ],
         lifespan=[lifespan(settings, open_with)],
         exception_handlers=handlers(UNAVAILABLE),  # type: ignore[arg-type]
         middleware=[layer.middleware],

@@ -88,6 +88,11 @@ class Settings:
     # Signs paging links. Set MICDR_SECRET when several API processes serve one deployment;
     # otherwise each process draws its own and links do not survive a restart.
     page_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    # Keys the analysts' pseudonymous patient key (docs/index-schema.md, Imaging episodes): the
+    # same patient gets the same key in every process of a deployment while the key stays set.
+    pseudonym_key: bytes = field(default=b"micdr-episodes", repr=False)
+    # The turnaround alert rules (indexing/alerts.py), a JSON list; None: the defaults there.
+    alert_rules: str | None = None
     # Security (docs/security.md). Authentication is on when a JWKS file or URL is configured;
     # then issuer and audience are required.
     auth_jwks_file: Path | None = None
@@ -339,6 +344,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     values.update({k: v for k, n in _LISTS.items() if (v := _list(env, n)) is not None})
     if env.get("MICDR_SECRET"):
         values["page_secret"] = env["MICDR_SECRET"].encode()
+    if env.get("MICDR_ALERT_RULES"):
+        values["alert_rules"] = env["MICDR_ALERT_RULES"]
+    if env.get("MICDR_PSEUDONYM_KEY"):
+        values["pseudonym_key"] = env["MICDR_PSEUDONYM_KEY"].encode()
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)  # type: ignore[arg-type]
     settings.validate()

@@ -54,7 +54,7 @@ from bench.engine_calls import Calls, calls_between, engine_calls, per_unit
 from bench.footprint import embedded_bytes, full_stack_bytes, per_resource
 from bench.generate import Dataset, flatten, generate
 from bench.stack import Stack, StackError, engine_urls, ensure_services, start
-from bench.workloads import engine_limit, export, health, ingest, read, search
+from bench.workloads import dashboard, engine_limit, export, health, ingest, read, search
 
 console = Console(stderr=True)
 
@@ -69,6 +69,7 @@ class Plan:
     search_seconds: float = 10.0  # at 8 clients
     read_count: int = 500
     read_seconds: float = 5.0
+    dashboard_count: int = 200  # analytics questions at 1 client
     ingest_budget: float = 600.0  # seconds of submitting per ingest phase, at most
     catch_up: float = 600.0  # seconds to wait for the index after it, at most
 
@@ -289,6 +290,8 @@ async def _one_stack(
             producers = stack.pids[1:] if kind == "full" else [stack.server_pid]
             result["export"] = await export(stack.base, producers)
             a(1)
+        with _bar("analytics dashboard", plan.dashboard_count) as (a, _):
+            result["dashboard"] = await dashboard(stack.base, plan.seed, plan.dashboard_count, a)
     except BaseException:
         console.print(stack.log_tail())
         stack.stop()

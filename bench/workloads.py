@@ -326,6 +326,40 @@ async def read(
     }
 
 
+DASHBOARD_QUESTIONS = ("volume", "turnaround", "unreported", "repeats", "amendments")
+DASHBOARD_FILTERS: tuple[dict[str, str], ...] = (
+    {},
+    {"modality": "CT"},
+    {"start": "2025-01-01"},
+    {"days": "30"},
+)
+
+
+async def dashboard(base: str, seed: int, count: int, advance: Advance) -> dict[str, Any]:
+    """The analysts' dashboard API (issue 20): `count` questions with random filters at one
+    client, latency per question and over all; every answer must be 200."""
+    rng = random.Random(seed)
+    api = base.rsplit("/fhir", 1)[0] + "/analytics/api"
+    times: dict[str, list[float]] = {q: [] for q in DASHBOARD_QUESTIONS}
+    errors: list[str] = []
+    async with _client(api, 1) as client:
+        for _ in range(count):
+            question = rng.choice(DASHBOARD_QUESTIONS)
+            params = rng.choice(DASHBOARD_FILTERS)
+            began = time.perf_counter()
+            answer = await client.get(f"{api}/{question}", params=params)
+            times[question].append(time.perf_counter() - began)
+            if answer.status_code != 200:
+                errors.append(f"{answer.status_code} {question} {params}")
+            advance(1)
+    return {
+        "all": percentiles([t for ts in times.values() for t in ts]),
+        **{q: percentiles(ts) for q, ts in times.items()},
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
+
+
 # -- the engines' own limit -------------------------------------------------------------------
 
 BATCH = 500

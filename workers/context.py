@@ -13,7 +13,7 @@ from app.interactions.context import Services
 from app.settings import Settings
 from app.store.port import Store
 from app.subscriptions.events import SubscriberCache
-from indexing.engines.port import SearchIndex
+from indexing.engines.port import EpisodeIndex, SearchIndex
 from indexing.registry import SearchParamRegistry
 
 
@@ -30,6 +30,8 @@ class JobContext:
     worker: str = field(default_factory=worker_name)
     # the subscriptions projection evaluates commits against (workers/subscriptions.py)
     subscribers: SubscriberCache = field(default_factory=SubscriberCache)
+    # the analysts' episode index, kept by the projection job (None: not kept)
+    episodes: EpisodeIndex | None = None
 
     @property
     def settings(self) -> Settings:

@@ -29,6 +29,7 @@ from app.tx.plan import EntryResult
 from indexing.project import project
 from workers import outcomes
 from workers.context import JobContext
+from workers.episodes import maintain_episodes, rebuild_episodes
 from workers.export import is_export, produce_export, purge_exports
 from workers.subscriptions import record_subscription_events
 
@@ -70,6 +71,8 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         ops = project(ctx.registry, current)
         await ctx.index.write(ops)
         await record_subscription_events(ctx, commits)  # the same outbox (issue 17)
+        if ctx.episodes is not None:
+            await maintain_episodes(ctx.store, ctx.episodes, ctx.settings, current)
         await ctx.store.mark_indexed([c.seq for c in commits])
         projected += len(ops)
         log.debug("projected %d resources from %d commits", len(ops), len(commits))
@@ -91,6 +94,8 @@ async def reindex_types(
     wanted = sorted(set(types))
     chosen = await select_types(ctx.store, ctx.registry, [] if ALL_TYPES in wanted else wanted)
     report = await reindex(ctx.store, ctx.index, ctx.registry, chosen, checkpoint=checkpoint)
+    if ALL_TYPES in wanted and ctx.episodes is not None:
+        await rebuild_episodes(ctx.store, ctx.episodes, ctx.settings)
     log.info(
         "reindexed %s: %d documents in %.1fs", ", ".join(chosen), report.written, report.seconds
     )

@@ -22,6 +22,7 @@ from app.store.port import StoreError
 from app.subscriptions.subscription import check_written
 from app.subscriptions.topics import BUILT_IN_TOPICS
 from app.subscriptions.trigger import Criteria
+from indexing.alerts import parse_rules
 from indexing.registry import SearchParamRegistry
 from workers.arq_settings import ArqQueue
 from workers.context import JobContext
@@ -81,6 +82,10 @@ async def assemble(
     worker hands in its own, over arq's Redis pool: one pool per process), and hand out the
     contexts. An index found empty while the store is not is rebuilt through the queue."""
     assert engines.index is not None, "open_engines always opens an index"
+    try:
+        parse_rules(settings.alert_rules)
+    except ValueError as exc:
+        raise StartupError(f"MICDR_ALERT_RULES: {exc}") from None
     await engines.store.recover(STALE_TRANSACTION_SECONDS)
     await sync_search_parameters(engines.store, engines.registry)
     lost = await index_lost(engines.store, engines.index)
@@ -110,8 +115,9 @@ async def assemble(
         queue=queue,
         rules=IgRules.from_settings(settings) if settings.ig_mode else None,
         files=export_files(settings, engines.store),
+        episodes=engines.episodes,
     )
-    job = JobContext(engines.store, engines.index, services)
+    job = JobContext(engines.store, engines.index, services, episodes=engines.episodes)
     if embedded is not None:
         await embedded.start(job)
         engines.closers.append(embedded.close)

@@ -21,8 +21,9 @@ from app.settings import Settings
 from app.store.mongo import UNAVAILABLE, MongoResourceStore, connect
 from app.store.port import Store, StoreError
 from app.store.sqlite import SqliteResourceStore
-from indexing.engines.port import SearchIndex
+from indexing.engines.port import EpisodeIndex, SearchIndex
 from indexing.engines.sqlite.adapter import SqliteSearchIndex
+from indexing.engines.sqlite.episodes import SqliteEpisodeIndex
 from indexing.registry import SearchParamRegistry
 from workers.arq_settings import ping_redis
 from workers.port import QueueUnavailable
@@ -49,6 +50,8 @@ class StartupError(RuntimeError):
 class Engines:
     store: Store
     index: SearchIndex | None = None
+    # the analysts' imaging episodes, beside the search index (docs/index-schema.md)
+    episodes: EpisodeIndex | None = None
     registry: SearchParamRegistry = field(default_factory=SearchParamRegistry.load)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -105,6 +108,28 @@ async def _open_index(settings: Settings, registry: SearchParamRegistry) -> Sear
         ) from None
 
 
+async def _open_episodes(settings: Settings) -> EpisodeIndex:
+    if settings.elasticsearch_url:
+        from indexing.engines.elasticsearch.episodes import ElasticsearchEpisodeIndex
+
+        try:
+            return await ElasticsearchEpisodeIndex.open(
+                settings.elasticsearch_url,
+                settings.index_prefix,
+                settings.index_refresh_interval,
+            )
+        except Exception as exc:
+            raise StartupError(
+                f"Elasticsearch at {settings.elasticsearch_url} is unreachable: {exc}"
+            ) from None
+    try:
+        return await SqliteEpisodeIndex.open(settings.sqlite_index_path)
+    except Exception as exc:
+        raise StartupError(
+            f"cannot open the embedded episode index {settings.sqlite_index_path}: {exc}"
+        ) from None
+
+
 async def open_engines(settings: Settings) -> Engines:
     closers: list[Callable[[], Awaitable[None]]] = []
     registry = SearchParamRegistry.load()
@@ -120,7 +145,14 @@ async def open_engines(settings: Settings) -> Engines:
             await close()
         raise
     closers.append(index.close)
-    return Engines(store=store, index=index, registry=registry, closers=closers)
+    try:
+        episodes = await _open_episodes(settings)
+    except StartupError:
+        for close in reversed(closers):
+            await close()
+        raise
+    closers.append(episodes.close)
+    return Engines(store=store, index=index, episodes=episodes, registry=registry, closers=closers)
 
 
 def export_files(settings: Settings, store: Store) -> ExportFiles:

@@ -22,6 +22,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.fhir.clock import utc_now
 from app.fhir.outcome import FhirError
+from app.http.analytics import ANALYTICS_API
 from app.interactions._write import execute
 from app.logs import REQUEST_ID
 from app.security.audit import AuditRecord, append_line, audit_event, new_request_id
@@ -86,6 +87,8 @@ class SecurityLayer:
         self.base = base
 
     def protected(self, path: str) -> bool:
+        if path.startswith(ANALYTICS_API + "/") or path == ANALYTICS_API:
+            return True
         return path not in self.public and (path == self.base or path.startswith(self.base + "/"))
 
     def middleware(self, app: ASGIApp) -> ASGIApp:

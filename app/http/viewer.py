@@ -55,18 +55,22 @@ def config(request: Request) -> dict[str, Any]:
     return viewer_config(settings)
 
 
-def _secured(response: Response[Any]) -> Response[Any]:
+def secured(response: Response[Any]) -> Response[Any]:
     response.headers.update(SECURITY_HEADERS)
     return response
 
 
+def page_routes(
+    path: str, assets: Path, name: str, config: ControllerRouterHandler
+) -> list[ControllerRouterHandler]:
+    """A page of plain files under `path` (index.html at `path/`) and its `config.json`, both
+    answered with the SECURITY_HEADERS (the viewer's and the analytics dashboard's)."""
+    files = create_static_files_router(
+        path=path, directories=[assets], html_mode=True, name=name, after_request=secured
+    )
+    return [Router(path=path, route_handlers=[config], after_request=secured), files]
+
+
 def viewer_routes() -> list[ControllerRouterHandler]:
     """`/viewer/` (index.html), its assets, and `/viewer/config.json`."""
-    files = create_static_files_router(
-        path=VIEWER_PATH,
-        directories=[ASSETS],
-        html_mode=True,
-        name="viewer",
-        after_request=_secured,
-    )
-    return [Router(path=VIEWER_PATH, route_handlers=[config], after_request=_secured), files]
+    return page_routes(VIEWER_PATH, ASSETS, "viewer", config)

@@ -13,7 +13,7 @@ from app.settings import Settings
 from app.store.port import ResourceStore, SnapshotScan, SubmissionStore, SubscriptionEventLog
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
-from indexing.engines.port import SearchIndex
+from indexing.engines.port import EpisodeIndex, SearchIndex
 from indexing.registry import SearchParamRegistry
 from workers.port import JobQueue
 
@@ -60,3 +60,5 @@ class Services:
     principal: Principal = OPEN
     # Where Bulk Data exports keep their files (app/bulk/port.py).
     files: ExportFiles | None = None
+    # The analysts' episode index (the /analytics API); None where it is not kept.
+    episodes: EpisodeIndex | None = None

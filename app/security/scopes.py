@@ -118,6 +118,15 @@ class Principal:
         )
 
 
+# The analysts' scope: the episode aggregates of the dashboard at /analytics (no resource,
+# no direct identifier), granted by name alone; resource scopes do not imply it.
+ANALYTICS_SCOPE = "micdr/analytics.read"
+
+
+def may_read_analytics(principal: Principal) -> bool:
+    return principal.open or ANALYTICS_SCOPE in principal.scopes
+
+
 OPEN = Principal("anonymous", open=True)
 INTERNAL = Principal("micdr", open=True, internal=True)
 

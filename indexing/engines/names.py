@@ -7,6 +7,12 @@ application and analysts use (docs/design.md, Search index):
     index   <prefix>-<type lowercased>-v<N>      micdr-imagingstudy-v3
 
 A mapping change builds `v<N+1>` and swaps the alias atomically; the alias name never changes.
+The analysts' imaging episodes have one index of their own, whose name has a hyphen where a
+resource type has letters, so that it is never taken for a resource type's:
+
+    alias   <prefix>-analytics-episodes               micdr-analytics-episodes
+    index   <prefix>-analytics-episodes-v<N>          micdr-analytics-episodes-v1
+
 Resource type names are letters only, so `<prefix>-<letters>` identifies an alias unambiguously
 even when the prefix itself contains hyphens.
 """
@@ -17,6 +23,8 @@ import re
 
 __all__ = [
     "alias_name",
+    "episode_alias",
+    "episode_index",
     "index_generation",
     "index_name",
     "is_alias_of",
@@ -56,3 +64,16 @@ def index_generation(prefix: str, resource_type: str, index: str) -> int | None:
 def is_alias_of(prefix: str, name: str) -> bool:
     """Whether `name` has the shape of one of this prefix's aliases (`<prefix>-<letters>`)."""
     return re.fullmatch(re.escape(prefix) + r"-[a-z]+", name) is not None
+
+
+EPISODES = "analytics-episodes"
+
+
+def episode_alias(prefix: str) -> str:
+    return f"{prefix}-{EPISODES}"
+
+
+def episode_index(prefix: str, generation: int) -> str:
+    if generation < 1:
+        raise ValueError(f"index generation must be >= 1, got {generation}")
+    return f"{episode_alias(prefix)}-v{generation}"

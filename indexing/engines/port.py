@@ -23,8 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
+from indexing.alerts import AlertRule
+from indexing.analytics import AnalyticsQuery
 from indexing.document import IndexOp
 from indexing.plan.plan import SearchPlan
 
@@ -73,5 +76,59 @@ class SearchIndex(Protocol):
 
     async def finish_rebuild(self, state: Mapping[str, Any]) -> int:
         """Make the rebuilt documents the ones searched; answers documents caught up."""
+
+    async def close(self) -> None: ...
+
+
+# -- imaging episodes (docs/index-schema.md, Imaging episodes) -----------------------------
+
+
+@dataclass(frozen=True)
+class StoredEpisode:
+    """An episode document as indexed, with its revision (opaque, for `EpisodeWrite.expect`)."""
+
+    key: str
+    doc: dict[str, Any]
+    rev: Any
+
+
+@dataclass(frozen=True)
+class EpisodeWrite:
+    """Put `doc` (or delete, when None) under `key` if its revision is still `expect`
+    (None: only if no episode has that key)."""
+
+    key: str
+    doc: dict[str, Any] | None
+    expect: Any = None
+
+
+class EpisodeIndex(Protocol):
+    """The analysts' episode index (indexing/episodes.py builds its documents).
+
+    Contract (executable copy: tests/contract/test_episode_index.py):
+
+    - `related` answers every episode one of whose terms (`indexing.analytics.episode_terms`:
+      key, member references, accession numbers, referenced patient and organisations) is
+      among `terms`, with its current revision; a completed `apply` is visible to it.
+    - `apply` is a compare-and-set per episode: it answers False when some write's `expect` no
+      longer holds (another worker got there first), and that write is not made; the others
+      may have been. The caller recomputes from the store and applies again, so every write is
+      a whole recomputation and a retry converges.
+    - `answer` runs one analytics question as an aggregation in the engine and answers the
+      rows `indexing.analytics.reference_answer` would over the same documents.
+    - `alerts` answers the episodes each rule fires for (`indexing.alerts`), one query per
+      rule, as `reference_alerts` would: rule order, then episode key.
+    - `clear` removes every episode (before a rebuild from the store).
+    """
+
+    async def related(self, terms: Sequence[str]) -> list[StoredEpisode]: ...
+
+    async def apply(self, writes: Sequence[EpisodeWrite]) -> bool: ...
+
+    async def answer(self, query: AnalyticsQuery) -> list[dict[str, Any]]: ...
+
+    async def alerts(self, rules: Sequence[AlertRule], now: datetime) -> list[dict[str, Any]]: ...
+
+    async def clear(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -35,16 +35,20 @@ PLAIN_FHIR = {"MICDR_IG_MODE": "0"}
 
 
 async def _mongomock_engines(settings: Settings) -> Engines:
-    """The MongoDB store on mongomock-motor, with the embedded SQLite index."""
+    """The MongoDB store on mongomock-motor, with the embedded SQLite index and episodes."""
     from mongomock_motor import AsyncMongoMockClient
 
     from indexing.engines.sqlite.adapter import SqliteSearchIndex
+    from indexing.engines.sqlite.episodes import SqliteEpisodeIndex
 
     client = AsyncMongoMockClient()
     engines = Engines(await MongoResourceStore.open(client[f"t{uuid.uuid4().hex[:8]}"]))
     index = await SqliteSearchIndex.open(settings.sqlite_index_path, engines.registry)
     engines.index = index
     engines.closers.append(index.close)
+    episodes = await SqliteEpisodeIndex.open(settings.sqlite_index_path)
+    engines.episodes = episodes
+    engines.closers.append(episodes.close)
     return engines
 
 

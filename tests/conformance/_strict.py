@@ -13,8 +13,9 @@ Two independent parsers, because each misses what the other catches:
 
 XML bodies are read with the server's XML codec (`app/fhir/xml.py`), then parsed the same way.
 Which bodies are FHIR is decided by path and content type, explicitly: `/health` and
-`/openapi.json` answer plain JSON; every other body must be `application/fhir+json` or
-`application/fhir+xml` (an empty body is fine: 204, HEAD, `return=minimal`).
+`/openapi.json` answer plain JSON, and so do the analysts' answers under `/analytics/api`;
+every other body must be `application/fhir+json` or `application/fhir+xml` (an empty body is
+fine: 204, HEAD, `return=minimal`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from app.fhir.validate import validate_resource
 from app.fhir.xml import parse_xml
 
 NOT_FHIR_PATHS = frozenset({"/health", "/openapi.json"})
+# plain JSON answers below these paths (their errors are still OperationOutcomes, checked)
+JSON_API_PREFIXES = ("/analytics/api",)
 FHIR_JSON = "application/fhir+json"
 FHIR_XML = "application/fhir+xml"
 # The Bulk Data IG's bodies that are not one FHIR resource: the completion manifest (JSON) on a
@@ -51,6 +54,8 @@ class NotStrictFhir(AssertionError):
 def check_body(body: bytes, content_type: str | None, path: str) -> None:
     """Raise `NotStrictFhir` unless `body`, answered on `path`, is strict FHIR R4 (or exempt)."""
     if path in NOT_FHIR_PATHS or not body:
+        return
+    if path.startswith(JSON_API_PREFIXES) and (content_type or "").startswith("application/json"):
         return
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind == MANIFEST_JSON and EXPORT_STATUS in path:

@@ -15,6 +15,7 @@ import pytest
 
 from app.store.mongo import MongoResourceStore
 from app.store.sqlite import SqliteResourceStore
+from tests._episode_engines import EPISODE_ENGINES, open_episode_index
 from tests._full_stack import unique_name
 from tests._services import engine_url
 
@@ -51,5 +52,15 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     store, cleanup = await open_store(request.param, tmp_path)
     try:
         yield store
+    finally:
+        await cleanup()
+
+
+@pytest.fixture(params=EPISODE_ENGINES)
+async def episodes(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The episode index on each engine (tests/_episode_engines.py)."""
+    opened, cleanup = await open_episode_index(request.param, tmp_path)
+    try:
+        yield opened
     finally:
         await cleanup()
