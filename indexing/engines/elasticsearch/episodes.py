@@ -10,11 +10,13 @@ for a new key) and `refresh=wait_for`, so a conflict is a 409 and a completed wr
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
 from indexing.alerts import AlertRule, alert_row, threshold
 from indexing.analytics import (
@@ -99,6 +101,14 @@ def _row(query: AnalyticsQuery, bucket: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _lost_race(result: dict[str, Any]) -> bool:
+    """A bulk item refused because another worker wrote or deleted the episode first: a
+    compare-and-set conflict, or a delete of what is already gone (no error, `not_found`)."""
+    if result.get("status") == 409:
+        return True
+    return result.get("status") == 404 and "error" not in result
+
+
 class ElasticsearchEpisodeIndex:
     """The full stack's episode index."""
 
@@ -130,19 +140,28 @@ class ElasticsearchEpisodeIndex:
         if await self._client.indices.exists_alias(name=self._alias):
             return
         try:
-            await self._client.indices.create(
-                index=self._index,
-                mappings=episode_mappings(),
-                settings={
-                    "number_of_shards": 1,
-                    "number_of_replicas": 0,
-                    "refresh_interval": self._refresh_interval,
-                },
-                aliases={self._alias: {}},
-            )
+            await self._create(self._index, aliased=True)
         except ApiError as error:
             if "resource_already_exists" not in str(error):
                 raise
+
+    async def _create(self, index: str, aliased: bool) -> None:
+        await self._client.indices.create(
+            index=index,
+            mappings=episode_mappings(),
+            settings={
+                "number_of_shards": 1,
+                "number_of_replicas": 0,
+                "refresh_interval": self._refresh_interval,
+            },
+            aliases={self._alias: {}} if aliased else None,
+        )
+
+    async def _behind_alias(self) -> list[str]:
+        try:
+            return list(await self._client.indices.get_alias(name=self._alias))
+        except NotFoundError:
+            return []
 
     async def related(self, terms: Sequence[str]) -> list[StoredEpisode]:
         if not terms:
@@ -174,12 +193,16 @@ class ElasticsearchEpisodeIndex:
                 continue
             operations.append({"index" if write.expect is not None else "create": guard})
             operations.append({**write.doc, "terms": episode_terms(write.doc)})
-        response = await self._client.bulk(operations=operations, refresh="wait_for")
+        # require_alias: a write while the alias is missing fails (and the job retries) rather
+        # than create a concrete index under the alias's name, which no alias could take again
+        response = await self._client.bulk(
+            operations=operations, refresh="wait_for", require_alias=True
+        )
         if not response["errors"]:
             return True
-        statuses = [next(iter(item.values())).get("status", 0) for item in response["items"]]
-        failed = [s for s in statuses if s >= 300]
-        if all(s in (404, 409) for s in failed):
+        results = [next(iter(item.values())) for item in response["items"]]
+        failed = [r for r in results if r.get("status", 0) >= 300]
+        if all(_lost_race(r) for r in failed):
             return False  # another worker wrote (or deleted) one of them first
         raise RuntimeError(f"episode bulk write failed: {response['items'][:3]}")
 
@@ -215,17 +238,33 @@ class ElasticsearchEpisodeIndex:
         return out
 
     async def clear(self) -> None:
-        """Delete the index and create it empty (delete-by-query needs a module some
-        distributions leave out)."""
-        await self._client.indices.delete(index=self._index, ignore_unavailable=True)
+        """Point the alias at a new empty index in one step, then delete the old one (delete-by-
+        query needs a module some distributions leave out). The alias never goes missing, so
+        the writes of other workers meanwhile land in one index or the other, never in a
+        concrete index created under the alias's name. One clear at a time (a rebuild is one
+        job per deployment): two at once can leave the alias naming both new indexes."""
         await self.ensure()
+        old = await self._behind_alias()
+        fresh = f"{self._index}-{uuid.uuid4().hex[:8]}"
+        await self._create(fresh, aliased=False)
+        # every index the alias names, so it keeps exactly one
+        await self._client.indices.update_aliases(
+            actions=[
+                {"remove": {"index": f"{self._alias}-*", "alias": self._alias}},
+                {"add": {"index": fresh, "alias": self._alias}},
+            ]
+        )
+        for name in old:
+            with contextlib.suppress(NotFoundError):  # a concurrent clear deleted it first
+                await self._client.indices.delete(index=name)
 
     async def refresh(self) -> None:
         await self._client.indices.refresh(index=self._alias)
 
     async def drop(self) -> None:
         """Delete the index (tests)."""
-        await self._client.indices.delete(index=self._index, ignore_unavailable=True)
+        names = {self._index, *await self._behind_alias()}
+        await self._client.indices.delete(index=",".join(sorted(names)), ignore_unavailable=True)
 
     async def close(self) -> None:
         await self._client.close()
