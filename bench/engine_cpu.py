@@ -17,6 +17,12 @@ PID_FILES = {
     "index": ("elasticsearch/run/elasticsearch.pid",),
     "queue": ("run/redis.pid",),
 }
+_PROCESS = {
+    "run/ferretdb.pid": "ferretdb",
+    "postgresql/data/postmaster.pid": "postgresql",
+    "elasticsearch/run/elasticsearch.pid": "elasticsearch",
+    "run/redis.pid": "redis",
+}
 
 
 def _dirs() -> list[Path]:
@@ -70,13 +76,23 @@ def engine_processes() -> dict[str, list[str]]:
     return out
 
 
-def engine_cpu_seconds() -> dict[str, float]:
-    """`{engine: CPU seconds so far}` of the engines whose processes were found."""
+def process_cpu_seconds() -> dict[str, float]:
+    """`{"engine/process": CPU seconds so far}` of each engine process found (with its
+    children): `store/ferretdb`, `store/postgresql`, `index/elasticsearch`, `queue/redis`."""
     out: dict[str, float] = {}
     for engine, files in PID_FILES.items():
         for relative in files:
             if (pid := _live_pid(relative)) is not None:
-                out[engine] = out.get(engine, 0.0) + _tree_cpu_seconds(pid)
+                out[f"{engine}/{_PROCESS[relative]}"] = _tree_cpu_seconds(pid)
+    return out
+
+
+def engine_cpu_seconds() -> dict[str, float]:
+    """`{engine: CPU seconds so far}` of the engines whose processes were found."""
+    out: dict[str, float] = {}
+    for key, seconds in process_cpu_seconds().items():
+        engine = key.split("/", 1)[0]
+        out[engine] = out.get(engine, 0.0) + seconds
     return out
 
 
