@@ -31,12 +31,13 @@ _TOPICS = {topic.url: topic for topic in BUILT_IN_TOPICS}
 
 async def record_subscription_events(
     ctx: JobContext, commits: Sequence[CommittedTransaction]
-) -> int:
-    """Record the events these commits make for every live subscription; answers how many."""
+) -> set[str]:
+    """Record the events these commits make for every live subscription; answers the ids of
+    the subscriptions that have new events."""
     criteria = Criteria(ctx.registry)
     subscribers = await _subscribers(ctx, criteria)
     if not subscribers:
-        return 0
+        return set()
     types = frozenset(t for s in subscribers for t in s.settings.resource_types)
     resolved = await _resolve_chains(ctx, criteria, subscribers)
 
@@ -66,10 +67,19 @@ async def record_subscription_events(
                 )
     for sid, events in found.items():
         await ctx.store.record_events(sid, events)
-    return sum(len(events) for events in found.values())
+    return set(found)
 
 
 async def _subscribers(ctx: JobContext, criteria: Criteria) -> list[Subscriber]:
+    await known_subscriptions(ctx, criteria)
+    return ctx.subscribers.live(datetime.now(UTC).isoformat())
+
+
+async def known_subscriptions(
+    ctx: JobContext, criteria: Criteria
+) -> list[tuple[Mapping[str, Any], Subscriber]]:
+    """Every valid stored Subscription with its settings, whatever its status, as of the last
+    committed Subscription write (read again only when that count moved)."""
     cache = ctx.subscribers
     changes = await ctx.store.changes(SUBSCRIPTION)
     if changes != cache.changes:
@@ -78,18 +88,19 @@ async def _subscribers(ctx: JobContext, criteria: Criteria) -> list[Subscriber]:
         while page := await ctx.store.scan(SUBSCRIPTION, after, _SCAN_PAGE):
             for stored in page:
                 if not stored.deleted and stored.resource is not None:
-                    subscriber = _subscriber(ctx, criteria, stored.id, stored.resource)
+                    subscriber = subscriber_of(ctx, criteria, stored.id, stored.resource)
                     if subscriber is not None:
                         known.append((stored.resource, subscriber))
             after = page[-1].id
         # counted before the scan: a commit the scan missed has raised the count since
         cache.changes, cache.known = changes, known
-    return cache.live(datetime.now(UTC).isoformat())
+    return cache.known
 
 
-def _subscriber(
-    ctx: JobContext, criteria: Criteria, id_: str, resource: dict[str, Any]
+def subscriber_of(
+    ctx: JobContext, criteria: Criteria, id_: str, resource: Mapping[str, Any]
 ) -> Subscriber | None:
+    """The stored Subscription's settings; None (logged) when it cannot be evaluated."""
     try:
         settings = parse_subscription(
             resource, _TOPICS, criteria, ctx.settings.subscription_allow_list, creating=False

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,8 @@ from app.store.names import (
     OUTBOX,
     SUBMISSION_KEYS,
     SUBMISSIONS,
+    SUBSCRIPTION_DELIVERY,
+    SUBSCRIPTION_DELIVERY_TURNS,
     SUBSCRIPTION_EVENT_KEYS,
     SUBSCRIPTION_EVENTS,
     TX_SEQUENCE,
@@ -68,6 +71,7 @@ from app.store.port import (
     COUNTED_TYPES,
     ClaimTaken,
     CommittedTransaction,
+    DeliveryState,
     FoundEvent,
     HistoryQuery,
     ServiceStatus,
@@ -238,6 +242,25 @@ def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def _delivery_state(doc: Mapping[str, Any]) -> DeliveryState:
+    return DeliveryState(
+        subscription=doc["_id"],
+        delivered=int(doc["delivered"]),
+        failures=int(doc["failures"]),
+        retry_at=float(doc["retry_at"]),
+        last_sent=float(doc["last_sent"]),
+        owner=doc.get("owner"),
+        lease_until=float(doc["lease_until"]),
+        turns=int(doc["turns"]),
+    )
+
+
+def _delivery_doc(state: DeliveryState) -> dict[str, Any]:
+    doc = asdict(state)
+    doc["_id"] = doc.pop("subscription")
+    return doc
+
+
 class MongoResourceStore:
     """Store on a database handle from `pymongo.AsyncMongoClient` (or mongomock-motor in tests)."""
 
@@ -257,6 +280,8 @@ class MongoResourceStore:
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
         self._events = _BusyRetry(database[SUBSCRIPTION_EVENTS])
         self._event_keys = _BusyRetry(database[SUBSCRIPTION_EVENT_KEYS])
+        self._delivery = _BusyRetry(database[SUBSCRIPTION_DELIVERY])
+        self._delivery_turns = _BusyRetry(database[SUBSCRIPTION_DELIVERY_TURNS])
         self._snapshot_cursors: dict[tuple[str, int, str | None, int], Any] = {}
 
     @property
@@ -938,6 +963,54 @@ class MongoResourceStore:
     async def events_since_start(self, subscription: str) -> int:
         counter = await self._counters.find_one({"_id": f"{SUBSCRIPTION_EVENTS}|{subscription}"})
         return int(counter["n"]) if counter else 0
+
+    # -- subscription delivery --------------------------------------------------------------
+
+    async def claim_delivery(
+        self, subscription: str, worker: str, now: float, lease_until: float
+    ) -> DeliveryState | None:
+        # FerretDB runs `find_one_and_update` as a read then a write, so a filter alone would
+        # let two workers take one lease. Taking it over is an insert of
+        # `<subscription>|<turn>` instead: of the workers that read the same turn, one inserts.
+        doc = await self._delivery.find_one({"_id": subscription})
+        if doc is None:
+            fresh = DeliveryState(subscription, owner=worker, lease_until=lease_until, turns=1)
+            try:
+                await self._delivery.insert_one(_delivery_doc(fresh))
+                return fresh
+            except DuplicateKeyError:
+                doc = await self._delivery.find_one({"_id": subscription})
+                assert doc is not None
+        state = _delivery_state(doc)
+        if state.owner not in (None, worker) and state.lease_until >= now:
+            return None
+        if state.owner != worker:
+            try:
+                await self._delivery_turns.insert_one({"_id": f"{subscription}|{state.turns}"})
+            except DuplicateKeyError:
+                return None
+            await self._delivery_turns.delete_one({"_id": f"{subscription}|{state.turns - 1}"})
+        taken = replace(
+            state,
+            owner=worker,
+            lease_until=lease_until,
+            turns=state.turns + (state.owner != worker),
+        )
+        result = await self._delivery.update_one(
+            {"_id": subscription, "turns": state.turns}, {"$set": _delivery_doc(taken)}
+        )
+        return taken if result.matched_count else None
+
+    async def save_delivery(self, state: DeliveryState, worker: str) -> bool:
+        result = await self._delivery.update_one(
+            {"_id": state.subscription, "owner": worker, "turns": state.turns},
+            {"$set": _delivery_doc(state)},
+        )
+        return bool(result.matched_count)
+
+    async def deliveries(self) -> list[DeliveryState]:
+        docs = await self._delivery.find({}).sort("_id", ASCENDING).to_list(None)
+        return [_delivery_state(d) for d in docs]
 
     async def submit(self, submission: Submission) -> Submission:
         key = submission.claim_key

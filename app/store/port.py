@@ -321,6 +321,41 @@ class SubscriptionEventLog(Protocol):
     async def events_since_start(self, subscription: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class DeliveryState:
+    """Where the delivery of one subscription's notifications stands (workers/delivery.py)."""
+
+    subscription: str  # the Subscription's id
+    delivered: int = 0  # the highest event number its endpoint took
+    failures: int = 0  # consecutive failed attempts
+    retry_at: float = 0.0  # no attempt before this time (epoch seconds)
+    last_sent: float = 0.0  # when the endpoint last took a notification (heartbeats)
+    owner: str | None = None  # the worker delivering it now, if any
+    lease_until: float = 0.0
+    turns: int = 0  # how many times a worker took it (each take is taken once)
+
+
+class SubscriptionDelivery(Protocol):
+    """Delivery progress, one record per subscription, and who delivers it: one worker at a
+    time (a lease), so each subscription's notifications go out in event-number order.
+
+    - `claim_delivery` answers the record (a new one at 0) with `worker` holding it until
+      `lease_until`, or None while another worker's lease runs; of concurrent claims one
+      wins (a take is counted in `turns`, and each count is taken once).
+    - `save_delivery` writes the record if `worker` still holds it (False otherwise: the lease
+      ran out and was taken); saving `owner=None` releases it.
+    - `deliveries` answers every record, for `/health`.
+    """
+
+    async def claim_delivery(
+        self, subscription: str, worker: str, now: float, lease_until: float
+    ) -> DeliveryState | None: ...
+
+    async def save_delivery(self, state: DeliveryState, worker: str) -> bool: ...
+
+    async def deliveries(self) -> list[DeliveryState]: ...
+
+
 class Store(
     ResourceStore,
     CommitLog,
@@ -328,6 +363,7 @@ class Store(
     SnapshotScan,
     SubmissionStore,
     SubscriptionEventLog,
+    SubscriptionDelivery,
     Protocol,
 ):
     """The store ports; every adapter implements all of them."""
