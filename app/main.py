@@ -4,7 +4,7 @@ process through app/deploy and puts the interactions' context on `app.state`."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
@@ -19,7 +19,9 @@ from app.http.openapi import openapi
 from app.http.routes import fhir_routes
 from app.http.security import SecurityLayer, add_request_id
 from app.http.viewer import viewer_routes
+from app.interactions.context import RequestStore
 from app.settings import Settings
+from app.subscriptions.health import Backlog, delivery_summary
 
 
 @get("/health", name="health")
@@ -42,6 +44,7 @@ async def health(request: Request) -> dict[str, object]:
             "oldest_unindexed_commit": lag_since,
             "lag_seconds": lag_seconds(lag_since),
         },
+        "subscriptions": await subscription_health(services.store),
         "submissions": {
             "queue_depth": submissions.queued,
             "running": submissions.running,
@@ -58,6 +61,23 @@ async def health(request: Request) -> dict[str, object]:
             "callbacks_failed": submissions.callbacks_failed,
         },
     }
+
+
+async def subscription_health(store: RequestStore) -> Mapping[str, object]:
+    """Statuses of the subscriptions delivery has seen, and the live ones' backlog."""
+    states = await store.deliveries()
+    current = await store.read_many([("Subscription", s.subscription) for s in states])
+    status = {c.id: str(c.resource.get("status")) for c in current if c.resource is not None}
+    backlogs = []
+    for state in states:
+        if status.get(state.subscription) != "active":
+            continue
+        count = await store.events_since_start(state.subscription) - state.delivered
+        first = await store.subscription_events(state.subscription, state.delivered + 1, None, 1)
+        backlogs.append(
+            Backlog(max(count, 0), first[0].timestamp if first else None, state.failures > 0)
+        )
+    return delivery_summary(list(status.values()), backlogs, datetime.now(UTC))
 
 
 def security_summary(settings: Settings) -> dict[str, object]:

@@ -10,7 +10,13 @@ from typing import Any, Protocol
 from app.bulk.port import ExportFiles
 from app.security.scopes import OPEN, Principal
 from app.settings import Settings
-from app.store.port import ResourceStore, SnapshotScan, SubmissionStore, SubscriptionEventLog
+from app.store.port import (
+    ResourceStore,
+    SnapshotScan,
+    SubmissionStore,
+    SubscriptionDelivery,
+    SubscriptionEventLog,
+)
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import EpisodeIndex, SearchIndex
@@ -35,10 +41,17 @@ class WriteJournal(Protocol):
     async def record(self, origin: str, results: Sequence[EntryResult]) -> None: ...
 
 
-class RequestStore(ResourceStore, SubmissionStore, SubscriptionEventLog, SnapshotScan, Protocol):
+class RequestStore(
+    ResourceStore,
+    SubmissionStore,
+    SubscriptionEventLog,
+    SubscriptionDelivery,
+    SnapshotScan,
+    Protocol,
+):
     """What the interactions ask of the store: resources, asynchronous submissions, the
-    subscriptions' events and the snapshot bound of an export (the commit log and the scans are
-    the jobs')."""
+    subscriptions' events and delivery progress (`/health`), and the snapshot bound of an
+    export (the commit log and the scans are the jobs')."""
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,18 @@ async def test_a_topic_subscription_shakes_hands_then_gets_its_events_only(
         # $events names the server as the caller reached it; a notification by
         # MICDR_PUBLIC_BASE_URL (unset here: http://localhost/fhir)
         assert replay["entry"][1]["fullUrl"] == f"http://micdr.local/fhir/DiagnosticReport/{second}"
+        for _ in range(50):  # progress is saved once the endpoint's answer is in
+            health = (await client.get("/health")).json()["subscriptions"]
+            if health["undelivered_events"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert health == {
+            "by_status": {"active": 1},
+            "undelivered_events": 0,
+            "oldest_undelivered_event": None,
+            "delivery_lag_seconds": 0.0,
+            "retrying": 0,
+        }
 
 
 async def test_an_amended_report_reaches_every_subscriber_of_its_patient(
@@ -194,3 +206,5 @@ async def test_an_unreachable_endpoint_puts_the_subscription_in_error(
     assert failed["error"].startswith("handshake failed: the endpoint could not be reached: ")
     history = (await plain_client.get(f"/fhir/Subscription/{sid}/_history")).json()
     assert [e["resource"]["status"] for e in history["entry"]] == ["error", "requested"]
+    health = (await plain_client.get("/health")).json()["subscriptions"]
+    assert (health["by_status"], health["undelivered_events"]) == ({"error": 1}, 0)
