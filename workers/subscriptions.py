@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.store.port import CommittedTransaction, FoundEvent
+from app.subscription_topics import sync_topics
 from app.subscriptions.events import Subscriber, identifier_chains, subscribers_of
 from app.subscriptions.subscription import InvalidSubscription, parse_subscription
-from app.subscriptions.topics import BUILT_IN_TOPICS
 from app.subscriptions.trigger import Change, Criteria
 from indexing.match import UnresolvedPredicate
 from indexing.plan.plan import Chain, Has, Predicate, RefIn
@@ -26,7 +26,6 @@ log = logging.getLogger("micdr.subscriptions")
 
 SUBSCRIPTION = "Subscription"
 _SCAN_PAGE = 500
-_TOPICS = {topic.url: topic for topic in BUILT_IN_TOPICS}
 
 
 async def record_subscription_events(
@@ -80,8 +79,11 @@ async def known_subscriptions(
 ) -> list[tuple[Mapping[str, Any], Subscriber]]:
     """Every valid stored Subscription with its settings, whatever its status, as of the last
     committed Subscription write (read again only when that count moved)."""
-    cache = ctx.subscribers
-    changes = await ctx.store.changes(SUBSCRIPTION)
+    cache, topics = ctx.subscribers, ctx.services.topics
+    await sync_topics(ctx.store, topics)
+    # read again when a subscription or a topic was written: a subscription naming a topic
+    # this process had not learnt yet is valid now
+    changes = (await ctx.store.changes(SUBSCRIPTION), topics.synced_changes)
     if changes != cache.changes:
         known: list[tuple[Mapping[str, Any], Subscriber]] = []
         after: str | None = None
@@ -103,12 +105,16 @@ def subscriber_of(
     """The stored Subscription's settings; None (logged) when it cannot be evaluated."""
     try:
         settings = parse_subscription(
-            resource, _TOPICS, criteria, ctx.settings.subscription_allow_list, creating=False
+            resource,
+            ctx.services.topics,
+            criteria,
+            ctx.settings.subscription_allow_list,
+            creating=False,
         )
     except InvalidSubscription as error:
         log.warning("Subscription/%s is not evaluated: %s", id_, error)
         return None
-    topic = _TOPICS.get(settings.criteria) if settings.style == "topic" else None
+    topic = ctx.services.topics.get(settings.criteria) if settings.style == "topic" else None
     return Subscriber(id_, settings, topic)
 
 

@@ -4,7 +4,7 @@ app/deploy."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.bulk.port import ExportFiles
@@ -17,6 +17,7 @@ from app.store.port import (
     SubscriptionDelivery,
     SubscriptionEventLog,
 )
+from app.subscriptions.topics import TopicCatalog
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import EpisodeIndex, SearchIndex
@@ -75,3 +76,5 @@ class Services:
     files: ExportFiles | None = None
     # The analysts' episode index (the /analytics API); None where it is not kept.
     episodes: EpisodeIndex | None = None
+    # The subscription topics, built-in and run-time (app/subscription_topics.py).
+    topics: TopicCatalog = field(default_factory=TopicCatalog)

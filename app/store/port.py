@@ -170,8 +170,9 @@ class SnapshotScan(Protocol):
 
 
 # The types whose commits `ResourceScan.changes` counts: every process follows the stored
-# SearchParameters (app/search_parameters.py), and on some engines a scan reads every resource.
-COUNTED_TYPES = frozenset({"SearchParameter", "Subscription"})
+# SearchParameters (app/search_parameters.py), Subscriptions and topics (`Basic`), and on some
+# engines a scan reads every resource.
+COUNTED_TYPES = frozenset({"SearchParameter", "Subscription", "Basic"})
 
 
 @dataclass(frozen=True)

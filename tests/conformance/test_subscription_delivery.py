@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.subscriptions.topics import SUBSCRIPTION_TOPIC_PROFILE
 from tests.conformance._clients import plain_client
 from tests.conformance._receiver import Received, Receiver, receiver
 from tests.conformance.conftest import indexed
-from tests.conformance.test_subscription import BP, topic_subscription
+from tests.conformance.test_subscription import BP, TOPIC_EXT, topic_subscription
 
 __all__ = ["plain_client"]
 
@@ -208,3 +209,67 @@ async def test_an_unreachable_endpoint_puts_the_subscription_in_error(
     assert [e["resource"]["status"] for e in history["entry"]] == ["error", "requested"]
     health = (await plain_client.get("/health")).json()["subscriptions"]
     assert (health["by_status"], health["undelivered_events"]) == ({"error": 1}, 0)
+
+
+CANCELLED_TOPIC = "http://example.org/topic/report-cancelled"
+
+
+def cancelled_topic() -> dict[str, Any]:
+    """A run-time topic: a DiagnosticReport written as cancelled, filterable by patient."""
+    return {
+        "resourceType": "Basic",
+        "meta": {"profile": [SUBSCRIPTION_TOPIC_PROFILE]},
+        "code": {"text": "SubscriptionTopic"},
+        "extension": [
+            {"url": TOPIC_EXT + "url", "valueUri": CANCELLED_TOPIC},
+            {"url": TOPIC_EXT + "status", "valueCode": "active"},
+            {
+                "url": TOPIC_EXT + "resourceTrigger",
+                "extension": [
+                    {"url": "resource", "valueUri": "DiagnosticReport"},
+                    {"url": "supportedInteraction", "valueCode": "create"},
+                    {"url": "supportedInteraction", "valueCode": "update"},
+                    {
+                        "url": "queryCriteria",
+                        "extension": [{"url": "current", "valueString": "status=cancelled"}],
+                    },
+                ],
+            },
+            {
+                "url": TOPIC_EXT + "canFilterBy",
+                "extension": [
+                    {"url": "resource", "valueUri": "DiagnosticReport"},
+                    {"url": "filterParameter", "valueString": "patient"},
+                ],
+            },
+        ],
+    }
+
+
+async def test_a_run_time_topic_fires_as_its_criteria_say(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    client = plain_client
+    unknown = topic_subscription(CANCELLED_TOPIC, "DiagnosticReport?patient=Patient/p1")
+    assert (await client.post("/fhir/Subscription", json=unknown)).status_code == 422
+    assert (await client.post("/fhir/Basic", json=cancelled_topic())).status_code == 201
+    metadata = (await client.get("/fhir/metadata")).json()
+    entry = next(r for r in metadata["rest"][0]["resource"] if r["type"] == "Subscription")
+    assert CANCELLED_TOPIC in [e.get("valueCanonical") for e in entry["extension"]]
+    async with receiver() as hook:
+        wanted = to(
+            hook, topic_subscription(CANCELLED_TOPIC, "DiagnosticReport?patient=Patient/p1")
+        )
+        created = await client.post("/fhir/Subscription", json=wanted)
+        assert created.status_code == 201, created.text
+        await until_status(client, created.json()["id"], "active")
+        final = (await client.post("/fhir/DiagnosticReport", json=report("p1"))).json()
+        await client.post("/fhir/DiagnosticReport", json=report("p2", "cancelled"))
+        cancelled = await client.put(
+            f"/fhir/DiagnosticReport/{final['id']}", json={**final, "status": "cancelled"}
+        )
+        assert cancelled.status_code == 200
+        received = await hook.wait_for(lambda r: any(x.events() for x in r))
+        await indexed(client)
+        events = [e for r in received for e in r.events()]
+        assert events == [(1, f"http://localhost/fhir/DiagnosticReport/{final['id']}")]
