@@ -5,13 +5,16 @@ a handshake; an unreachable one puts the subscription in `error`."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from app.subscriptions.topics import SUBSCRIPTION_TOPIC_PROFILE
-from tests.conformance._clients import plain_client
+from tests.conformance._auth import ORG_A, ORG_B, contributor, secured_client
+from tests.conformance._clients import DEPLOYMENTS, plain_client
 from tests.conformance._receiver import Received, Receiver, receiver
 from tests.conformance.conftest import indexed
 from tests.conformance.test_subscription import BP, TOPIC_EXT, topic_subscription
@@ -273,3 +276,32 @@ async def test_a_run_time_topic_fires_as_its_criteria_say(
         await indexed(client)
         events = [e for r in received for e in r.events()]
         assert events == [(1, f"http://localhost/fhir/DiagnosticReport/{final['id']}")]
+
+
+@pytest.fixture(params=DEPLOYMENTS)
+async def secured(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    async with secured_client(request.param, tmp_path) as c:
+        yield c
+
+
+async def test_a_notification_carries_only_what_its_owner_may_read_now(
+    secured: AsyncTestClient[Any],
+) -> None:
+    """Scopes apply at delivery: hospital A's subscription to every final report is told of
+    hospital B's report (its number and time) but not what it is."""
+    client, mine, theirs = secured, contributor(ORG_A), contributor(ORG_B)
+    async with receiver() as hook:
+        wanted = to(hook, topic_subscription(REPORT_TOPIC), "full-resource")
+        created = await client.post("/fhir/Subscription", json=wanted, headers=mine)
+        assert created.status_code == 201, created.text
+        assert "extension" not in created.json()  # the recorded owner is never shown
+        await hook.wait_for(lambda r: kinds(r) == ["handshake"])
+        other = await client.post("/fhir/DiagnosticReport", json=report("pb"), headers=theirs)
+        own = await client.post("/fhir/DiagnosticReport", json=report("pa"), headers=mine)
+        assert (other.status_code, own.status_code) == (201, 201)
+        received = await hook.wait_for(lambda r: sum(len(x.events()) for x in r) >= 2)
+        events = [e for r in received for e in r.events()]
+        base = "http://localhost/fhir"
+        assert events == [(1, None), (2, f"{base}/DiagnosticReport/{own.json()['id']}")]
+        carried = [e["resource"] for r in received[1:] for e in r.body["entry"][1:]]
+        assert [r["id"] for r in carried] == [own.json()["id"]]
