@@ -59,6 +59,9 @@ def _parameter(body: Any, name: str, value: str) -> str | None:
 class Receiver:
     port: int = 0
     status: int = 200  # what every request is answered
+    # a request this says yes to is recorded and never answered (a receiver hanging while
+    # the sender is killed)
+    stall: Callable[[Received], bool] | None = None
     received: list[Received] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -92,8 +95,12 @@ class Receiver:
                     name, _, value = header.decode().partition(":")
                     headers[name.strip().lower()] = value.strip()
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
-                self.received.append(Received(method, path, headers, raw, time.time()))
+                request = Received(method, path, headers, raw, time.time())
+                self.received.append(request)
                 self.arrived.set()
+                if self.stall is not None and self.stall(request):
+                    await reader.read()  # until the sender's connection goes away
+                    return
                 writer.write(f"HTTP/1.1 {self.status} X\r\ncontent-length: 0\r\n\r\n".encode())
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
