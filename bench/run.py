@@ -53,6 +53,7 @@ from bench import report
 from bench.engine_calls import Calls, calls_between, engine_calls, per_unit
 from bench.footprint import embedded_bytes, full_stack_bytes, per_resource
 from bench.generate import Dataset, flatten, generate
+from bench.notifications import Listener, settle, subscribe
 from bench.stack import Stack, StackError, engine_urls, ensure_services, start
 from bench.workloads import dashboard, engine_limit, export, health, ingest, read, search
 
@@ -221,6 +222,10 @@ async def _one_stack(
         if kind == "full":
             pids["worker"] = stack.pids[1]
         spied = prefix.with_name(f"{prefix.name}-{kind}-sync")
+        # subscribed before ingest: the ingest phases carry the notification load too
+        listener = Listener()
+        await listener.start()
+        subscriptions = await subscribe(stack.base, listener)
         meter = await _meter(stack, urls)
         with (
             _profiling(pids, spied, profile) as paths,
@@ -254,6 +259,8 @@ async def _one_stack(
         meter = await _charge(
             result["async_ingest"], stack, urls, meter, result["async_ingest"]["resources"]
         )
+        result["notifications"] = await settle(stack.base, listener, subscriptions)
+        await listener.stop()
         result["disk"] = per_resource(
             await _disk(stack),
             result["sync_ingest"]["resources"] + result["async_ingest"]["resources"],
