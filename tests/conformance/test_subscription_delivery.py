@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +306,53 @@ async def test_a_notification_carries_only_what_its_owner_may_read_now(
         assert events == [(1, None), (2, f"{base}/DiagnosticReport/{own.json()['id']}")]
         carried = [e["resource"] for r in received[1:] for e in r.body["entry"][1:]]
         assert [r["id"] for r in carried] == [own.json()["id"]]
+
+
+async def test_a_failed_notification_is_retried_until_the_endpoint_takes_it(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    client = plain_client
+    async with receiver() as hook:
+        created = await client.post(
+            "/fhir/Subscription", json=to(hook, topic_subscription(REPORT_TOPIC))
+        )
+        sid = created.json()["id"]
+        await until_status(client, sid, "active")
+        hook.status = 503
+        rid = (await client.post("/fhir/DiagnosticReport", json=report("p1"))).json()["id"]
+        await hook.wait_for(lambda r: sum(len(x.events()) for x in r) >= 2)  # tried again
+        health = (await client.get("/health")).json()["subscriptions"]
+        assert (health["retrying"], health["undelivered_events"]) == (1, 1)
+        assert (await status_of(client, sid))["status"] == "active"
+        hook.status = 200
+        tries = len(hook.received)
+        await hook.wait_for(lambda r: len(r) > tries)
+        events = {e for r in hook.received for e in r.events()}
+        assert events == {(1, f"http://localhost/fhir/DiagnosticReport/{rid}")}
+        for _ in range(50):
+            health = (await client.get("/health")).json()["subscriptions"]
+            if health["undelivered_events"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert (health["retrying"], health["undelivered_events"]) == (0, 0)
+
+
+async def test_heartbeats_keep_coming_and_end_turns_the_subscription_off(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    client = plain_client
+    async with receiver() as hook:
+        wanted = to(hook, topic_subscription(REPORT_TOPIC))
+        wanted["channel"]["extension"] = [
+            {"url": BP + "backport-heartbeat-period", "valueUnsignedInt": 1}
+        ]
+        wanted["end"] = (datetime.now(UTC) + timedelta(seconds=6)).isoformat()
+        sid = (await client.post("/fhir/Subscription", json=wanted)).json()["id"]
+        await hook.wait_for(lambda r: kinds(r)[:3] == ["handshake", "heartbeat", "heartbeat"])
+        off = await until_status(client, sid, "off")
+        assert off["end"] == wanted["end"]
+        sent = len(hook.received)
+        await client.post("/fhir/DiagnosticReport", json=report("p1"))
+        await indexed(client)
+        await asyncio.sleep(1.5)  # a heartbeat period and more
+        assert len(hook.received) == sent
