@@ -61,7 +61,9 @@ log = logging.getLogger("micdr.subscriptions")
 SUBSCRIPTION = "Subscription"
 POLICY = RetryPolicy()
 SEND_TIMEOUT_SECONDS = 10.0
-EVENTS_PER_NOTIFICATION = 20  # unless the subscription's max count says fewer
+# unless the subscription's max count says fewer: a receiver that fell behind catches up in
+# few requests
+EVENTS_PER_NOTIFICATION = 100
 STEPS_PER_CLAIM = 50  # then the lease is given up, so other subscriptions get their turn
 NOBODY = Principal("unknown")  # a subscription without a recorded owner sees nothing
 
@@ -78,24 +80,22 @@ async def deliver_notifications(ctx: JobContext, only: Collection[str] | None = 
         if (only is not None and sid not in only) or resource.get("status") not in LIVE:
             continue
         state = states.get(sid) or DeliveryState(sid)
-        if await _step(ctx, resource, subscriber.settings, state) != "wait":
+        count = await ctx.store.events_since_start(sid)
+        if _step(resource, subscriber.settings, state, count) != "wait":
             sent += await _deliver(ctx, criteria, sid)
     return sent
 
 
-async def _step(
-    ctx: JobContext,
-    resource: Mapping[str, Any],
-    settings: SubscriptionSettings,
-    state: DeliveryState,
+def _step(
+    resource: Mapping[str, Any], settings: SubscriptionSettings, state: DeliveryState, count: int
 ) -> Step:
+    """What is due, `count` events having been recorded."""
     now = time.time()
-    pending = await ctx.store.events_since_start(state.subscription) > state.delivered
     return next_step(
         str(resource.get("status")),
         settings.end,
         settings.channel.heartbeat_period,
-        pending,
+        count > state.delivered,
         state.retry_at,
         state.last_sent,
         now,
@@ -136,18 +136,28 @@ class _Run:
         self.state = state
         self.holder = holder
         self.more = False  # still due when the turn ended
+        self.count = 0  # events recorded, as last read
+        self._parsed: tuple[int, SubscriptionSettings | None] | None = None
+
+    def settings_of(self, stored: StoredResource | None) -> SubscriptionSettings | None:
+        """The stored version's settings, parsed once per version."""
+        if stored is None or stored.resource is None:
+            return None
+        if self._parsed is None or self._parsed[0] != stored.version:
+            subscriber = subscriber_of(self.ctx, self.criteria, stored.id, stored.resource)
+            self._parsed = (stored.version, subscriber.settings if subscriber else None)
+        return self._parsed[1]
 
     async def steps(self) -> int:
         sent = 0
         for _ in range(STEPS_PER_CLAIM):
+            # read each step: a client's `off` or new endpoint applies from the next request
             stored = await self.ctx.store.read(SUBSCRIPTION, self.state.subscription)
-            if stored is None or stored.resource is None:
+            settings = self.settings_of(stored)
+            if stored is None or settings is None:
                 return sent
-            subscriber = subscriber_of(self.ctx, self.criteria, stored.id, stored.resource)
-            if subscriber is None:
-                return sent
-            settings = subscriber.settings
-            step = await _step(self.ctx, stored.resource, settings, self.state)
+            self.count = await self.ctx.store.events_since_start(stored.id)
+            step = _step(stored.resource or {}, settings, self.state, self.count)
             if step == "wait":
                 return sent
             if step == "turn-off":
@@ -214,7 +224,10 @@ class _Run:
         assert resource is not None
         owner = owner_of(resource)
         principal = Principal.from_json(owner) if owner is not None else NOBODY
-        focus = await focus_events(ctx.services, principal, events)
+        wanted = settings.content == "full-resource" or (
+            settings.style == "criteria" and bool(settings.channel.payload)
+        )
+        focus = await focus_events(ctx.services, principal, events, with_resources=wanted)
         channel = settings.channel
         if settings.style == "criteria":
             if not focus:  # handshake (R4 has none: an empty POST, as a notification)
@@ -227,7 +240,7 @@ class _Run:
             topic=settings.criteria,
             status="active" if kind != "handshake" else "requested",
             type=kind,
-            events_since_start=await ctx.store.events_since_start(stored.id),
+            events_since_start=self.count,
             events=tuple(focus),
         )
         body = notification_bundle(notification, settings.content, new_id(), utc_now())

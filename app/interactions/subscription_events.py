@@ -46,20 +46,29 @@ async def subscription_events(services: Services, request: FhirRequest) -> FhirR
 
 
 async def focus_events(
-    services: Services, principal: Principal, recorded: Sequence[SubscriptionEvent]
+    services: Services,
+    principal: Principal,
+    recorded: Sequence[SubscriptionEvent],
+    with_resources: bool = True,
 ) -> list[Event]:
     """The recorded events with their focus as committed, each shown only if `principal` may
-    read it now (the caller of `$events`; a subscription's owner at delivery)."""
+    read it now (the caller of `$events`; a subscription's owner at delivery). Without
+    `with_resources` a focus is read only when its visibility depends on its content."""
     reader = replace(services, principal=principal)
     events = []
     for event in recorded:
         type_, _, id_ = event.focus.partition("/")
-        stored = await services.store.vread(type_, id_, event.version)
         try:
             access = access_for(principal, type_, "r")
-            seen = stored is not None and visible(reader, access, stored)
         except Forbidden:
-            seen = False
+            access = None
+        stored = None
+        if access is not None and (with_resources or access.kind != "all"):
+            stored = await services.store.vread(type_, id_, event.version)
+        if access is not None and access.kind == "all" and not with_resources:
+            seen = True  # a recorded event's version exists; nothing to check it against
+        else:
+            seen = access is not None and stored is not None and visible(reader, access, stored)
         events.append(
             Event(
                 number=event.number,
