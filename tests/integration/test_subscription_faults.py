@@ -1,10 +1,13 @@
-"""Subscription delivery survives `kill -9` of the process sending it (issue 17): the endpoint
-hangs on an event notification, the sender is SIGKILLed, and once its lease has run out the
-next process sends again from the first event not acknowledged. Every event arrives, in
-number order; the one that was in flight arrives again with the same number and focus.
+"""Subscription delivery survives faults (issue 17).
 
+`kill -9` of the process sending: the endpoint hangs on an event notification, the sender is
+SIGKILLed, and once its lease has run out the next process sends again from the first event
+not acknowledged. Every event arrives, in number order; the one that was in flight arrives
+again with the same number and focus.
 - embedded: `micdr serve` killed and started again on the same data dir;
-- full stack: a `micdr worker` killed, a second one takes over."""
+- full stack: a `micdr worker` killed, a second one takes over.
+
+A Redis flush (full stack): the queued rings are lost, nothing else."""
 
 from __future__ import annotations
 
@@ -124,3 +127,33 @@ async def test_full_stack_worker_killed_mid_delivery_is_taken_over(
             if second is not None:
                 second.stop()
     check(hook)
+
+
+async def test_full_stack_redis_flushed_before_delivery_loses_nothing(
+    full_client: tuple[Any, dict[str, str]], tmp_path: Path
+) -> None:
+    """Every ring (projection and delivery jobs) is flushed before any worker runs: the
+    reconciler finds the commits in the store, the delivery round the events."""
+    import redis.asyncio
+
+    client, env = full_client
+    async with receiver() as hook:
+        created = await client.post("/fhir/Subscription", json=one_event_each(hook))
+        assert created.status_code == 201, created.text
+        for n in range(1, REPORTS + 1):
+            written = await client.put(f"/fhir/DiagnosticReport/r{n}", json=report(n))
+            assert written.status_code == 201, written.text
+        queue = redis.asyncio.Redis.from_url(env["MICDR_REDIS_URL"])
+        try:
+            assert await queue.dbsize() > 0  # the projection jobs were queued
+            await queue.flushdb()
+        finally:
+            await queue.aclose()
+        worker = Process(["worker"], env, tmp_path / "worker.log")
+        try:
+            await hook.wait_for(lambda r: len({n for n, _ in events(hook)}) == REPORTS, 90)
+        finally:
+            worker.stop()
+    received = events(hook)
+    assert [n for n, _ in received] == list(range(1, REPORTS + 1))
+    assert hook.received[0].kind == "handshake"
