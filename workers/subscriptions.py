@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from app.records import StoredResource
 from app.store.port import CommittedTransaction, FoundEvent
 from app.subscription_topics import sync_topics
 from app.subscriptions.events import Subscriber, identifier_chains, subscribers_of
@@ -47,11 +48,12 @@ async def record_subscription_events(
 
     now = datetime.now(UTC)
     found: dict[str, list[FoundEvent]] = defaultdict(list)
+    versions = await _versions(ctx, commits, types)
     for commit in sorted(commits, key=lambda c: c.seq):
         for type_, id_, version in commit.refs:
             if type_ not in types:
                 continue
-            change = await _change(ctx, type_, id_, version)
+            change = _change(versions, type_, id_, version)
             if change is None:
                 continue
             for sid in subscribers_of(subscribers, change, criteria, now, resolve):
@@ -130,12 +132,30 @@ async def _resolve_chains(
     return resolved
 
 
-async def _change(ctx: JobContext, type_: str, id_: str, version: int) -> Change | None:
+async def _versions(
+    ctx: JobContext, commits: Sequence[CommittedTransaction], types: frozenset[str]
+) -> dict[tuple[str, str, int], StoredResource]:
+    """Every version the commits wrote of the subscribed types, and the one before each: one
+    store call for the batch."""
+    keys = [
+        (type_, id_, v)
+        for commit in commits
+        for type_, id_, version in commit.refs
+        if type_ in types
+        for v in (version, version - 1)
+        if v > 0
+    ]
+    return {(s.type, s.id, s.version): s for s in await ctx.store.vread_many(keys)}
+
+
+def _change(
+    versions: Mapping[tuple[str, str, int], StoredResource], type_: str, id_: str, version: int
+) -> Change | None:
     """The committed version and the one before it, as a change."""
-    current = await ctx.store.vread(type_, id_, version)
+    current = versions.get((type_, id_, version))
     if current is None:
         return None
-    before = await ctx.store.vread(type_, id_, version - 1) if version > 1 else None
+    before = versions.get((type_, id_, version - 1))
     previous = before.resource if before is not None and not before.deleted else None
     if current.deleted:
         return Change("delete", previous, None) if previous is not None else None

@@ -18,7 +18,7 @@ from app.interactions._access import visible
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.subscription_status import topic_subscription
-from app.security.scopes import Forbidden, Principal, access_for
+from app.security.scopes import Access, Forbidden, Principal, access_for
 from app.store.port import SubscriptionEvent
 from app.subscriptions.notification import Content, Event, Notification, notification_bundle
 from app.subscriptions.subscription import CONTENTS, PAYLOAD_CONTENT
@@ -55,16 +55,19 @@ async def focus_events(
     read it now (the caller of `$events`; a subscription's owner at delivery). Without
     `with_resources` a focus is read only when its visibility depends on its content."""
     reader = replace(services, principal=principal)
+    accesses = {type_: _access(principal, type_) for type_ in {_type(e) for e in recorded}}
+    needed = [
+        (type_, id_, event.version)
+        for event in recorded
+        for type_, _, id_ in [event.focus.partition("/")]
+        if (access := accesses[type_]) is not None and (with_resources or access.kind != "all")
+    ]
+    versions = {(s.type, s.id, s.version): s for s in await services.store.vread_many(needed)}
     events = []
     for event in recorded:
         type_, _, id_ = event.focus.partition("/")
-        try:
-            access = access_for(principal, type_, "r")
-        except Forbidden:
-            access = None
-        stored = None
-        if access is not None and (with_resources or access.kind != "all"):
-            stored = await services.store.vread(type_, id_, event.version)
+        access = accesses[type_]
+        stored = versions.get((type_, id_, event.version))
         if access is not None and access.kind == "all" and not with_resources:
             seen = True  # a recorded event's version exists; nothing to check it against
         else:
@@ -81,6 +84,17 @@ async def focus_events(
             )
         )
     return events
+
+
+def _type(event: SubscriptionEvent) -> str:
+    return event.focus.partition("/")[0]
+
+
+def _access(principal: Principal, type_: str) -> Access | None:
+    try:
+        return access_for(principal, type_, "r")
+    except Forbidden:
+        return None
 
 
 def _number(request: FhirRequest, name: str) -> int | None:

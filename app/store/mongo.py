@@ -552,6 +552,13 @@ class MongoResourceStore:
             return None
         return _stored(doc)
 
+    async def vread_many(self, keys: Sequence[tuple[str, str, int]]) -> list[StoredResource]:
+        ids = [f"{t}/{i}/{v}" for t, i, v in dict.fromkeys(keys)]
+        docs = await self._find_ids(self._versions, ids, _VERSION_FIELDS)
+        decided = await self._find_ids(self._decisions, sorted({d["tx"] for d in docs}))
+        committed = {d["_id"] for d in decided if d.get("outcome") == "commit"}
+        return [_stored(d) for d in docs if d["tx"] in committed]
+
     async def _is_committed(self, key: str) -> bool:
         """Whether transaction `key` committed (and so its versions exist)."""
         decision = await self._decisions.find_one({"_id": key})

@@ -85,6 +85,10 @@ class ResourceStore(Protocol):
 
     async def vread(self, type: str, id: str, version: int) -> StoredResource | None: ...
 
+    async def vread_many(self, keys: Sequence[tuple[str, str, int]]) -> list[StoredResource]:
+        """The committed versions among `keys` (type, id, version), in no particular order."""
+        ...
+
     async def history(self, query: HistoryQuery) -> list[StoredResource]: ...
 
     async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:

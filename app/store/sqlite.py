@@ -249,6 +249,13 @@ class SqliteResourceStore:
     async def vread(self, type: str, id: str, version: int) -> StoredResource | None:
         return await self._run(self._vread, type, id, version)
 
+    async def vread_many(self, keys: Sequence[tuple[str, str, int]]) -> list[StoredResource]:
+        return await self._run(self._vread_many, list(keys))
+
+    def _vread_many(self, keys: list[tuple[str, str, int]]) -> list[StoredResource]:
+        found = (self._vread(*key) for key in dict.fromkeys(keys))  # one trip to the thread
+        return [stored for stored in found if stored is not None]
+
     def _vread(self, type_: str, id_: str, version: int) -> StoredResource | None:
         row = self._db.execute(
             f"SELECT type, id, version, op, last_updated, body FROM {VERSIONS} "

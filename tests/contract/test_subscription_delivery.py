@@ -57,8 +57,6 @@ async def test_concurrent_claims_leave_one_holder_able_to_save(store: Any) -> No
         *(store.claim_delivery("s1", f"w{i}", 100.0, 130.0) for i in range(5))
     )
     saved = [
-        await store.save_delivery(replace(c, delivered=1), c.owner)
-        for c in claims
-        if c is not None
+        await store.save_delivery(replace(c, delivered=1), c.owner) for c in claims if c is not None
     ]
     assert saved.count(True) == 1
