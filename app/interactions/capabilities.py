@@ -9,21 +9,13 @@ from typing import Any
 from app.fhir.clock import utc_now
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.table import OPERATION_DEFINITIONS, capability_codes, operations
+from app.interactions.table import capability_codes, operations
 
 BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
-# Where each operation is declared: the system, or a resource type.
-_OPERATION_OWNERS = {
-    "export-system": None,
-    "export-patient": "Patient",
-    "export-group": "Group",
-    "everything": "Patient",
-}
 
 
-def _operation(handler: str) -> dict[str, str]:
-    name, definition = OPERATION_DEFINITIONS[handler]
-    return {"name": name, "definition": definition}
+def _declared(resource_type: str | None) -> list[dict[str, str]]:
+    return [{"name": n, "definition": d} for n, d in operations(resource_type)]
 
 
 SOFTWARE_VERSION = "0.1.0"
@@ -71,9 +63,7 @@ def capability_statement(
             entry["searchParam"] = search_params[type_]
         if type_ == "Subscription":
             entry = {"extension": topic_canonicals(services.topics), **entry}
-        # operations of the interaction table's rows (the Subscription's) and Bulk Data's
-        declared = [{"name": n, "definition": d} for n, d in operations(type_)]
-        declared += [_operation(h) for h, owner in _OPERATION_OWNERS.items() if owner == type_]
+        declared = _declared(type_)
         if declared:
             entry["operation"] = declared
         resources.append(entry)
@@ -100,9 +90,7 @@ def capability_statement(
                 "security": security(services),
                 "resource": resources,
                 "interaction": [{"code": c} for c in _SYSTEM_CODES if c in implemented],
-                "operation": [
-                    _operation(h) for h, owner in _OPERATION_OWNERS.items() if owner is None
-                ],
+                "operation": _declared(None),
             }
         ],
     }
