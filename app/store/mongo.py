@@ -992,9 +992,15 @@ class MongoResourceStore:
         if state.owner not in (None, worker) and state.lease_until >= now:
             return None
         if state.owner != worker:
+            key = f"{subscription}|{state.turns}"
             try:
-                await self._delivery_turns.insert_one({"_id": f"{subscription}|{state.turns}"})
+                await self._delivery_turns.insert_one({"_id": key, "until": lease_until})
             except DuplicateKeyError:
+                # taken, unless its taker died between this insert and its update below:
+                # once that take's lease would have ended, the turn is free again
+                taken = await self._delivery_turns.find_one({"_id": key})
+                if taken is not None and taken["until"] < now:
+                    await self._delivery_turns.delete_one({"_id": key, "until": taken["until"]})
                 return None
             await self._delivery_turns.delete_one({"_id": f"{subscription}|{state.turns - 1}"})
         taken = replace(

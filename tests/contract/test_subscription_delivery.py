@@ -60,3 +60,17 @@ async def test_concurrent_claims_leave_one_holder_able_to_save(store: Any) -> No
         await store.save_delivery(replace(c, delivered=1), c.owner) for c in claims if c is not None
     ]
     assert saved.count(True) == 1
+
+
+async def test_a_take_whose_taker_died_half_way_is_free_once_its_lease_ends(store: Any) -> None:
+    """A claim may be two writes (MongoDB: the turn, then the record): one that died between
+    them holds nothing after its lease, and the subscription is claimable again."""
+    state = await store.claim_delivery("s1", "w1", 100.0, 130.0)
+    await store.save_delivery(replace(state, owner=None, lease_until=0.0), "w1")
+    turns = getattr(store, "_delivery_turns", None)
+    if turns is not None:  # the dead taker's first write, as MongoDB's claim makes it
+        await turns.insert_one({"_id": "s1|1", "until": 140.0})
+        assert await store.claim_delivery("s1", "w2", 139.0, 169.0) is None  # may be alive
+    taken = await store.claim_delivery("s1", "w3", 141.0, 171.0)
+    taken = taken or await store.claim_delivery("s1", "w3", 141.5, 171.0)
+    assert taken is not None and taken.owner == "w3"
