@@ -157,6 +157,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         row(
             "read: store calls per read", ("read", "engine_calls_per_unit", "store", "total"), "", 2
         ),
+        row("dashboard: episodes in the index", ("dashboard", "episodes"), "", 0),
         row("dashboard: requests at 1 client", ("dashboard", "all", "n"), "", 0),
         row("dashboard all p50 / p95 (ms)", ("dashboard", "all", "p50")),
         row("", ("dashboard", "all", "p95")),

@@ -23,6 +23,7 @@ RESULTS: dict[str, Any] = {
                 }
             },
             "dashboard": {
+                "episodes": 4309,
                 "all": latency(4.0, 9.5, 120),
                 "questions": {"volume": latency(5.0, 9.5), "alerts": latency(3.0, 4.0)},
             },
@@ -36,6 +37,7 @@ RESULTS: dict[str, Any] = {
                 }
             },
             "dashboard": {
+                "episodes": 654,
                 "all": latency(30.0, 250.0, 120),
                 "questions": {"volume": latency(40.0, 250.0), "repeats": latency(20.0, 60.0)},
             },
@@ -56,8 +58,9 @@ def test_episode_lag_rows() -> None:
 
 def test_a_dashboard_row_pair_per_question_any_stack_asked() -> None:
     labelled = rows(RESULTS)
-    start = [label for label, _ in labelled].index("dashboard: requests at 1 client")
-    assert labelled[start : start + 10] == [
+    start = [label for label, _ in labelled].index("dashboard: episodes in the index")
+    assert labelled[start : start + 11] == [
+        ("dashboard: episodes in the index", ["4,309", "654"]),
         ("dashboard: requests at 1 client", ["120", "120"]),
         ("dashboard all p50 / p95 (ms)", ["4.0", "30.0"]),
         ("", ["9.5", "250.0"]),
