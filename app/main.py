@@ -22,6 +22,7 @@ from app.http.viewer import viewer_routes
 from app.interactions.context import RequestStore
 from app.settings import Settings
 from app.subscriptions.health import Backlog, delivery_summary
+from indexing.engines.port import EpisodeStatus
 
 
 @get("/health", name="health")
@@ -32,7 +33,9 @@ async def health(request: Request) -> dict[str, object]:
     lag_since = await deployment.engines.store.oldest_unindexed()
     index = await services.index.status() if services.index is not None else None
     submissions = await services.store.submission_stats()
+    episodes = await services.episodes.status() if services.episodes is not None else None
     up = store.up and (index is None or index.up)
+    lag = lag_seconds(lag_since)
     return {
         "status": "up" if up else "down",
         "deployment": services.settings.deployment,
@@ -42,9 +45,10 @@ async def health(request: Request) -> dict[str, object]:
             "up": bool(index and index.up),
             "version": index.version if index else "",
             "oldest_unindexed_commit": lag_since,
-            "lag_seconds": lag_seconds(lag_since),
+            "lag_seconds": lag,
         },
         "subscriptions": await subscription_health(services.store),
+        "episodes": episode_health(episodes, lag_since, lag),
         "submissions": {
             "queue_depth": submissions.queued,
             "running": submissions.running,
@@ -95,8 +99,29 @@ def security_summary(settings: Settings) -> dict[str, object]:
     }
 
 
+def episode_health(
+    status: EpisodeStatus | None, lag_since: str | None, lag: float
+) -> dict[str, object] | None:
+    """What /health says of the analysts' episode index (None: the deployment keeps none).
+
+    The projection job writes a batch's episodes before it marks the batch indexed (decision
+    0008), so the episodes are behind by exactly the projection's lag: its oldest unindexed
+    commit. They can be further behind only while a rebuild from the store runs (`micdr
+    reindex`, a lost index): it empties them first, so `rebuilding_since` is set until it ends."""
+    if status is None:
+        return None
+    return {
+        "up": status.up,
+        "oldest_unreflected_commit": lag_since,
+        "lag_seconds": lag,
+        "rebuilding_since": status.rebuilding_since,
+        "rebuilding_seconds": lag_seconds(status.rebuilding_since),
+    }
+
+
 def lag_seconds(oldest: str | None) -> float:
-    """Age of the oldest committed-but-unindexed transaction (0 when the index is current)."""
+    """Seconds since the instant `oldest` (the oldest committed-but-unindexed transaction, the
+    start of a rebuild); 0 when there is none."""
     if oldest is None:
         return 0.0
     then = datetime.fromisoformat(oldest.replace("Z", "+00:00"))

@@ -121,6 +121,16 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
             ),
             row(f"{name}: errors", (phase, "errors"), "", 0),
             row(f"{name}: all searchable in time (1 = yes)", (phase, "searchable"), "", 0),
+            row(
+                f"{name}: episodes expected / in the index", (phase, "episodes", "expected"), "", 0
+            ),
+            row("", (phase, "episodes", "in_index"), "", 0),
+            row(
+                f"{name}: episodes all in, after last outcome",
+                (phase, "episodes", "seconds_after_last_outcome"),
+                " s",
+                2,
+            ),
         ]
     for kind in ("all", "documents", "reports"):
         for p in ("p50", "p95", "p99"):
@@ -154,7 +164,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         row(
             "read: store calls per read", ("read", "engine_calls_per_unit", "store", "total"), "", 2
         ),
-        row("dashboard 1 client p95 (ms)", ("dashboard", "all", "p95")),
+        row("dashboard: episodes in the index", ("dashboard", "episodes"), "", 0),
+        row("dashboard: requests at 1 client", ("dashboard", "all", "n"), "", 0),
+        row("dashboard all p50 / p95 (ms)", ("dashboard", "all", "p50")),
+        row("", ("dashboard", "all", "p95")),
+    ]
+    for name in _dashboard_names(stacks):
+        out.append(row(f"dashboard {name} p50 / p95 (ms)", ("dashboard", "questions", name, "p50")))
+        out.append(row("", ("dashboard", "questions", name, "p95")))
+    out += [
         row("dashboard errors", ("dashboard", "errors"), "", 0),
         row("notifications: events delivered", ("notifications", "events_delivered"), "", 0),
         row(
@@ -185,6 +203,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         ),
     ]
     return out
+
+
+def _dashboard_names(stacks: list[dict[str, Any]]) -> list[str]:
+    """The dashboard's questions (and `alerts`) any stack answered, in the order asked."""
+    names: dict[str, None] = {}
+    for stack in stacks:
+        names.update(dict.fromkeys(_get(stack, ("dashboard", "questions")) or {}))
+    return list(names)
 
 
 def markdown(results: dict[str, Any], stamp: str) -> str:

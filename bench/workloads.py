@@ -75,6 +75,32 @@ async def wait_searchable(
     raise TimeoutError(f"the index did not catch up within {timeout:.0f}s")
 
 
+def analytics_api(base: str) -> str:
+    return base.rsplit("/fhir", 1)[0] + "/analytics/api"
+
+
+async def episode_count(client: httpx.AsyncClient, base: str) -> int:
+    """Episodes in the index: the `volume` question's rows summed, with no filter."""
+    answer = await client.get(analytics_api(base) + "/volume")
+    answer.raise_for_status()
+    return sum(int(row["episodes"]) for row in answer.json()["rows"])
+
+
+async def wait_episodes(
+    client: httpx.AsyncClient, base: str, expected: int, deadline: float
+) -> tuple[int, float | None]:
+    """Poll the episode count until it is `expected` or the `perf_counter` `deadline` passes
+    (one count at least): (the last count, the moment it was `expected` or None)."""
+    while True:
+        found = await episode_count(client, base)
+        now = time.perf_counter()
+        if found == expected:
+            return found, now
+        if now >= deadline:
+            return found, None
+        await asyncio.sleep(0.25)
+
+
 def _refs(body: dict[str, Any]) -> tuple[list[str], int]:
     """(main resources' `Type/id` from a transaction-response, failed entries)."""
     refs, failed = [], 0
@@ -97,11 +123,16 @@ async def ingest(
     on_submitted: Callable[[], None] = lambda: None,
     budget: float = 3600.0,
     catch_up: float = 600.0,
+    episodes_before: int = 0,
 ) -> dict[str, Any]:
     """Submit the episodes in order from `clients` concurrent clients — all of them, or those
     taken within `budget` seconds — then wait (at most `catch_up` seconds) until every
     submitted one is done (asynchronous: status polling) and searchable. Resources/s over the
-    whole span; `bundles` says how many were submitted (a prefix of `episodes`)."""
+    whole span; `bundles` says how many were submitted (a prefix of `episodes`).
+
+    Then, within the same `catch_up`, the episode lag: how long after the last outcome (the
+    last answer, or the last status found done) the analysts' index holds every episode, that
+    is `episodes_before` (loaded earlier) and one per Bundle that succeeded."""
     queue: asyncio.Queue[Episode | None] = asyncio.Queue()
     for episode in episodes:
         queue.put_nowait(episode)
@@ -111,6 +142,7 @@ async def ingest(
     refs: list[str] = []
     errors: list[str] = []
     failed_entries = 0
+    last_outcome: float | None = None
     pending: asyncio.Queue[str | None] = asyncio.Queue()
     sent: list[Episode] = []
     stop_at = time.perf_counter() + budget
@@ -119,6 +151,11 @@ async def ingest(
         headers["Prefer"] = "respond-async"
 
     async with _client(base, clients) as client:
+
+        def outcome() -> None:
+            nonlocal last_outcome
+            last_outcome = time.perf_counter()
+            advance(1)
 
         def judge(status: int, body: dict[str, Any]) -> None:
             nonlocal failed_entries
@@ -143,12 +180,12 @@ async def ingest(
                 if respond_async:
                     if answer.status_code != 202:
                         errors.append(f"{answer.status_code} {answer.text[:300]}")
-                        advance(1)
+                        outcome()
                         continue
                     pending.put_nowait(answer.headers["Content-Location"])
                 else:
                     judge(answer.status_code, answer.json())
-                    advance(1)
+                    outcome()
 
         async def poll() -> None:
             """Status polling, oldest first: while the oldest is not done, later ones are not
@@ -158,11 +195,11 @@ async def ingest(
                     answer = await client.get(url)
                     if answer.status_code == 200:
                         judge(int(answer.headers.get("X-Original-Status", "200")), answer.json())
-                        advance(1)
+                        outcome()
                         break
                     if answer.status_code != 202:
                         errors.append(f"status {answer.status_code} {answer.text[:200]}")
-                        advance(1)
+                        outcome()
                         break
                     await asyncio.sleep(0.1)
 
@@ -173,9 +210,10 @@ async def ingest(
         on_submitted()
         for _ in pollers:
             pending.put_nowait(None)
-        # `catch_up` bounds both the wait for the submissions' outcomes and for the index
+        # `catch_up` bounds the wait for the submissions' outcomes, the index and the episodes
         caught_up = False
         processed = None
+        catch_up_until = time.perf_counter() + catch_up
         try:
             async with asyncio.timeout(catch_up):
                 await asyncio.gather(*pollers)
@@ -186,6 +224,9 @@ async def ingest(
             for poller in pollers:
                 poller.cancel()
         searchable = time.perf_counter() - began
+        # each generated Bundle is one imaging episode (bench/generate.py)
+        expected = episodes_before + len(sent) - len(errors)
+        in_index, reflected = await wait_episodes(client, base, expected, catch_up_until)
     resources = sum(e.resources for e in sent)
     return {
         "bundles": len(sent),
@@ -202,6 +243,15 @@ async def ingest(
         "resources_per_second": round(resources / searchable, 1),
         "bundles_per_second": round(len(sent) / searchable, 2),
         "submit_latency_ms": percentiles(latencies),
+        "episodes": {
+            "expected": expected,
+            "in_index": in_index,
+            "seconds_after_last_outcome": (
+                round(reflected - last_outcome, 3)
+                if reflected is not None and last_outcome is not None
+                else None
+            ),
+        },
         "refs": refs,
     }
 
@@ -326,35 +376,53 @@ async def read(
     }
 
 
-DASHBOARD_QUESTIONS = ("volume", "turnaround", "unreported", "repeats", "amendments")
+# The filters the dashboard's rounds cycle through, each applied to every question as the page
+# does: none (every episode), a modality, one year (the data spans 2015-2024), a site with a
+# 30-day `unreported` threshold.
 DASHBOARD_FILTERS: tuple[dict[str, str], ...] = (
     {},
     {"modality": "CT"},
-    {"start": "2025-01-01"},
-    {"days": "30"},
+    {"start": "2020-01-01", "end": "2021-01-01"},
+    {"site": "UPI100", "days": "30"},
 )
 
 
-async def dashboard(base: str, seed: int, count: int, advance: Advance) -> dict[str, Any]:
-    """The analysts' dashboard API (issue 20): `count` questions with random filters at one
-    client, latency per question and over all; every answer must be 200."""
-    rng = random.Random(seed)
-    api = base.rsplit("/fhir", 1)[0] + "/analytics/api"
-    times: dict[str, list[float]] = {q: [] for q in DASHBOARD_QUESTIONS}
+async def dashboard_questions(base: str) -> list[str]:
+    """The questions the analysts' API lists (`GET /analytics/api`)."""
+    async with _client(base, 1) as client:
+        answer = await client.get(analytics_api(base))
+        answer.raise_for_status()
+        return [str(q["name"]) for q in answer.json()["questions"]]
+
+
+async def dashboard(
+    base: str, questions: Sequence[str], rounds: int, advance: Advance
+) -> dict[str, Any]:
+    """The analysts' dashboard (issue 20) at one client, as its page loads: `rounds` times every
+    question with the round's filter (DASHBOARD_FILTERS in turn), then the alerts. Latency per
+    question (and `alerts`) and over all, and the episodes they ran over (an ingest backlog may
+    still be adding some); every answer must be 200."""
+    api = analytics_api(base)
+    times: dict[str, list[float]] = {q: [] for q in (*questions, "alerts")}
     errors: list[str] = []
     async with _client(api, 1) as client:
-        for _ in range(count):
-            question = rng.choice(DASHBOARD_QUESTIONS)
-            params = rng.choice(DASHBOARD_FILTERS)
-            began = time.perf_counter()
-            answer = await client.get(f"{api}/{question}", params=params)
-            times[question].append(time.perf_counter() - began)
-            if answer.status_code != 200:
-                errors.append(f"{answer.status_code} {question} {params}")
-            advance(1)
+        episodes = await episode_count(client, base)
+        for n in range(rounds):
+            params = DASHBOARD_FILTERS[n % len(DASHBOARD_FILTERS)]
+            for name in times:
+                began = time.perf_counter()
+                answer = await client.get(
+                    f"{api}/{name}", params={} if name == "alerts" else params
+                )
+                times[name].append(time.perf_counter() - began)
+                if answer.status_code != 200:
+                    errors.append(f"{answer.status_code} {name} {params} {answer.text[:200]}")
+                advance(1)
     return {
+        "rounds": rounds,
+        "episodes": episodes,
         "all": percentiles([t for ts in times.values() for t in ts]),
-        **{q: percentiles(ts) for q, ts in times.items()},
+        "questions": {name: percentiles(ts) for name, ts in times.items()},
         "errors": len(errors),
         "first_errors": errors[:3],
     }

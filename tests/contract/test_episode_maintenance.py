@@ -16,9 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.fhir.clock import format_instant
 from app.records import StoredResource
 from app.settings import Settings
 from indexing.alerts import parse_rules
+from indexing.engines.port import EpisodeStatus
 from indexing.engines.sqlite.episodes import SqliteEpisodeIndex
 from indexing.episodes import MEMBER_TYPES, accessions, build_episode, group_members, mark_repeats
 from tests._episode_engines import context
@@ -198,6 +200,35 @@ async def test_rebuild_empties_the_index_and_builds_it_from_the_store(episodes: 
             "ServiceRequest/o3": ["ServiceRequest/o3"],
         },
     )
+    assert await episodes.status() == EpisodeStatus(up=True)
+
+
+class FailingScan(DictStore):
+    """A store that fails while `failing` when the rebuild reads the studies (the process
+    dies, the engine goes away)."""
+
+    failing = True
+
+    async def scan(self, type: str, after_id: str | None, limit: int) -> list[StoredResource]:
+        if self.failing and type == "ImagingStudy":
+            raise ConnectionError("store gone")
+        return await super().scan(type, after_id, limit)
+
+
+async def test_an_interrupted_rebuild_stays_reported_until_one_finishes(episodes: Any) -> None:
+    store = FailingScan()
+    await arrive(store, episodes, *CONTEXT, ORDER, STUDY)
+    before = format_instant(datetime.now(UTC))
+    with pytest.raises(ConnectionError):
+        await rebuild_episodes(store, episodes, SETTINGS)
+    after = format_instant(datetime.now(UTC))
+    status = await episodes.status()
+    assert status.up
+    assert status.rebuilding_since is not None
+    assert before <= status.rebuilding_since <= after
+    store.failing = False
+    assert await rebuild_episodes(store, episodes, SETTINGS) == 2
+    assert await episodes.status() == EpisodeStatus(up=True)
 
 
 async def test_concurrent_workers_on_one_episode_lose_no_member(episodes: Any) -> None:
