@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
 
 from arq import Retry, create_pool, cron
 from arq.connections import ArqRedis, RedisSettings
@@ -57,6 +57,23 @@ DELIVERY_TICK_SECONDS = 2  # retries, heartbeats, and what a lost ring left
 PROJECT_TRIES = 10  # then the reconciler (every 15 s) projects what is left
 REINDEX_TRIES = 20
 EXPORT_TIMEOUT = 24 * 3600
+AHEAD_OF_QUEUE = timedelta(hours=1)
+
+
+class _Ahead(TypedDict):
+    _defer_until: datetime
+    _expires: timedelta
+
+
+def _ahead() -> _Ahead:
+    """Enqueue options that put a job before every job queued in the last hour: arq runs its
+    queue in score order (the enqueue time), so a commit's projection and the notifications
+    it rings would otherwise wait behind every asynchronous submission already queued (a
+    backlog of minutes under async ingest). A score in the past needs its own expiry."""
+    return {
+        "_defer_until": datetime.now(UTC) - AHEAD_OF_QUEUE,
+        "_expires": timedelta(days=1),
+    }
 
 
 def _retry_or_raise(ctx: dict[str, Any], tries: int, exc: Exception) -> None:
@@ -204,7 +221,10 @@ class ArqQueue:
     async def wake(self, seq: int) -> None:
         try:
             await self._pool.enqueue_job(
-                PROJECT_JOB, _job_id=self._names.project_job_id(seq), _queue_name=self._names.queue
+                PROJECT_JOB,
+                _job_id=self._names.project_job_id(seq),
+                _queue_name=self._names.queue,
+                **_ahead(),
             )
         except (RedisError, OSError) as exc:
             # The commit is durable; the reconciler will project it. Never fail the write.
@@ -225,7 +245,7 @@ class ArqQueue:
     async def deliver(self, subscriptions: Sequence[str]) -> None:
         try:
             await self._pool.enqueue_job(
-                DELIVER_JOB, list(subscriptions), _queue_name=self._names.queue
+                DELIVER_JOB, list(subscriptions), _queue_name=self._names.queue, **_ahead()
             )
         except (RedisError, OSError) as exc:
             # The events are durable; the next delivery round sends them.
