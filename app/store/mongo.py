@@ -690,6 +690,12 @@ class MongoResourceStore:
         )
         return unfinished is None
 
+    async def snapshot_types(self, seq: int) -> list[str]:
+        # FerretDB: the directory the scans then use, rather than a read of the collection more
+        if self._indexed_ranges:
+            return await self.resource_types()
+        return sorted((await self._directory(seq)).types)
+
     async def scan_as_of(
         self, type: str, seq: int, after_id: str | None, limit: int
     ) -> SnapshotPage:
@@ -713,10 +719,10 @@ class MongoResourceStore:
         found = {d["_id"]: d for d in await self._find_ids(self._current, refs, _VERSION_FIELDS)}
         return [found[r] for r in refs if r in found], ids[-1] if more else None
 
-    async def _directory(self, seq: int, type: str) -> _Directory:
-        """The id directory of snapshot `seq`, read now unless kept and still holding `type`."""
+    async def _directory(self, seq: int, type: str | None = None) -> _Directory:
+        """The id directory of snapshot `seq`, read now unless kept (and still holding `type`)."""
         kept = self._directories.get(seq)
-        if kept is not None and kept.holds(type):
+        if kept is not None and (type is None or kept.holds(type)):
             return kept
         # Read after the snapshot settled (its caller waits for that): every resource it holds
         # has its current document by then.

@@ -121,3 +121,18 @@ async def test_a_scan_continues_after_any_id(store: Any) -> None:
     assert await scan_all(store, seq, 10, after="b") == [("b1", 1, False), ("c1", 1, False)]
     assert await scan_all(store, seq, 10, after="c1") == []
     assert await scan_all(store, seq, 10, after="zz") == []
+
+
+async def test_the_snapshot_types_include_every_type_it_holds(store: Any) -> None:
+    """Every type with a resource in the snapshot, a deleted one too; a type first written
+    after it may be named as well (it scans empty)."""
+    assert await store.snapshot_types(await store.sequence()) == []
+    organization = Write("Organization", "o", 1, "create", {"resourceType": "Organization"})
+    await store.commit(Transaction((write("a", 1, "create"), organization)))
+    await store.commit(Transaction((Write("Organization", "o", 2, "delete", None),)))
+    seq = await store.sequence()
+    await store.commit(Transaction((Write("Basic", "b", 1, "create", {"resourceType": "Basic"}),)))
+    assert set(await store.snapshot_types(seq)) - {"Basic"} == {"Organization", "Patient"}
+    assert await scan_all(store, seq, 10) == [("a", 1, False)]
+    page = await store.scan_as_of("Basic", seq, None, 10)
+    assert (page.resources, page.after) == ([], None)
