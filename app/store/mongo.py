@@ -13,10 +13,11 @@ point is one single-document insert, the transaction's decision.
    documents (only ever to a higher version), flip the record to `applied`.
 
 A version document is committed exactly when its transaction's decision is `commit` (it is never
-updated: see `_is_committed`), so decisions are never deleted. A crash before 4 leaves versions
-nobody reads and a pending record `recover` rolls back (`pending -> aborting -> aborted`); a crash
-after 4 leaves a decided or committed record `recover` rolls forward. Both repairs are idempotent,
-so a crash during recovery is repaired by the next one. See docs/implementation/write-path.md and
+updated: see `_is_committed`), so decisions are never deleted; nor are log records (on FerretDB a
+snapshot's resources are found from them, `_Directory`). A crash before 4 leaves versions nobody
+reads and a pending record `recover` rolls back (`pending -> aborting -> aborted`); a crash after
+4 leaves a decided or committed record `recover` rolls forward. Both repairs are idempotent, so a
+crash during recovery is repaired by the next one. See docs/implementation/write-path.md and
 docs/decisions/0002-no-multi-document-transactions.md.
 
 A commit finds, updates and deletes documents by a string `_id` equality or `_id` `$in`: FerretDB
@@ -83,11 +84,12 @@ from app.store.port import (
 
 _DUPLICATE_KEY = 11000
 _SEQUENCE_ATTEMPTS = 100
-# Recovery reads the log by `_id` (the one filter every MongoDB-wire engine answers from its
-# key: FerretDB scans the whole collection for any other), this many transactions at a time,
-# from the first one not yet seen finished (`_RECOVERED_BELOW`, a counters document), so its
-# cost follows the transactions in flight, not every transaction ever made.
-_RECOVERY_BATCH = 500
+# Recovery and the snapshot directory read the log by `_id` (the one filter every MongoDB-wire
+# engine answers from its key: FerretDB scans the whole collection for any other), this many
+# transactions at a time. Recovery starts from the first one not yet seen finished
+# (`_RECOVERED_BELOW`, a counters document), so its cost follows the transactions in flight,
+# not every transaction ever made.
+_LOG_BATCH = 500
 _RECOVERED_BELOW = "recovered-below"
 # A claim younger than this whose submission is missing belongs to a submit in progress.
 _CLAIM_GRACE_SECONDS = 30.0
@@ -135,15 +137,15 @@ def _of_type(type_: str, after_id: str | None = None) -> dict[str, Any]:
 
 @dataclass
 class _Directory:
-    """The ids of every current document, by type, each list sorted, as one read of the
-    collection found them after a snapshot settled: a superset of the snapshot's resources
-    (current documents are never removed; those created later are dropped by the as-of step).
+    """The ids of the resources a snapshot's transactions wrote, by type, each list sorted: a
+    superset of the snapshot's resources (a rolled-back create is not one; the pages skip it).
 
     For a server that has no ordered range scan on `_id` (FerretDB reads, decodes and sorts the
-    whole collection for any filter but an `_id` equality or `$in`): the directory costs one
-    read of the collection per snapshot instead of one per type, and the snapshot's pages are
-    then fetched by `_id` `$in`. A type's list is dropped when a scan reaches its end; a scan of
-    it after that reads the collection again."""
+    whole resources collection for any filter but an `_id` equality or `$in`): the log records
+    of the transactions up to the snapshot are read by `_id`, small documents and none after
+    it, and the snapshot's pages are then fetched by `_id` `$in`; the resources collection is
+    never scanned. A type's list is dropped when a scan reaches its end; a scan of it after
+    that reads the log again."""
 
     types: frozenset[str]
     ids: dict[str, list[str]]
@@ -673,8 +675,8 @@ class MongoResourceStore:
     # or below the number, else the latest earlier version that was (looked up by `_id`, version
     # by version: few resources change during an export). The current documents of a type are
     # paged by an `_id` range where the server has ordered range scans (MongoDB: each page is a
-    # walk of the `_id` index, and nothing is kept between pages), else by a directory of their
-    # ids read once per snapshot (`_Directory`: FerretDB).
+    # walk of the `_id` index, and nothing is kept between pages), else by a directory of the
+    # ids the snapshot's transactions wrote, read from the log once (`_Directory`: FerretDB).
 
     async def sequence(self) -> int:
         counter = await self._counters.find_one({"_id": TX_SEQUENCE})
@@ -691,7 +693,7 @@ class MongoResourceStore:
         return unfinished is None
 
     async def snapshot_types(self, seq: int) -> list[str]:
-        # FerretDB: the directory the scans then use, rather than a read of the collection more
+        # FerretDB: the directory the scans then use, not a `distinct` (a read of every resource)
         if self._indexed_ranges:
             return await self.resource_types()
         return sorted((await self._directory(seq)).types)
@@ -724,9 +726,13 @@ class MongoResourceStore:
         kept = self._directories.get(seq)
         if kept is not None and (type is None or kept.holds(type)):
             return kept
-        # Read after the snapshot settled (its caller waits for that): every resource it holds
-        # has its current document by then.
-        refs = [d["_id"] async for d in self._current.find({}, {"_id": 1})]
+        # A transaction's log record names what it writes before it writes it, and is never
+        # removed: the records up to `seq` name every resource of the snapshot.
+        refs: set[str] = set()
+        for start in range(1, seq + 1, _LOG_BATCH):
+            keys = [_tx_key(n) for n in range(start, min(start + _LOG_BATCH, seq + 1))]
+            for record in await self._find_ids(self._txlog, keys, {"refs": 1}):
+                refs.update(f"{r['type']}/{r['id']}" for r in record["refs"])
         directory = self._directories[seq] = _Directory.of(refs)
         while len(self._directories) > _SNAPSHOT_DIRECTORIES:  # the oldest first
             del self._directories[next(iter(self._directories))]
@@ -824,8 +830,8 @@ class MongoResourceStore:
         top = await self._last_sequence()
         finished: list[bool | None] = []  # per sequence from `below`; None: no record
         last_stale = 0  # the highest sequence whose record started before the cutoff
-        for start in range(below, top + 1, _RECOVERY_BATCH):
-            seqs = range(start, min(start + _RECOVERY_BATCH, top + 1))
+        for start in range(below, top + 1, _LOG_BATCH):
+            seqs = range(start, min(start + _LOG_BATCH, top + 1))
             found = {
                 int(r["_id"]): r
                 async for r in self._txlog.find(

@@ -17,6 +17,7 @@ import pytest
 
 from app.records import Transaction, Write
 from app.store.mongo import MongoResourceStore
+from app.store.port import VersionConflict
 from tests.contract.conftest import STORES, open_store
 
 
@@ -133,6 +134,19 @@ async def test_the_snapshot_types_include_every_type_it_holds(store: Any) -> Non
     seq = await store.sequence()
     await store.commit(Transaction((Write("Basic", "b", 1, "create", {"resourceType": "Basic"}),)))
     assert set(await store.snapshot_types(seq)) - {"Basic"} == {"Organization", "Patient"}
+    assert await scan_all(store, seq, 10) == [("a", 1, False)]
+    page = await store.scan_as_of("Basic", seq, None, 10)
+    assert (page.resources, page.after) == ([], None)
+
+
+async def test_a_rolled_back_transaction_adds_nothing(store: Any) -> None:
+    await store.commit(Transaction((write("a", 1, "create"),)))
+    basic = Write("Basic", "x", 1, "create", {"resourceType": "Basic"})
+    with pytest.raises(VersionConflict):
+        await store.commit(Transaction((basic, write("a", 3))))  # a is at version 1
+    seq = await store.sequence()
+    assert await store.settled(seq)
+    assert set(await store.snapshot_types(seq)) - {"Basic"} == {"Patient"}
     assert await scan_all(store, seq, 10) == [("a", 1, False)]
     page = await store.scan_as_of("Basic", seq, None, 10)
     assert (page.resources, page.after) == ([], None)
