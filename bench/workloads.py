@@ -57,10 +57,14 @@ async def health(client: httpx.AsyncClient, base: str, timeout: float = 30.0) ->
 
 
 async def wait_searchable(
-    client: httpx.AsyncClient, base: str, submissions: bool = False, timeout: float = 1800.0
+    client: httpx.AsyncClient,
+    base: str,
+    submissions: bool = False,
+    timeout: float = 1800.0,
+    every: float = 0.25,
 ) -> None:
     """Until /health shows no unindexed commit (and, for asynchronous ingest, no queued or
-    running submission)."""
+    running submission), asking every `every` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -71,7 +75,7 @@ async def wait_searchable(
         if state["index"]["oldest_unindexed_commit"] is None and not (submissions and queued):
             return
         # not faster: /health's own queries load the stack it is waiting for
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(every)
     raise TimeoutError(f"the index did not catch up within {timeout:.0f}s")
 
 
@@ -527,11 +531,12 @@ async def export(
 
     It first waits, `settle` seconds at most, until the stack has no queued or running
     submission and no unindexed commit: an ingest backlog still being worked through would
-    share the engines with the export and be measured with it."""
+    share the engines with the export and be measured with it. It asks every 5 s: on FerretDB
+    each /health reads every stored submission several times, which would slow the backlog."""
     async with _client(base, 1) as client:
         waited = time.perf_counter()
         try:
-            await wait_searchable(client, base, submissions=True, timeout=settle)
+            await wait_searchable(client, base, submissions=True, timeout=settle, every=5.0)
             idle = True
         except TimeoutError:
             idle = False
