@@ -88,6 +88,7 @@ class Plan:
     dashboard_rounds: int = 20  # every analytics question and the alerts, at 1 client
     ingest_budget: float = 600.0  # seconds of submitting per ingest phase, at most
     catch_up: float = 600.0  # seconds to wait for the index after it, at most
+    export_settle: float = 600.0  # seconds to wait for an idle stack before the export, at most
 
 
 # --quick: about 3 minutes on 2 cores whatever the stack's speed (ingest phases stop submitting
@@ -100,6 +101,7 @@ QUICK = Plan(
     read_seconds=4.0,
     ingest_budget=25.0,
     catch_up=60.0,
+    export_settle=300.0,
 )
 FULL = Plan(
     patients=6000, search_count=1000, search_seconds=20.0, read_count=2000, read_seconds=10.0
@@ -308,10 +310,10 @@ async def _one_stack(
             )
         await _charge(result["read"], stack, urls, meter, _requests(result["read"]))
         with _bar("bulk export (system level)", 1) as (a, n):
-            n("kick-off, poll, download")
+            n("waiting for an idle stack; kick-off, poll, download")
             # the export runs in the API process embedded, in the workers on the full stack
             producers = stack.pids[1:] if kind == "full" else [stack.server_pid]
-            result["export"] = await export(stack.base, producers)
+            result["export"] = await export(stack.base, producers, plan.export_settle)
             a(1)
         questions = await dashboard_questions(stack.base)
         asked = plan.dashboard_rounds * (len(questions) + 1)  # + the alerts

@@ -57,10 +57,14 @@ async def health(client: httpx.AsyncClient, base: str, timeout: float = 30.0) ->
 
 
 async def wait_searchable(
-    client: httpx.AsyncClient, base: str, submissions: bool = False, timeout: float = 1800.0
+    client: httpx.AsyncClient,
+    base: str,
+    submissions: bool = False,
+    timeout: float = 1800.0,
+    every: float = 0.25,
 ) -> None:
     """Until /health shows no unindexed commit (and, for asynchronous ingest, no queued or
-    running submission)."""
+    running submission), asking every `every` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -71,7 +75,7 @@ async def wait_searchable(
         if state["index"]["oldest_unindexed_commit"] is None and not (submissions and queued):
             return
         # not faster: /health's own queries load the stack it is waiting for
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(every)
     raise TimeoutError(f"the index did not catch up within {timeout:.0f}s")
 
 
@@ -562,24 +566,51 @@ async def engine_limit(
     }
 
 
-def peak_memory_mib(pid: int) -> float | None:
-    """The process's peak resident memory so far (Linux `VmHWM`), None when unreadable."""
+def memory_mib(pid: int, field: str) -> float | None:
+    """A memory figure of the process from Linux's `/proc/<pid>/status` (`VmHWM`: the peak
+    resident size so far, `VmRSS`: the resident size now); None when unreadable."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return round(int(line.split()[1]) / 1024, 1)
     return None
 
 
-async def export(base: str, pids: Sequence[int], timeout: float = 1800.0) -> dict[str, Any]:
+def restart_peak_memory(pid: int) -> bool:
+    """Make the process's peak resident size (`VmHWM`) start again from its present size
+    (Linux: `5` written to `/proc/<pid>/clear_refs`); False when that is not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+async def export(
+    base: str, pids: Sequence[int], settle: float, timeout: float = 1800.0
+) -> dict[str, Any]:
     """One system-level Bulk Data export of everything loaded (docs/api/export.md): resources
     per second from the kick-off to the manifest, the files downloaded (lines counted), and the
-    peak resident memory of the processes that produced it (over their whole life: ingest
-    included)."""
+    memory of the processes that produce it (`pids`): resident at the kick-off, and the peak
+    during the export (over their whole life if the peak could not be restarted).
+
+    It first waits, `settle` seconds at most, until the stack has no queued or running
+    submission and no unindexed commit: an ingest backlog still being worked through would
+    share the engines with the export and be measured with it. It asks every 5 s: on FerretDB
+    each /health reads every stored submission several times, which would slow the backlog."""
     async with _client(base, 1) as client:
+        waited = time.perf_counter()
+        try:
+            await wait_searchable(client, base, submissions=True, timeout=settle, every=5.0)
+            idle = True
+        except TimeoutError:
+            idle = False
+        settle_seconds = time.perf_counter() - waited
+        restarted = all([restart_peak_memory(pid) for pid in pids])  # each one, not up to a refusal
+        resident = [m for pid in pids if (m := memory_mib(pid, "VmRSS")) is not None]
         began = time.perf_counter()
         kicked = await client.get(f"{base}/$export", headers={"Prefer": "respond-async"})
         if kicked.status_code != 202:
@@ -591,6 +622,7 @@ async def export(base: str, pids: Sequence[int], timeout: float = 1800.0) -> dic
                 raise RuntimeError(f"the export did not finish in {timeout:.0f}s")
             await asyncio.sleep(0.2)
         seconds = time.perf_counter() - began
+        peaks = [m for pid in pids if (m := memory_mib(pid, "VmHWM")) is not None]
         manifest = answer.json()
         counted = sum(o["count"] for o in manifest["output"])
         downloaded = 0
@@ -600,13 +632,16 @@ async def export(base: str, pids: Sequence[int], timeout: float = 1800.0) -> dic
                 async for line in response.aiter_lines():
                     downloaded += bool(line)
         download_seconds = time.perf_counter() - began - seconds
-    peaks = [m for pid in pids if (m := peak_memory_mib(pid)) is not None]
     return {
+        "stack_idle_at_kickoff": idle,
+        "settle_seconds": round(settle_seconds, 2),
         "resources": counted,
         "files": len(manifest["output"]),
         "seconds": round(seconds, 2),
         "resources_per_second": round(counted / seconds) if seconds else None,
         "downloaded_lines": downloaded,
         "download_seconds": round(download_seconds, 2),
+        "memory_at_kickoff_mib": max(resident) if resident else None,
         "peak_memory_mib": max(peaks) if peaks else None,
+        "peak_memory_of": "the export" if restarted else "the process's life",
     }

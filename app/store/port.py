@@ -156,7 +156,10 @@ class SnapshotScan(Protocol):
 
     - `sequence` answers the greatest commit sequence taken so far: the bound of a snapshot.
     - `settled(seq)` answers whether every transaction numbered up to `seq` has finished
-      (rolled forward or back); only then does `scan_as_of` with that `seq` answer for good.
+      (rolled forward or back); only then do `snapshot_types` and `scan_as_of` with that `seq`
+      answer for good.
+    - `snapshot_types(seq)` names every type with a resource (deleted included) in the snapshot,
+      and may name more (a type with none scans empty).
     - `scan_as_of(type, seq, after_id, limit)` answers, for the resources of `type` with an id
       greater than `after_id` (None: from the first), in id order, at most `limit`, each one's
       latest version written by a committed transaction numbered `seq` or lower (its tombstone
@@ -167,6 +170,8 @@ class SnapshotScan(Protocol):
     async def sequence(self) -> int: ...
 
     async def settled(self, seq: int) -> bool: ...
+
+    async def snapshot_types(self, seq: int) -> list[str]: ...
 
     async def scan_as_of(
         self, type: str, seq: int, after_id: str | None, limit: int

@@ -373,6 +373,10 @@ class SqliteResourceStore:
     async def settled(self, seq: int) -> bool:
         return True
 
+    async def snapshot_types(self, seq: int) -> list[str]:
+        # the current types: a deleted resource keeps its row, one created later may add a type
+        return await self.resource_types()
+
     async def scan_as_of(
         self, type: str, seq: int, after_id: str | None, limit: int
     ) -> SnapshotPage:
