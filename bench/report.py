@@ -114,6 +114,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
             row(f"{name}: our CPU per resource (ms)", (phase, "server_cpu_ms_per_unit"), "", 2),
             *(
                 row(
+                    f"{name}: {engine}'s CPU per resource (ms)",
+                    (phase, "engine_cpu_ms_per_unit", engine),
+                    "",
+                    2,
+                )
+                for engine in ("store", "index", "queue")
+            ),
+            *(
+                row(
                     f"{name}: {engine} calls per episode",
                     (phase, "engine_calls_per_episode", engine, "total"),
                 )
@@ -143,6 +152,18 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         ),
         row("search: our CPU per search (ms)", ("search", "server_cpu_ms_per_unit"), "", 2),
         row(
+            "search: store's CPU per search (ms)",
+            ("search", "engine_cpu_ms_per_unit", "store"),
+            "",
+            2,
+        ),
+        row(
+            "search: index's CPU per search (ms)",
+            ("search", "engine_cpu_ms_per_unit", "index"),
+            "",
+            2,
+        ),
+        row(
             "search: store calls per search",
             ("search", "engine_calls_per_unit", "store", "total"),
             "",
@@ -161,6 +182,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
     out += [
         row("read 8 clients: reads/s", ("read", "reads_per_second")),
         row("read: our CPU per read (ms)", ("read", "server_cpu_ms_per_unit"), "", 2),
+        row("read: store's CPU per read (ms)", ("read", "engine_cpu_ms_per_unit", "store"), "", 2),
         row(
             "read: store calls per read", ("read", "engine_calls_per_unit", "store", "total"), "", 2
         ),

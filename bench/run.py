@@ -57,6 +57,7 @@ from rich.table import Table
 
 from bench import report
 from bench.engine_calls import Calls, calls_between, engine_calls, per_unit
+from bench.engine_cpu import cpu_ms_per_unit, engine_cpu_seconds, engine_processes
 from bench.footprint import embedded_bytes, full_stack_bytes, per_resource
 from bench.generate import Dataset, flatten, generate
 from bench.notifications import Listener, settle, subscribe
@@ -244,6 +245,8 @@ async def _one_stack(
         await listener.start()
         subscriptions = await subscribe(stack.base, listener)
         meter = await _meter(stack, urls)
+        if kind == "full":
+            result["engine_processes"] = engine_processes()
         with (
             _profiling(pids, spied, profile) as paths,
             _bar("sync ingest (transaction Bundles)", len(sync_half.episodes)) as (a, n),
@@ -341,14 +344,18 @@ async def _one_stack(
 
 @dataclass
 class _Meter:
-    """What the stack has used so far: its processes' CPU and (full stack) the engines' calls."""
+    """What the stack has used so far: its processes' CPU and (full stack) the engines' calls
+    and CPU."""
 
     cpu: float
     calls: Calls
+    engine_cpu: dict[str, float]
 
 
 async def _meter(stack: Stack, urls: dict[str, str]) -> _Meter:
-    return _Meter(stack.cpu_seconds(), await engine_calls(urls) if stack.kind == "full" else {})
+    if stack.kind != "full":
+        return _Meter(stack.cpu_seconds(), {}, {})
+    return _Meter(stack.cpu_seconds(), await engine_calls(urls), engine_cpu_seconds())
 
 
 async def _charge(
@@ -361,6 +368,8 @@ async def _charge(
     phase["server_cpu_ms_per_unit"] = (
         round((now.cpu - since.cpu) * 1000 / units, 3) if units else None
     )
+    if now.engine_cpu:
+        phase["engine_cpu_ms_per_unit"] = cpu_ms_per_unit(since.engine_cpu, now.engine_cpu, units)
     if now.calls:
         calls = calls_between(since.calls, now.calls)
         phase["engine_calls_per_unit"] = per_unit(calls, units)
