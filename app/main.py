@@ -4,7 +4,7 @@ process through app/deploy and puts the interactions' context on `app.state`."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
@@ -19,7 +19,10 @@ from app.http.openapi import openapi
 from app.http.routes import fhir_routes
 from app.http.security import SecurityLayer, add_request_id
 from app.http.viewer import viewer_routes
+from app.interactions.context import RequestStore
 from app.settings import Settings
+from app.subscriptions.health import Backlog, delivery_summary
+from indexing.engines.port import EpisodeStatus
 
 
 @get("/health", name="health")
@@ -30,7 +33,9 @@ async def health(request: Request) -> dict[str, object]:
     lag_since = await deployment.engines.store.oldest_unindexed()
     index = await services.index.status() if services.index is not None else None
     submissions = await services.store.submission_stats()
+    episodes = await services.episodes.status() if services.episodes is not None else None
     up = store.up and (index is None or index.up)
+    lag = lag_seconds(lag_since)
     return {
         "status": "up" if up else "down",
         "deployment": services.settings.deployment,
@@ -40,8 +45,10 @@ async def health(request: Request) -> dict[str, object]:
             "up": bool(index and index.up),
             "version": index.version if index else "",
             "oldest_unindexed_commit": lag_since,
-            "lag_seconds": lag_seconds(lag_since),
+            "lag_seconds": lag,
         },
+        "subscriptions": await subscription_health(services.store),
+        "episodes": episode_health(episodes, lag_since, lag),
         "submissions": {
             "queue_depth": submissions.queued,
             "running": submissions.running,
@@ -60,6 +67,23 @@ async def health(request: Request) -> dict[str, object]:
     }
 
 
+async def subscription_health(store: RequestStore) -> Mapping[str, object]:
+    """Statuses of the subscriptions delivery has seen, and the live ones' backlog."""
+    states = await store.deliveries()
+    current = await store.read_many([("Subscription", s.subscription) for s in states])
+    status = {c.id: str(c.resource.get("status")) for c in current if c.resource is not None}
+    backlogs = []
+    for state in states:
+        if status.get(state.subscription) != "active":
+            continue
+        count = await store.events_since_start(state.subscription) - state.delivered
+        first = await store.subscription_events(state.subscription, state.delivered + 1, None, 1)
+        backlogs.append(
+            Backlog(max(count, 0), first[0].timestamp if first else None, state.failures > 0)
+        )
+    return delivery_summary(list(status.values()), backlogs, datetime.now(UTC))
+
+
 def security_summary(settings: Settings) -> dict[str, object]:
     """What /health says about access control (docs/security.md)."""
     if settings.auth_configured:
@@ -75,8 +99,29 @@ def security_summary(settings: Settings) -> dict[str, object]:
     }
 
 
+def episode_health(
+    status: EpisodeStatus | None, lag_since: str | None, lag: float
+) -> dict[str, object] | None:
+    """What /health says of the analysts' episode index (None: the deployment keeps none).
+
+    The projection job writes a batch's episodes before it marks the batch indexed (decision
+    0008), so the episodes are behind by exactly the projection's lag: its oldest unindexed
+    commit. They can be further behind only while a rebuild from the store runs (`micdr
+    reindex`, a lost index): it empties them first, so `rebuilding_since` is set until it ends."""
+    if status is None:
+        return None
+    return {
+        "up": status.up,
+        "oldest_unreflected_commit": lag_since,
+        "lag_seconds": lag,
+        "rebuilding_since": status.rebuilding_since,
+        "rebuilding_seconds": lag_seconds(status.rebuilding_since),
+    }
+
+
 def lag_seconds(oldest: str | None) -> float:
-    """Age of the oldest committed-but-unindexed transaction (0 when the index is current)."""
+    """Seconds since the instant `oldest` (the oldest committed-but-unindexed transaction, the
+    start of a rebuild); 0 when there is none."""
     if oldest is None:
         return 0.0
     then = datetime.fromisoformat(oldest.replace("Z", "+00:00"))

@@ -17,6 +17,13 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, bool, str], ...] = (
     ("read p95", ("read", "one_client", "p95"), 5, False, "ms"),
     ("bulk export", ("export", "resources_per_second"), 5000, True, "resources/s"),
     ("dashboard p95 (issue 20)", ("dashboard", "all", "p95"), 200, False, "ms"),
+    (
+        "notification latency p95 (issue 17)",
+        ("notifications", "latency_ms", "p95"),
+        1000,
+        False,
+        "ms",
+    ),
     ("sync ingest / engines' limit", ("sync_ingest", "share_of_engine_limit"), 0.4, True, ""),
     ("async ingest / engines' limit", ("async_ingest", "share_of_engine_limit"), 0.4, True, ""),
 )
@@ -123,6 +130,16 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
             ),
             row(f"{name}: errors", (phase, "errors"), "", 0),
             row(f"{name}: all searchable in time (1 = yes)", (phase, "searchable"), "", 0),
+            row(
+                f"{name}: episodes expected / in the index", (phase, "episodes", "expected"), "", 0
+            ),
+            row("", (phase, "episodes", "in_index"), "", 0),
+            row(
+                f"{name}: episodes all in, after last outcome",
+                (phase, "episodes", "seconds_after_last_outcome"),
+                " s",
+                2,
+            ),
         ]
     for kind in ("all", "documents", "reports"):
         for p in ("p50", "p95", "p99"):
@@ -169,15 +186,35 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         row(
             "read: store calls per read", ("read", "engine_calls_per_unit", "store", "total"), "", 2
         ),
-        row("dashboard 1 client p95 (ms)", ("dashboard", "all", "p95")),
+        row("dashboard: episodes in the index", ("dashboard", "episodes"), "", 0),
+        row("dashboard: requests at 1 client", ("dashboard", "all", "n"), "", 0),
+        row("dashboard all p50 / p95 (ms)", ("dashboard", "all", "p50")),
+        row("", ("dashboard", "all", "p95")),
+    ]
+    for name in _dashboard_names(stacks):
+        out.append(row(f"dashboard {name} p50 / p95 (ms)", ("dashboard", "questions", name, "p50")))
+        out.append(row("", ("dashboard", "questions", name, "p95")))
+    out += [
         row("dashboard errors", ("dashboard", "errors"), "", 0),
+        row("notifications: events delivered", ("notifications", "events_delivered"), "", 0),
+        row(
+            "notifications: not delivered in time",
+            ("notifications", "not_delivered_in_time"),
+            "",
+            0,
+        ),
+        row("notifications: commit to arrival p50 (ms)", ("notifications", "latency_ms", "p50")),
+        row("notifications: commit to arrival p95 (ms)", ("notifications", "latency_ms", "p95")),
+        row("notifications: repeats", ("notifications", "repeats"), "", 0),
         row("disk: store bytes", ("disk", "store_bytes"), "", 0),
         row("disk: index bytes", ("disk", "index_bytes"), "", 0),
         row("disk: bytes per resource sent", ("disk", "bytes_per_resource"), "", 0),
+        row("bulk export: seconds waited for an idle stack", ("export", "settle_seconds"), " s"),
         row("bulk export: resources", ("export", "resources"), "", 0),
         row("bulk export: resources/s (kick-off to manifest)", ("export", "resources_per_second")),
         row("bulk export: seconds to download", ("export", "download_seconds"), " s"),
-        row("bulk export: peak memory of its process (MiB)", ("export", "peak_memory_mib")),
+        row("bulk export: memory at kick-off (MiB)", ("export", "memory_at_kickoff_mib")),
+        row("bulk export: peak memory during it (MiB)", ("export", "peak_memory_mib")),
         row("engines' limit: documents", ("engine_limit", "documents"), "", 0),
         row("engines' limit: store inserts/s", ("engine_limit", "store_per_second"), "", 0),
         row("engines' limit: project()/s", ("engine_limit", "project_per_second"), "", 0),
@@ -190,6 +227,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         ),
     ]
     return out
+
+
+def _dashboard_names(stacks: list[dict[str, Any]]) -> list[str]:
+    """The dashboard's questions (and `alerts`) any stack answered, in the order asked."""
+    names: dict[str, None] = {}
+    for stack in stacks:
+        names.update(dict.fromkeys(_get(stack, ("dashboard", "questions")) or {}))
+    return list(names)
 
 
 def markdown(results: dict[str, Any], stamp: str) -> str:

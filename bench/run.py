@@ -11,9 +11,15 @@ processes on fresh database/index/Redis names over the engines of scripts/servic
    `DiagnosticReport?patient.identifier=…&issued=ge…&_include=DiagnosticReport:subject` on random
    patients: p50/p95/p99 at 1 client, searches/s at 8 clients;
 4. read by id — p50/p95/p99 at 1 client (and reads/s at 8 clients);
-5. the engines' own limit — the same volume of documents (one per submitted entry) bulk-inserted
+5. bulk export — one system-level `$export` of everything loaded;
+6. analytics dashboard — every question of `/analytics/api` and the alerts, 20 rounds at one
+   client with the page's filters: p50/p95 per question and over all;
+7. the engines' own limit — the same volume of documents (one per submitted entry) bulk-inserted
    straight into the store's engine and projected straight into the index, no API; ingest is
    reported as a share of it.
+
+Each ingest phase also reports the episode lag: how long after its last outcome the analysts'
+episode index holds one episode per Bundle loaded so far.
 
 Writes `<out>/<stamp>.json`, `<out>/<stamp>.md` and `<out>/<stamp>.png` (matplotlib, the
 `bench` extra). `--profile` also records py-spy profiles of the API (and a worker) during the
@@ -54,8 +60,18 @@ from bench.engine_calls import Calls, calls_between, engine_calls, per_unit
 from bench.engine_cpu import cpu_ms_per_unit, engine_cpu_seconds, engine_processes
 from bench.footprint import embedded_bytes, full_stack_bytes, per_resource
 from bench.generate import Dataset, flatten, generate
+from bench.notifications import Listener, settle, subscribe
 from bench.stack import Stack, StackError, engine_urls, ensure_services, start
-from bench.workloads import dashboard, engine_limit, export, health, ingest, read, search
+from bench.workloads import (
+    dashboard,
+    dashboard_questions,
+    engine_limit,
+    export,
+    health,
+    ingest,
+    read,
+    search,
+)
 
 console = Console(stderr=True)
 
@@ -70,9 +86,10 @@ class Plan:
     search_seconds: float = 10.0  # at 8 clients
     read_count: int = 500
     read_seconds: float = 5.0
-    dashboard_count: int = 200  # analytics questions at 1 client
+    dashboard_rounds: int = 20  # every analytics question and the alerts, at 1 client
     ingest_budget: float = 600.0  # seconds of submitting per ingest phase, at most
     catch_up: float = 600.0  # seconds to wait for the index after it, at most
+    export_settle: float = 600.0  # seconds to wait for an idle stack before the export, at most
 
 
 # --quick: about 3 minutes on 2 cores whatever the stack's speed (ingest phases stop submitting
@@ -85,6 +102,7 @@ QUICK = Plan(
     read_seconds=4.0,
     ingest_budget=25.0,
     catch_up=60.0,
+    export_settle=300.0,
 )
 FULL = Plan(
     patients=6000, search_count=1000, search_seconds=20.0, read_count=2000, read_seconds=10.0
@@ -222,6 +240,10 @@ async def _one_stack(
         if kind == "full":
             pids["worker"] = stack.pids[1]
         spied = prefix.with_name(f"{prefix.name}-{kind}-sync")
+        # subscribed before ingest: the ingest phases carry the notification load too
+        listener = Listener()
+        await listener.start()
+        subscriptions = await subscribe(stack.base, listener)
         meter = await _meter(stack, urls)
         if kind == "full":
             result["engine_processes"] = engine_processes()
@@ -253,10 +275,13 @@ async def _one_stack(
                 lambda: n("accepted; polling status"),
                 plan.ingest_budget,
                 plan.catch_up,
+                episodes_before=result["sync_ingest"]["episodes"]["expected"],
             )
         meter = await _charge(
             result["async_ingest"], stack, urls, meter, result["async_ingest"]["resources"]
         )
+        result["notifications"] = await settle(stack.base, listener, subscriptions)
+        await listener.stop()
         result["disk"] = per_resource(
             await _disk(stack),
             result["sync_ingest"]["resources"] + result["async_ingest"]["resources"],
@@ -288,13 +313,15 @@ async def _one_stack(
             )
         await _charge(result["read"], stack, urls, meter, _requests(result["read"]))
         with _bar("bulk export (system level)", 1) as (a, n):
-            n("kick-off, poll, download")
+            n("waiting for an idle stack; kick-off, poll, download")
             # the export runs in the API process embedded, in the workers on the full stack
             producers = stack.pids[1:] if kind == "full" else [stack.server_pid]
-            result["export"] = await export(stack.base, producers)
+            result["export"] = await export(stack.base, producers, plan.export_settle)
             a(1)
-        with _bar("analytics dashboard", plan.dashboard_count) as (a, _):
-            result["dashboard"] = await dashboard(stack.base, plan.seed, plan.dashboard_count, a)
+        questions = await dashboard_questions(stack.base)
+        asked = plan.dashboard_rounds * (len(questions) + 1)  # + the alerts
+        with _bar("analytics dashboard", asked) as (a, _):
+            result["dashboard"] = await dashboard(stack.base, questions, plan.dashboard_rounds, a)
     except BaseException:
         console.print(stack.log_tail())
         stack.stop()

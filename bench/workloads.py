@@ -57,10 +57,14 @@ async def health(client: httpx.AsyncClient, base: str, timeout: float = 30.0) ->
 
 
 async def wait_searchable(
-    client: httpx.AsyncClient, base: str, submissions: bool = False, timeout: float = 1800.0
+    client: httpx.AsyncClient,
+    base: str,
+    submissions: bool = False,
+    timeout: float = 1800.0,
+    every: float = 0.25,
 ) -> None:
     """Until /health shows no unindexed commit (and, for asynchronous ingest, no queued or
-    running submission)."""
+    running submission), asking every `every` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -71,8 +75,34 @@ async def wait_searchable(
         if state["index"]["oldest_unindexed_commit"] is None and not (submissions and queued):
             return
         # not faster: /health's own queries load the stack it is waiting for
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(every)
     raise TimeoutError(f"the index did not catch up within {timeout:.0f}s")
+
+
+def analytics_api(base: str) -> str:
+    return base.rsplit("/fhir", 1)[0] + "/analytics/api"
+
+
+async def episode_count(client: httpx.AsyncClient, base: str) -> int:
+    """Episodes in the index: the `volume` question's rows summed, with no filter."""
+    answer = await client.get(analytics_api(base) + "/volume")
+    answer.raise_for_status()
+    return sum(int(row["episodes"]) for row in answer.json()["rows"])
+
+
+async def wait_episodes(
+    client: httpx.AsyncClient, base: str, expected: int, deadline: float
+) -> tuple[int, float | None]:
+    """Poll the episode count until it is `expected` or the `perf_counter` `deadline` passes
+    (one count at least): (the last count, the moment it was `expected` or None)."""
+    while True:
+        found = await episode_count(client, base)
+        now = time.perf_counter()
+        if found == expected:
+            return found, now
+        if now >= deadline:
+            return found, None
+        await asyncio.sleep(0.25)
 
 
 def _refs(body: dict[str, Any]) -> tuple[list[str], int]:
@@ -97,11 +127,16 @@ async def ingest(
     on_submitted: Callable[[], None] = lambda: None,
     budget: float = 3600.0,
     catch_up: float = 600.0,
+    episodes_before: int = 0,
 ) -> dict[str, Any]:
     """Submit the episodes in order from `clients` concurrent clients — all of them, or those
     taken within `budget` seconds — then wait (at most `catch_up` seconds) until every
     submitted one is done (asynchronous: status polling) and searchable. Resources/s over the
-    whole span; `bundles` says how many were submitted (a prefix of `episodes`)."""
+    whole span; `bundles` says how many were submitted (a prefix of `episodes`).
+
+    Then, within the same `catch_up`, the episode lag: how long after the last outcome (the
+    last answer, or the last status found done) the analysts' index holds every episode, that
+    is `episodes_before` (loaded earlier) and one per Bundle that succeeded."""
     queue: asyncio.Queue[Episode | None] = asyncio.Queue()
     for episode in episodes:
         queue.put_nowait(episode)
@@ -111,6 +146,7 @@ async def ingest(
     refs: list[str] = []
     errors: list[str] = []
     failed_entries = 0
+    last_outcome: float | None = None
     pending: asyncio.Queue[str | None] = asyncio.Queue()
     sent: list[Episode] = []
     stop_at = time.perf_counter() + budget
@@ -119,6 +155,11 @@ async def ingest(
         headers["Prefer"] = "respond-async"
 
     async with _client(base, clients) as client:
+
+        def outcome() -> None:
+            nonlocal last_outcome
+            last_outcome = time.perf_counter()
+            advance(1)
 
         def judge(status: int, body: dict[str, Any]) -> None:
             nonlocal failed_entries
@@ -143,12 +184,12 @@ async def ingest(
                 if respond_async:
                     if answer.status_code != 202:
                         errors.append(f"{answer.status_code} {answer.text[:300]}")
-                        advance(1)
+                        outcome()
                         continue
                     pending.put_nowait(answer.headers["Content-Location"])
                 else:
                     judge(answer.status_code, answer.json())
-                    advance(1)
+                    outcome()
 
         async def poll() -> None:
             """Status polling, oldest first: while the oldest is not done, later ones are not
@@ -158,11 +199,11 @@ async def ingest(
                     answer = await client.get(url)
                     if answer.status_code == 200:
                         judge(int(answer.headers.get("X-Original-Status", "200")), answer.json())
-                        advance(1)
+                        outcome()
                         break
                     if answer.status_code != 202:
                         errors.append(f"status {answer.status_code} {answer.text[:200]}")
-                        advance(1)
+                        outcome()
                         break
                     await asyncio.sleep(0.1)
 
@@ -173,9 +214,10 @@ async def ingest(
         on_submitted()
         for _ in pollers:
             pending.put_nowait(None)
-        # `catch_up` bounds both the wait for the submissions' outcomes and for the index
+        # `catch_up` bounds the wait for the submissions' outcomes, the index and the episodes
         caught_up = False
         processed = None
+        catch_up_until = time.perf_counter() + catch_up
         try:
             async with asyncio.timeout(catch_up):
                 await asyncio.gather(*pollers)
@@ -186,6 +228,9 @@ async def ingest(
             for poller in pollers:
                 poller.cancel()
         searchable = time.perf_counter() - began
+        # each generated Bundle is one imaging episode (bench/generate.py)
+        expected = episodes_before + len(sent) - len(errors)
+        in_index, reflected = await wait_episodes(client, base, expected, catch_up_until)
     resources = sum(e.resources for e in sent)
     return {
         "bundles": len(sent),
@@ -202,6 +247,15 @@ async def ingest(
         "resources_per_second": round(resources / searchable, 1),
         "bundles_per_second": round(len(sent) / searchable, 2),
         "submit_latency_ms": percentiles(latencies),
+        "episodes": {
+            "expected": expected,
+            "in_index": in_index,
+            "seconds_after_last_outcome": (
+                round(reflected - last_outcome, 3)
+                if reflected is not None and last_outcome is not None
+                else None
+            ),
+        },
         "refs": refs,
     }
 
@@ -326,35 +380,53 @@ async def read(
     }
 
 
-DASHBOARD_QUESTIONS = ("volume", "turnaround", "unreported", "repeats", "amendments")
+# The filters the dashboard's rounds cycle through, each applied to every question as the page
+# does: none (every episode), a modality, one year (the data spans 2015-2024), a site with a
+# 30-day `unreported` threshold.
 DASHBOARD_FILTERS: tuple[dict[str, str], ...] = (
     {},
     {"modality": "CT"},
-    {"start": "2025-01-01"},
-    {"days": "30"},
+    {"start": "2020-01-01", "end": "2021-01-01"},
+    {"site": "UPI100", "days": "30"},
 )
 
 
-async def dashboard(base: str, seed: int, count: int, advance: Advance) -> dict[str, Any]:
-    """The analysts' dashboard API (issue 20): `count` questions with random filters at one
-    client, latency per question and over all; every answer must be 200."""
-    rng = random.Random(seed)
-    api = base.rsplit("/fhir", 1)[0] + "/analytics/api"
-    times: dict[str, list[float]] = {q: [] for q in DASHBOARD_QUESTIONS}
+async def dashboard_questions(base: str) -> list[str]:
+    """The questions the analysts' API lists (`GET /analytics/api`)."""
+    async with _client(base, 1) as client:
+        answer = await client.get(analytics_api(base))
+        answer.raise_for_status()
+        return [str(q["name"]) for q in answer.json()["questions"]]
+
+
+async def dashboard(
+    base: str, questions: Sequence[str], rounds: int, advance: Advance
+) -> dict[str, Any]:
+    """The analysts' dashboard (issue 20) at one client, as its page loads: `rounds` times every
+    question with the round's filter (DASHBOARD_FILTERS in turn), then the alerts. Latency per
+    question (and `alerts`) and over all, and the episodes they ran over (an ingest backlog may
+    still be adding some); every answer must be 200."""
+    api = analytics_api(base)
+    times: dict[str, list[float]] = {q: [] for q in (*questions, "alerts")}
     errors: list[str] = []
     async with _client(api, 1) as client:
-        for _ in range(count):
-            question = rng.choice(DASHBOARD_QUESTIONS)
-            params = rng.choice(DASHBOARD_FILTERS)
-            began = time.perf_counter()
-            answer = await client.get(f"{api}/{question}", params=params)
-            times[question].append(time.perf_counter() - began)
-            if answer.status_code != 200:
-                errors.append(f"{answer.status_code} {question} {params}")
-            advance(1)
+        episodes = await episode_count(client, base)
+        for n in range(rounds):
+            params = DASHBOARD_FILTERS[n % len(DASHBOARD_FILTERS)]
+            for name in times:
+                began = time.perf_counter()
+                answer = await client.get(
+                    f"{api}/{name}", params={} if name == "alerts" else params
+                )
+                times[name].append(time.perf_counter() - began)
+                if answer.status_code != 200:
+                    errors.append(f"{answer.status_code} {name} {params} {answer.text[:200]}")
+                advance(1)
     return {
+        "rounds": rounds,
+        "episodes": episodes,
         "all": percentiles([t for ts in times.values() for t in ts]),
-        **{q: percentiles(ts) for q, ts in times.items()},
+        "questions": {name: percentiles(ts) for name, ts in times.items()},
         "errors": len(errors),
         "first_errors": errors[:3],
     }
@@ -494,24 +566,51 @@ async def engine_limit(
     }
 
 
-def peak_memory_mib(pid: int) -> float | None:
-    """The process's peak resident memory so far (Linux `VmHWM`), None when unreadable."""
+def memory_mib(pid: int, field: str) -> float | None:
+    """A memory figure of the process from Linux's `/proc/<pid>/status` (`VmHWM`: the peak
+    resident size so far, `VmRSS`: the resident size now); None when unreadable."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return round(int(line.split()[1]) / 1024, 1)
     return None
 
 
-async def export(base: str, pids: Sequence[int], timeout: float = 1800.0) -> dict[str, Any]:
+def restart_peak_memory(pid: int) -> bool:
+    """Make the process's peak resident size (`VmHWM`) start again from its present size
+    (Linux: `5` written to `/proc/<pid>/clear_refs`); False when that is not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+async def export(
+    base: str, pids: Sequence[int], settle: float, timeout: float = 1800.0
+) -> dict[str, Any]:
     """One system-level Bulk Data export of everything loaded (docs/api/export.md): resources
     per second from the kick-off to the manifest, the files downloaded (lines counted), and the
-    peak resident memory of the processes that produced it (over their whole life: ingest
-    included)."""
+    memory of the processes that produce it (`pids`): resident at the kick-off, and the peak
+    during the export (over their whole life if the peak could not be restarted).
+
+    It first waits, `settle` seconds at most, until the stack has no queued or running
+    submission and no unindexed commit: an ingest backlog still being worked through would
+    share the engines with the export and be measured with it. It asks every 5 s: on FerretDB
+    each /health reads every stored submission several times, which would slow the backlog."""
     async with _client(base, 1) as client:
+        waited = time.perf_counter()
+        try:
+            await wait_searchable(client, base, submissions=True, timeout=settle, every=5.0)
+            idle = True
+        except TimeoutError:
+            idle = False
+        settle_seconds = time.perf_counter() - waited
+        restarted = all([restart_peak_memory(pid) for pid in pids])  # each one, not up to a refusal
+        resident = [m for pid in pids if (m := memory_mib(pid, "VmRSS")) is not None]
         began = time.perf_counter()
         kicked = await client.get(f"{base}/$export", headers={"Prefer": "respond-async"})
         if kicked.status_code != 202:
@@ -523,6 +622,7 @@ async def export(base: str, pids: Sequence[int], timeout: float = 1800.0) -> dic
                 raise RuntimeError(f"the export did not finish in {timeout:.0f}s")
             await asyncio.sleep(0.2)
         seconds = time.perf_counter() - began
+        peaks = [m for pid in pids if (m := memory_mib(pid, "VmHWM")) is not None]
         manifest = answer.json()
         counted = sum(o["count"] for o in manifest["output"])
         downloaded = 0
@@ -532,13 +632,16 @@ async def export(base: str, pids: Sequence[int], timeout: float = 1800.0) -> dic
                 async for line in response.aiter_lines():
                     downloaded += bool(line)
         download_seconds = time.perf_counter() - began - seconds
-    peaks = [m for pid in pids if (m := peak_memory_mib(pid)) is not None]
     return {
+        "stack_idle_at_kickoff": idle,
+        "settle_seconds": round(settle_seconds, 2),
         "resources": counted,
         "files": len(manifest["output"]),
         "seconds": round(seconds, 2),
         "resources_per_second": round(counted / seconds) if seconds else None,
         "downloaded_lines": downloaded,
         "download_seconds": round(download_seconds, 2),
+        "memory_at_kickoff_mib": max(resident) if resident else None,
         "peak_memory_mib": max(peaks) if peaks else None,
+        "peak_memory_of": "the export" if restarted else "the process's life",
     }

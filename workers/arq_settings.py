@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
 
 from arq import Retry, create_pool, cron
 from arq.connections import ArqRedis, RedisSettings
@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from app.search_parameters import ALL_TYPES
 from app.settings import Settings
 from workers.context import JobContext
+from workers.delivery import deliver_notifications
 from workers.export import is_export
 from workers.jobs import (
     deliver_callbacks,
@@ -37,6 +38,8 @@ from workers.jobs import (
     retry_delay,
 )
 from workers.keys import (
+    DELIVER_JOB,
+    DELIVERY_TICK_JOB,
     EXPORT_JOB,
     PROCESS_JOB,
     PROJECT_JOB,
@@ -50,9 +53,27 @@ from workers.port import QueueUnavailable
 log = logging.getLogger("micdr.worker")
 
 SUBMISSIONS_RECONCILE_SECONDS = 5
+DELIVERY_TICK_SECONDS = 2  # retries, heartbeats, and what a lost ring left
 PROJECT_TRIES = 10  # then the reconciler (every 15 s) projects what is left
 REINDEX_TRIES = 20
 EXPORT_TIMEOUT = 24 * 3600
+AHEAD_OF_QUEUE = timedelta(hours=1)
+
+
+class _Ahead(TypedDict):
+    _defer_until: datetime
+    _expires: timedelta
+
+
+def _ahead() -> _Ahead:
+    """Enqueue options that put a job before every job queued in the last hour: arq runs its
+    queue in score order (the enqueue time), so a commit's projection and the notifications
+    it rings would otherwise wait behind every asynchronous submission already queued (a
+    backlog of minutes under async ingest). A score in the past needs its own expiry."""
+    return {
+        "_defer_until": datetime.now(UTC) - AHEAD_OF_QUEUE,
+        "_expires": timedelta(days=1),
+    }
 
 
 def _retry_or_raise(ctx: dict[str, Any], tries: int, exc: Exception) -> None:
@@ -111,6 +132,16 @@ async def _export(ctx: dict[str, Any], submission_id: str) -> str:
             ctx["redis"], ctx["names"], submission_id, processed.attempts, processed.not_before
         )
     return processed.state
+
+
+async def _deliver(ctx: dict[str, Any], subscriptions: list[str]) -> int:
+    """Notifications for these subscriptions (rung by projection). Not retried: what fails
+    is retried by the subscription's own backoff, in the delivery rounds."""
+    return await deliver_notifications(ctx["job"], frozenset(subscriptions))
+
+
+async def _delivery_round(ctx: dict[str, Any]) -> int:
+    return await deliver_notifications(ctx["job"])
 
 
 async def _reconcile_submissions(ctx: dict[str, Any]) -> int:
@@ -190,7 +221,10 @@ class ArqQueue:
     async def wake(self, seq: int) -> None:
         try:
             await self._pool.enqueue_job(
-                PROJECT_JOB, _job_id=self._names.project_job_id(seq), _queue_name=self._names.queue
+                PROJECT_JOB,
+                _job_id=self._names.project_job_id(seq),
+                _queue_name=self._names.queue,
+                **_ahead(),
             )
         except (RedisError, OSError) as exc:
             # The commit is durable; the reconciler will project it. Never fail the write.
@@ -207,6 +241,15 @@ class ArqQueue:
             )
         except (RedisError, OSError) as exc:
             log.error("could not queue the reindex of %s (run `micdr reindex`): %s", types, exc)
+
+    async def deliver(self, subscriptions: Sequence[str]) -> None:
+        try:
+            await self._pool.enqueue_job(
+                DELIVER_JOB, list(subscriptions), _queue_name=self._names.queue, **_ahead()
+            )
+        except (RedisError, OSError) as exc:
+            # The events are durable; the next delivery round sends them.
+            log.warning("could not queue delivery to %s: %s", ", ".join(subscriptions), exc)
 
     async def rebuild_lost_index(self) -> None:
         """Queue the rebuild of every type's index (unless one is queued or running)."""
@@ -274,6 +317,7 @@ def build_worker(
             func(_process, name=PROCESS_JOB, max_tries=1, keep_result=0, timeout=600),
             # an export checkpoints every batch; a day's limit only stops a stuck one
             func(_export, name=EXPORT_JOB, max_tries=1, keep_result=0, timeout=EXPORT_TIMEOUT),
+            func(_deliver, name=DELIVER_JOB, max_tries=1, keep_result=0, timeout=600),
         ],
         cron_jobs=[
             cron(
@@ -281,6 +325,13 @@ def build_worker(
                 name=names.cron(RECONCILE_JOB),
                 second={0, 15, 30, 45},
                 run_at_startup=True,
+            ),
+            cron(
+                _delivery_round,
+                name=names.cron(DELIVERY_TICK_JOB),
+                second=set(range(0, 60, DELIVERY_TICK_SECONDS)),
+                run_at_startup=True,
+                timeout=600,
             ),
             cron(
                 _reconcile_submissions,

@@ -24,6 +24,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from app.fhir.clock import utc_now
 from app.records import StoredResource
 from app.settings import Settings
 from indexing.engines.port import EpisodeIndex, EpisodeWrite, StoredEpisode
@@ -203,8 +204,10 @@ async def rebuild_episodes(
     store: ScanStore, index: EpisodeIndex, settings: Settings, batch: int = REBUILD_BATCH
 ) -> int:
     """Empty the episode index and rebuild it from every order, study and report in the store
-    (`micdr reindex`); answers the resources read."""
-    await index.clear()
+    (`micdr reindex`); answers the resources read. Until it ends, `/health` says since when the
+    index is being rebuilt: it lacks episodes whose commits are already marked indexed."""
+    since = utc_now()
+    await index.begin_rebuild(since)
     read = 0
     for type_ in MEMBER_TYPES:
         after: str | None = None
@@ -215,5 +218,6 @@ async def rebuild_episodes(
             await maintain_episodes(store, index, settings, [p for p in page if not p.deleted])
             read += len(page)
             after = page[-1].id
+    await index.finish_rebuild(since)
     log.info("rebuilt the episode index from %d resources", read)
     return read

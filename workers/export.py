@@ -132,7 +132,7 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
     if saved is not None:
         state = ExportState.from_json(saved)
     else:
-        types = output_types(request, compartment, await store.resource_types())
+        types = output_types(request, compartment, await store.snapshot_types(seq))
         state = ExportState(types=types)
     accesses = await _accesses(ctx, sub, state.types)
     selection = Selection(request, compartment, ctx.registry)

@@ -26,6 +26,7 @@ from pathlib import Path
 from app.reindex import Checkpoint
 from app.search_parameters import ALL_TYPES
 from workers.context import JobContext
+from workers.delivery import deliver_notifications
 from workers.export import is_export
 from workers.jobs import (
     deliver_callbacks,
@@ -43,6 +44,7 @@ MAX_BACKOFF_SECONDS = 30.0
 SUBMISSION_POLL_SECONDS = 0.5
 SUBMISSION_CONCURRENCY = 8
 PURGE_EVERY_SECONDS = 60.0
+DELIVERY_POLL_SECONDS = 1.0  # retries and heartbeats between rings
 
 
 class InProcessRunner:
@@ -206,6 +208,43 @@ class InProcessSubmissions:
         self._exports.clear()
 
 
+class InProcessDelivery:
+    """The embedded sender of subscription notifications: a round after every ring from
+    projection, and every second for retries and heartbeats. One process delivers a data
+    dir; a lease left by one that died runs out after `async_lease_seconds`."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self._ctx = ctx
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="micdr-inprocess-delivery")
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            self._wakeup.clear()
+            try:
+                await deliver_notifications(self._ctx)
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store is down: the events wait in it
+                log.warning("delivery round failed, retrying in %.1fs: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            await _wait(self._wakeup, DELIVERY_POLL_SECONDS)
+
+    async def stop(self) -> None:
+        await _cancel(self._task)
+        self._task = None
+
+
 class InProcessQueue:
     """The embedded `JobQueue`. Built before the job context it runs with (that context's
     interactions ring this queue), so it runs nothing until `start`; asked before that, a
@@ -217,6 +256,7 @@ class InProcessQueue:
         self._rebuild = False
         self._projection: InProcessRunner | None = None
         self._submissions: InProcessSubmissions | None = None
+        self._delivery: InProcessDelivery | None = None
 
     async def start(self, ctx: JobContext) -> None:
         """Run projection and reindexing, and submissions unless `concurrency` is 0 (accept
@@ -228,6 +268,8 @@ class InProcessQueue:
         if self._concurrency:
             self._submissions = InProcessSubmissions(ctx, self._concurrency)
             await self._submissions.start()
+            self._delivery = InProcessDelivery(ctx)
+            await self._delivery.start()
 
     async def wake(self, seq: int) -> None:
         if self._projection is not None:
@@ -240,6 +282,10 @@ class InProcessQueue:
     async def export(self, submission_id: str) -> None:
         if self._submissions is not None:
             await self._submissions.wake(submission_id)
+
+    async def deliver(self, subscriptions: Sequence[str]) -> None:
+        if self._delivery is not None:
+            self._delivery.wake()
 
     async def request_reindex(self, seq: int, types: Sequence[str]) -> None:
         assert self._projection is not None, "a SearchParameter commit needs a started queue"
@@ -256,11 +302,13 @@ class InProcessQueue:
         return await self._projection.drain() if self._projection is not None else 0
 
     async def close(self) -> None:
+        if self._delivery is not None:
+            await self._delivery.stop()
         if self._submissions is not None:
             await self._submissions.stop()
         if self._projection is not None:
             await self._projection.stop()
-        self._projection = self._submissions = None
+        self._projection = self._submissions = self._delivery = None
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -70,10 +70,14 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         current = await ctx.store.read_many(refs)
         ops = project(ctx.registry, current)
         await ctx.index.write(ops)
-        await record_subscription_events(ctx, commits)  # the same outbox (issue 17)
+        notified = await record_subscription_events(ctx, commits)  # the same outbox
         if ctx.episodes is not None:
             await maintain_episodes(ctx.store, ctx.episodes, ctx.settings, current)
         await ctx.store.mark_indexed([c.seq for c in commits])
+        # ring after the mark: a delivery never runs ahead of the events it sends
+        notified |= {i for c in commits for t, i, _ in c.refs if t == "Subscription"}
+        if notified:
+            await ctx.services.queue.deliver(sorted(notified))
         projected += len(ops)
         log.debug("projected %d resources from %d commits", len(ops), len(commits))
 

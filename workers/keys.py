@@ -14,6 +14,8 @@ REINDEX_JOB = "micdr.reindex"
 PROCESS_JOB = "micdr.process_submission"
 SUBMISSIONS_RECONCILE_JOB = "micdr.reconcile_submissions"
 EXPORT_JOB = "micdr.export"
+DELIVER_JOB = "micdr.deliver"
+DELIVERY_TICK_JOB = "micdr.delivery_tick"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,11 @@ class JobQueue(Protocol):
         files. Run apart from short submissions: an export may take hours."""
         ...
 
+    async def deliver(self, subscriptions: Sequence[str]) -> None:
+        """These subscriptions have new events, or were written: send what is due (never
+        raises; a periodic round delivers what a lost ring left, and retries and heartbeats)."""
+        ...
+
     async def request_reindex(self, seq: int, types: Sequence[str]) -> None:
         """Commit `seq` registered SearchParameters: rebuild the index of `types` (`*`: all)."""
         ...

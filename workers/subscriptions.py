@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from app.records import StoredResource
 from app.store.port import CommittedTransaction, FoundEvent
+from app.subscription_topics import sync_topics
 from app.subscriptions.events import Subscriber, identifier_chains, subscribers_of
 from app.subscriptions.subscription import InvalidSubscription, parse_subscription
-from app.subscriptions.topics import BUILT_IN_TOPICS
 from app.subscriptions.trigger import Change, Criteria
 from indexing.match import UnresolvedPredicate
 from indexing.plan.plan import Chain, Has, Predicate, RefIn
@@ -26,17 +27,17 @@ log = logging.getLogger("micdr.subscriptions")
 
 SUBSCRIPTION = "Subscription"
 _SCAN_PAGE = 500
-_TOPICS = {topic.url: topic for topic in BUILT_IN_TOPICS}
 
 
 async def record_subscription_events(
     ctx: JobContext, commits: Sequence[CommittedTransaction]
-) -> int:
-    """Record the events these commits make for every live subscription; answers how many."""
+) -> set[str]:
+    """Record the events these commits make for every live subscription; answers the ids of
+    the subscriptions that have new events."""
     criteria = Criteria(ctx.registry)
     subscribers = await _subscribers(ctx, criteria)
     if not subscribers:
-        return 0
+        return set()
     types = frozenset(t for s in subscribers for t in s.settings.resource_types)
     resolved = await _resolve_chains(ctx, criteria, subscribers)
 
@@ -47,11 +48,12 @@ async def record_subscription_events(
 
     now = datetime.now(UTC)
     found: dict[str, list[FoundEvent]] = defaultdict(list)
+    versions = await _versions(ctx, commits, types)
     for commit in sorted(commits, key=lambda c: c.seq):
         for type_, id_, version in commit.refs:
             if type_ not in types:
                 continue
-            change = await _change(ctx, type_, id_, version)
+            change = _change(versions, type_, id_, version)
             if change is None:
                 continue
             for sid in subscribers_of(subscribers, change, criteria, now, resolve):
@@ -66,38 +68,55 @@ async def record_subscription_events(
                 )
     for sid, events in found.items():
         await ctx.store.record_events(sid, events)
-    return sum(len(events) for events in found.values())
+    return set(found)
 
 
 async def _subscribers(ctx: JobContext, criteria: Criteria) -> list[Subscriber]:
-    cache = ctx.subscribers
-    changes = await ctx.store.changes(SUBSCRIPTION)
+    await known_subscriptions(ctx, criteria)
+    return ctx.subscribers.live(datetime.now(UTC).isoformat())
+
+
+async def known_subscriptions(
+    ctx: JobContext, criteria: Criteria
+) -> list[tuple[Mapping[str, Any], Subscriber]]:
+    """Every valid stored Subscription with its settings, whatever its status, as of the last
+    committed Subscription write (read again only when that count moved)."""
+    cache, topics = ctx.subscribers, ctx.services.topics
+    await sync_topics(ctx.store, topics)
+    # read again when a subscription or a topic was written: a subscription naming a topic
+    # this process had not learnt yet is valid now
+    changes = (await ctx.store.changes(SUBSCRIPTION), topics.synced_changes)
     if changes != cache.changes:
         known: list[tuple[Mapping[str, Any], Subscriber]] = []
         after: str | None = None
         while page := await ctx.store.scan(SUBSCRIPTION, after, _SCAN_PAGE):
             for stored in page:
                 if not stored.deleted and stored.resource is not None:
-                    subscriber = _subscriber(ctx, criteria, stored.id, stored.resource)
+                    subscriber = subscriber_of(ctx, criteria, stored.id, stored.resource)
                     if subscriber is not None:
                         known.append((stored.resource, subscriber))
             after = page[-1].id
         # counted before the scan: a commit the scan missed has raised the count since
         cache.changes, cache.known = changes, known
-    return cache.live(datetime.now(UTC).isoformat())
+    return cache.known
 
 
-def _subscriber(
-    ctx: JobContext, criteria: Criteria, id_: str, resource: dict[str, Any]
+def subscriber_of(
+    ctx: JobContext, criteria: Criteria, id_: str, resource: Mapping[str, Any]
 ) -> Subscriber | None:
+    """The stored Subscription's settings; None (logged) when it cannot be evaluated."""
     try:
         settings = parse_subscription(
-            resource, _TOPICS, criteria, ctx.settings.subscription_allow_list, creating=False
+            resource,
+            ctx.services.topics,
+            criteria,
+            ctx.settings.subscription_allow_list,
+            creating=False,
         )
     except InvalidSubscription as error:
         log.warning("Subscription/%s is not evaluated: %s", id_, error)
         return None
-    topic = _TOPICS.get(settings.criteria) if settings.style == "topic" else None
+    topic = ctx.services.topics.get(settings.criteria) if settings.style == "topic" else None
     return Subscriber(id_, settings, topic)
 
 
@@ -113,12 +132,30 @@ async def _resolve_chains(
     return resolved
 
 
-async def _change(ctx: JobContext, type_: str, id_: str, version: int) -> Change | None:
+async def _versions(
+    ctx: JobContext, commits: Sequence[CommittedTransaction], types: frozenset[str]
+) -> dict[tuple[str, str, int], StoredResource]:
+    """Every version the commits wrote of the subscribed types, and the one before each: one
+    store call for the batch."""
+    keys = [
+        (type_, id_, v)
+        for commit in commits
+        for type_, id_, version in commit.refs
+        if type_ in types
+        for v in (version, version - 1)
+        if v > 0
+    ]
+    return {(s.type, s.id, s.version): s for s in await ctx.store.vread_many(keys)}
+
+
+def _change(
+    versions: Mapping[tuple[str, str, int], StoredResource], type_: str, id_: str, version: int
+) -> Change | None:
     """The committed version and the one before it, as a change."""
-    current = await ctx.store.vread(type_, id_, version)
+    current = versions.get((type_, id_, version))
     if current is None:
         return None
-    before = await ctx.store.vread(type_, id_, version - 1) if version > 1 else None
+    before = versions.get((type_, id_, version - 1))
     previous = before.resource if before is not None and not before.deleted else None
     if current.deleted:
         return Change("delete", previous, None) if previous is not None else None

@@ -19,8 +19,9 @@ from app.interactions.context import Services
 from app.search_parameters import check_search_parameter, sync_search_parameters
 from app.settings import Settings
 from app.store.port import StoreError
+from app.subscription_topics import sync_topics
 from app.subscriptions.subscription import check_written
-from app.subscriptions.topics import BUILT_IN_TOPICS
+from app.subscriptions.topics import TopicCatalog
 from app.subscriptions.trigger import Criteria
 from indexing.alerts import parse_rules
 from indexing.registry import SearchParamRegistry
@@ -88,13 +89,15 @@ async def assemble(
         raise StartupError(f"MICDR_ALERT_RULES: {exc}") from None
     await engines.store.recover(STALE_TRANSACTION_SECONDS)
     await sync_search_parameters(engines.store, engines.registry)
+    topics = TopicCatalog()
+    await sync_topics(engines.store, topics)
     lost = await index_lost(engines.store, engines.index)
     embedded: InProcessQueue | None = None
     queue: JobQueue
     if settings.redis_url:
         queue = worker_queue or await _open_arq(settings.redis_url, settings.mongo_database)
         engines.closers.append(queue.close)
-        engines.closers.append(_start_registry_sync(engines))
+        engines.closers.append(_start_registry_sync(engines, topics))
         if lost:
             log.warning("the search index is empty, the store is not: queued its rebuild")
     else:
@@ -110,12 +113,13 @@ async def assemble(
         store=engines.store,
         index=engines.index,
         registry=engines.registry,
-        validate=_validate_with(engines.registry, settings.subscription_allow_list),
+        validate=_validate_with(engines.registry, topics, settings.subscription_allow_list),
         resource_types=resource_types(),
         queue=queue,
         rules=IgRules.from_settings(settings) if settings.ig_mode else None,
         files=export_files(settings, engines.store),
         episodes=engines.episodes,
+        topics=topics,
     )
     job = JobContext(engines.store, engines.index, services, episodes=engines.episodes)
     if embedded is not None:
@@ -131,14 +135,16 @@ async def _open_arq(url: str, database: str) -> ArqQueue:
         raise StartupError(str(exc)) from None
 
 
-def _start_registry_sync(engines: Engines) -> Callable[[], Awaitable[None]]:
-    """Another API process may register a SearchParameter: learn it from the store."""
+def _start_registry_sync(engines: Engines, topics: TopicCatalog) -> Callable[[], Awaitable[None]]:
+    """Another API process may register a SearchParameter or a topic: learn it from the
+    store."""
 
     async def sync() -> None:
         while True:
             await asyncio.sleep(REGISTRY_SYNC_SECONDS)
             try:
                 await sync_search_parameters(engines.store, engines.registry)
+                await sync_topics(engines.store, topics)
             except Exception as exc:  # the store is down: try again next round
                 log.warning("search parameter sync failed: %s", exc)
 
@@ -153,12 +159,11 @@ def _start_registry_sync(engines: Engines) -> Callable[[], Awaitable[None]]:
 
 
 def _validate_with(
-    registry: SearchParamRegistry, allow_list: tuple[str, ...]
+    registry: SearchParamRegistry, topics: TopicCatalog, allow_list: tuple[str, ...]
 ) -> Callable[[dict[str, Any]], None]:
     """Base R4 validation, then: an active SearchParameter must be usable by the registry, a
     Subscription valid and its endpoint allowed, a SubscriptionTopic (as Basic) well defined."""
     criteria = Criteria(registry)
-    topics = {topic.url: topic for topic in BUILT_IN_TOPICS}
 
     def validate(resource: dict[str, Any]) -> None:
         validate_resource(resource)

@@ -14,6 +14,7 @@ from app.interactions.context import Services
 from app.records import StoredResource
 from app.security.access import org_of, permits, scoped_plan, stamp_org
 from app.security.scopes import ALL, Access, Forbidden, access_for
+from app.subscriptions.subscription import with_owner
 from app.tx.entry import Entry
 from app.tx.plan import Resolution, TransactionPlan
 from indexing.plan.plan import SearchPlan
@@ -94,9 +95,13 @@ def guard_entries(services: Services, entries: Sequence[Entry]) -> None:
 
 def guard_writes(services: Services, plan: TransactionPlan, resolution: Resolution) -> None:
     """After planning: a contributor changes only resources its organisation contributed, and
-    every version written records its organisation. Writes the server derives (the IG's
-    index DocumentReferences) keep the organisation of the version they replace."""
+    every version written records its organisation (a Subscription also its owner). Writes
+    the server derives (the IG's index DocumentReferences) keep the organisation of the
+    version they replace."""
     principal = services.principal
+    for write in plan.transaction.writes:
+        if write.type == "Subscription" and write.resource is not None:
+            with_owner(write.resource, principal.to_json())  # whose scopes delivery applies
     if principal.open and not principal.internal:
         return
     own = {r.ref for r in plan.results if r.ref is not None}

@@ -22,6 +22,7 @@ from app.interactions.context import Services
 from app.records import Transaction
 from app.search_parameters import register_written
 from app.store.port import ClaimTaken, VersionConflict
+from app.subscription_topics import register_topics
 from app.tx.conditional import Criteria, match_ids
 from app.tx.entry import Entry
 from app.tx.plan import (
@@ -74,6 +75,7 @@ async def execute(
         else:
             await services.queue.wake(seq)
             await register_written(services.registry, services.queue, seq, plan.transaction.writes)
+            register_topics(services.topics, plan.transaction.writes)
             return plan
         await asyncio.sleep(min(0.2, 0.005 * (attempt + 1)) * (0.5 + random.random()))
     raise FhirError.of(

@@ -9,22 +9,13 @@ from typing import Any
 from app.fhir.clock import utc_now
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.table import OPERATION_DEFINITIONS, capability_codes, operations
-from app.subscriptions.topics import BUILT_IN_TOPICS
+from app.interactions.table import capability_codes, operations
 
 BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
-# Where each operation is declared: the system, or a resource type.
-_OPERATION_OWNERS = {
-    "export-system": None,
-    "export-patient": "Patient",
-    "export-group": "Group",
-    "everything": "Patient",
-}
 
 
-def _operation(handler: str) -> dict[str, str]:
-    name, definition = OPERATION_DEFINITIONS[handler]
-    return {"name": name, "definition": definition}
+def _declared(resource_type: str | None) -> list[dict[str, str]]:
+    return [{"name": n, "definition": d} for n, d in operations(resource_type)]
 
 
 SOFTWARE_VERSION = "0.1.0"
@@ -71,10 +62,8 @@ def capability_statement(
         if search_params and type_ in search_params:
             entry["searchParam"] = search_params[type_]
         if type_ == "Subscription":
-            entry = {"extension": topic_canonicals(), **entry}
-        # operations of the interaction table's rows (the Subscription's) and Bulk Data's
-        declared = [{"name": n, "definition": d} for n, d in operations(type_)]
-        declared += [_operation(h) for h, owner in _OPERATION_OWNERS.items() if owner == type_]
+            entry = {"extension": topic_canonicals(services.topics), **entry}
+        declared = _declared(type_)
         if declared:
             entry["operation"] = declared
         resources.append(entry)
@@ -101,9 +90,7 @@ def capability_statement(
                 "security": security(services),
                 "resource": resources,
                 "interaction": [{"code": c} for c in _SYSTEM_CODES if c in implemented],
-                "operation": [
-                    _operation(h) for h, owner in _OPERATION_OWNERS.items() if owner is None
-                ],
+                "operation": _declared(None),
             }
         ],
     }
@@ -115,10 +102,10 @@ TOPIC_CANONICAL = (
 )
 
 
-def topic_canonicals() -> list[dict[str, Any]]:
+def topic_canonicals(topics: Iterable[str]) -> list[dict[str, Any]]:
     """The topics a Subscription may name (Backport IG: one extension per topic on the
-    Subscription resource entry)."""
-    return [{"url": TOPIC_CANONICAL, "valueCanonical": topic.url} for topic in BUILT_IN_TOPICS]
+    Subscription resource entry), built-in and run-time."""
+    return [{"url": TOPIC_CANONICAL, "valueCanonical": url} for url in topics]
 
 
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"

@@ -4,13 +4,20 @@ app/deploy."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.bulk.port import ExportFiles
 from app.security.scopes import OPEN, Principal
 from app.settings import Settings
-from app.store.port import ResourceStore, SnapshotScan, SubmissionStore, SubscriptionEventLog
+from app.store.port import (
+    ResourceStore,
+    SnapshotScan,
+    SubmissionStore,
+    SubscriptionDelivery,
+    SubscriptionEventLog,
+)
+from app.subscriptions.topics import TopicCatalog
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult, WriteRules
 from indexing.engines.port import EpisodeIndex, SearchIndex
@@ -35,10 +42,17 @@ class WriteJournal(Protocol):
     async def record(self, origin: str, results: Sequence[EntryResult]) -> None: ...
 
 
-class RequestStore(ResourceStore, SubmissionStore, SubscriptionEventLog, SnapshotScan, Protocol):
+class RequestStore(
+    ResourceStore,
+    SubmissionStore,
+    SubscriptionEventLog,
+    SubscriptionDelivery,
+    SnapshotScan,
+    Protocol,
+):
     """What the interactions ask of the store: resources, asynchronous submissions, the
-    subscriptions' events and the snapshot bound of an export (the commit log and the scans are
-    the jobs')."""
+    subscriptions' events and delivery progress (`/health`), and the snapshot bound of an
+    export (the commit log and the scans are the jobs')."""
 
 
 @dataclass(frozen=True)
@@ -62,3 +76,5 @@ class Services:
     files: ExportFiles | None = None
     # The analysts' episode index (the /analytics API); None where it is not kept.
     episodes: EpisodeIndex | None = None
+    # The subscription topics, built-in and run-time (app/subscription_topics.py).
+    topics: TopicCatalog = field(default_factory=TopicCatalog)

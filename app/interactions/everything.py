@@ -5,14 +5,18 @@ The compartment is the R4 Patient CompartmentDefinition (indexing/compartment.py
 first, then for each member type, in name order, every resource one of the type's compartment
 parameters points at the Patient with, found through the search index (near real time, as
 search is) and read from the store. Parameters: `_since` (changed at or after that instant),
-`_type` (comma-separated types), `_count` (page size). `start` and `end` are refused (400):
-filtering by each type's clinical date is not implemented. A compartment larger than
-MAX_EVERYTHING resources is refused as too costly: export it (`Patient/$export`) instead.
+`_type` (comma-separated types), `_count` (page size), and `start` / `end` (care dates, not
+record dates: a resource of a type with a clinical date is kept when that date overlaps the
+range, searched as the type's first search parameter of CLINICAL_DATES with `ge` / `le`, so
+with the search's own date semantics; the Patient and types without a clinical date, such as
+Group, are kept whatever the range). A compartment larger than MAX_EVERYTHING resources is
+refused as too costly: export it (`Patient/$export`) instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.bulk.kickoff import normalised_instant
@@ -28,25 +32,33 @@ from indexing.engines.port import SearchIndex
 from indexing.plan.errors import InvalidSearch
 from indexing.plan.parse import parse_search
 
+_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 MAX_EVERYTHING = 10_000
 _BATCH = 1000
-_KNOWN = frozenset({"_since", "_type", "_count", "_page", "_format", "_pretty"})
-_REFUSED = frozenset({"start", "end"})
+_KNOWN = frozenset({"_since", "_type", "_count", "_page", "_format", "_pretty", "start", "end"})
+# The search parameters that carry a type's care date, in order of preference: R4 names it
+# `date` on most clinical types; ImagingStudy `started`, ServiceRequest `authored`.
+CLINICAL_DATES = ("date", "started", "authored", "issued")
 
 
 def _bad(diagnostics: str, where: str) -> FhirError:
     return FhirError.of(400, "invalid", diagnostics, where)
 
 
-def _options(
-    services: Services, query: list[tuple[str, str]]
-) -> tuple[str | None, list[str] | None, int]:
+@dataclass(frozen=True)
+class _Options:
+    since: str | None = None
+    types: list[str] | None = None
+    count: int = 20
+    care: tuple[tuple[str, str], ...] = ()  # (prefix, date): ("ge", start), ("le", end)
+
+
+def _options(services: Services, query: list[tuple[str, str]]) -> _Options:
     since: str | None = None
     types: list[str] | None = None
     count = services.settings.default_page_size
+    care: list[tuple[str, str]] = []
     for name, value in query:
-        if name in _REFUSED:
-            raise FhirError.of(400, "not-supported", f"{name} is not supported here", name)
         if name not in _KNOWN:
             raise _bad(f"unknown $everything parameter {name!r}", name)
         if name == "_since":
@@ -63,20 +75,31 @@ def _options(
             if not value.isdigit() or not 1 <= int(value) <= services.settings.max_page_size:
                 raise _bad(f"_count must be 1 to {services.settings.max_page_size}", name)
             count = int(value)
-    return since, types, count
+        elif name in ("start", "end"):
+            if not _DATE.fullmatch(value):
+                raise _bad(f"{name} must be a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)", name)
+            care.append(("ge" if name == "start" else "le", value))
+    return _Options(since, types, count, tuple(care))
+
+
+def _care_date(services: Services, type_: str) -> str | None:
+    """The search parameter of `type_`'s care date, if it has one."""
+    return next((c for c in CLINICAL_DATES if services.registry.get(type_, c)), None)
 
 
 async def _members(
-    services: Services, index: SearchIndex, patient: str, since: str | None, types: list[str]
+    services: Services, index: SearchIndex, patient: str, options: _Options, types: list[str]
 ) -> list[tuple[str, str]]:
     """(type, id) of every resource of `types` in the patient's compartment, by the index."""
     compartment = patient_compartment()
     found: set[tuple[str, str]] = set()
     for type_ in types:
+        care = _care_date(services, type_) if options.care else None
         for code in compartment.params.get(type_, ()):
             query = [(code, f"Patient/{patient}")]
-            if since is not None:
-                query.append(("_lastUpdated", f"ge{since}"))
+            if options.since is not None:
+                query.append(("_lastUpdated", f"ge{options.since}"))
+            query += [(care, prefix + day) for prefix, day in options.care if care is not None]
             try:
                 # strict: a parameter this server does not know must not fall away (leaving
                 # a search of every resource of the type)
@@ -111,7 +134,8 @@ async def everything(services: Services, request: FhirRequest) -> FhirResponse:
     token = request.param("_page")
     if token is not None:
         query, offset = decode_page(services.settings.page_secret, token)
-    since, types, count = _options(services, query)
+    options = _options(services, query)
+    since, types, count = options.since, options.types, options.count
     access = require(services, "Patient", "r")
     patient = await services.store.read("Patient", request.id)
     if patient is None or patient.deleted or not visible(services, access, patient):
@@ -121,7 +145,7 @@ async def everything(services: Services, request: FhirRequest) -> FhirResponse:
     refs: list[tuple[str, str]] = []
     if "Patient" in wanted and (since is None or patient.last_updated >= since):
         refs.append(("Patient", request.id))
-    members = await _members(services, index, request.id, since, wanted)
+    members = await _members(services, index, request.id, options, wanted)
     refs += [r for r in members if r != ("Patient", request.id)]
     page = refs[offset : offset + count]
     stored = {s.ref: s for s in await services.store.read_many(page)}

@@ -7,6 +7,8 @@ the caller may read it now: otherwise the event keeps its number and time, nothi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from app.fhir.clock import utc_now
@@ -16,7 +18,8 @@ from app.interactions._access import visible
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.subscription_status import topic_subscription
-from app.security.scopes import Forbidden, access_for
+from app.security.scopes import Access, Forbidden, Principal, access_for
+from app.store.port import SubscriptionEvent
 from app.subscriptions.notification import Content, Event, Notification, notification_bundle
 from app.subscriptions.subscription import CONTENTS, PAYLOAD_CONTENT
 
@@ -29,15 +32,46 @@ async def subscription_events(services: Services, request: FhirRequest) -> FhirR
     until = _number(request, "eventsUntilNumber")
     content = _content(request.param("content") or _own_content(resource))
     recorded = await services.store.subscription_events(subscription_id, since, until, MAX_EVENTS)
+    events = await focus_events(services, services.principal, recorded)
+    notification = Notification(
+        base=request.base,
+        subscription_id=subscription_id,
+        topic=str(resource.get("criteria")),
+        status=str(resource.get("status")),
+        type="query-event",
+        events_since_start=await services.store.events_since_start(subscription_id),
+        events=tuple(events),
+    )
+    return FhirResponse(200, notification_bundle(notification, content, new_id(), utc_now()))
+
+
+async def focus_events(
+    services: Services,
+    principal: Principal,
+    recorded: Sequence[SubscriptionEvent],
+    with_resources: bool = True,
+) -> list[Event]:
+    """The recorded events with their focus as committed, each shown only if `principal` may
+    read it now (the caller of `$events`; a subscription's owner at delivery). Without
+    `with_resources` a focus is read only when its visibility depends on its content."""
+    reader = replace(services, principal=principal)
+    accesses = {type_: _access(principal, type_) for type_ in {_type(e) for e in recorded}}
+    needed = [
+        (type_, id_, event.version)
+        for event in recorded
+        for type_, _, id_ in [event.focus.partition("/")]
+        if (access := accesses[type_]) is not None and (with_resources or access.kind != "all")
+    ]
+    versions = {(s.type, s.id, s.version): s for s in await services.store.vread_many(needed)}
     events = []
     for event in recorded:
         type_, _, id_ = event.focus.partition("/")
-        stored = await services.store.vread(type_, id_, event.version)
-        try:
-            access = access_for(services.principal, type_, "r")
-            seen = stored is not None and visible(services, access, stored)
-        except Forbidden:
-            seen = False
+        access = accesses[type_]
+        stored = versions.get((type_, id_, event.version))
+        if access is not None and access.kind == "all" and not with_resources:
+            seen = True  # a recorded event's version exists; nothing to check it against
+        else:
+            seen = access is not None and stored is not None and visible(reader, access, stored)
         events.append(
             Event(
                 number=event.number,
@@ -49,16 +83,18 @@ async def subscription_events(services: Services, request: FhirRequest) -> FhirR
                 hidden=not seen,
             )
         )
-    notification = Notification(
-        base=request.base,
-        subscription_id=subscription_id,
-        topic=str(resource.get("criteria")),
-        status=str(resource.get("status")),
-        type="query-event",
-        events_since_start=await services.store.events_since_start(subscription_id),
-        events=tuple(events),
-    )
-    return FhirResponse(200, notification_bundle(notification, content, new_id(), utc_now()))
+    return events
+
+
+def _type(event: SubscriptionEvent) -> str:
+    return event.focus.partition("/")[0]
+
+
+def _access(principal: Principal, type_: str) -> Access | None:
+    try:
+        return access_for(principal, type_, "r")
+    except Forbidden:
+        return None
 
 
 def _number(request: FhirRequest, name: str) -> int | None:

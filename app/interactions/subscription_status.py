@@ -18,10 +18,8 @@ from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
 from app.subscriptions.notification import Notification, status_parameters
 from app.subscriptions.subscription import SUBSCRIPTION_PROFILE
-from app.subscriptions.topics import BUILT_IN_TOPICS
 
 SUBSCRIPTION = "Subscription"
-_TOPICS = frozenset(topic.url for topic in BUILT_IN_TOPICS)
 
 
 async def topic_subscription(
@@ -43,7 +41,7 @@ async def topic_subscription(
     resource = stored.resource
     criteria = str(resource.get("criteria", ""))
     profiles = (resource.get("meta") or {}).get("profile") or []
-    if SUBSCRIPTION_PROFILE not in profiles and criteria not in _TOPICS:
+    if SUBSCRIPTION_PROFILE not in profiles and criteria not in services.topics:
         raise FhirError.of(
             422,
             "not-supported",

@@ -27,10 +27,10 @@ class Row:
     # `Prefer: respond-async` accepts it as a submission, replayed later by a worker
     asynchronous: bool = False
     handler: str = ""  # the function that runs it, when not the one named by `code`
-    # an operation (`$name`) of the resource type `on`: declared under that type's
-    # `rest.resource.operation` with this definition, not as an interaction. Its path keeps
-    # `{type:str}` (a literal type segment would shadow `POST /{type}` in the router); the
-    # function answers 404 for another type.
+    # an operation (`$name`): declared in the CapabilityStatement with this definition, not
+    # as an interaction: under `rest.operation` at system level, else under the resource type
+    # `on`. Its path keeps `{type:str}` (a literal type segment would shadow `POST /{type}` in
+    # the router); the function answers 404 for another type.
     operation: str = ""
     on: str = ""
 
@@ -91,16 +91,55 @@ ASYNC_STATUS: tuple[Row, ...] = (
 
 
 # FHIR operations (operations.html): routed like the table, declared in the
-# CapabilityStatement's `operation` with their definitions (OPERATION_DEFINITIONS), never Bundle
+# CapabilityStatement with their definitions (`Row.operation`, `Row.on`), never Bundle
 # entries. The Bulk Data IG's status and file URLs are routed with them.
+_BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
+_EXPORT = _BULK + "export"
+_PATIENT_EXPORT = _BULK + "patient-export"
+_GROUP_EXPORT = _BULK + "group-export"
+_EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+
 OPERATIONS: tuple[Row, ...] = (
-    Row("export", "GET", "/$export", "system", handler="export-system"),
-    Row("export", "POST", "/$export", "system", body=True, handler="export-system"),
+    Row("export", "GET", "/$export", "system", handler="export-system", operation=_EXPORT),
+    Row(
+        "export",
+        "POST",
+        "/$export",
+        "system",
+        body=True,
+        handler="export-system",
+        operation=_EXPORT,
+    ),
     # Patient only (and Group only, Patient only below): the handlers refuse other types. The
     # type stays a path parameter: a literal `Patient` segment would hide `/{type}/{id}`.
-    Row("export", "GET", "/{type:str}/$export", "type", handler="export-patient"),
-    Row("export", "POST", "/{type:str}/$export", "type", body=True, handler="export-patient"),
-    Row("export", "GET", "/{type:str}/{id:str}/$export", "instance", handler="export-group"),
+    Row(
+        "export",
+        "GET",
+        "/{type:str}/$export",
+        "type",
+        handler="export-patient",
+        operation=_PATIENT_EXPORT,
+        on="Patient",
+    ),
+    Row(
+        "export",
+        "POST",
+        "/{type:str}/$export",
+        "type",
+        body=True,
+        handler="export-patient",
+        operation=_PATIENT_EXPORT,
+        on="Patient",
+    ),
+    Row(
+        "export",
+        "GET",
+        "/{type:str}/{id:str}/$export",
+        "instance",
+        handler="export-group",
+        operation=_GROUP_EXPORT,
+        on="Group",
+    ),
     Row(
         "export",
         "POST",
@@ -108,8 +147,17 @@ OPERATIONS: tuple[Row, ...] = (
         "instance",
         body=True,
         handler="export-group",
+        operation=_GROUP_EXPORT,
+        on="Group",
     ),
-    Row("everything", "GET", "/{type:str}/{id:str}/$everything", "instance"),
+    Row(
+        "everything",
+        "GET",
+        "/{type:str}/{id:str}/$everything",
+        "instance",
+        operation=_EVERYTHING,
+        on="Patient",
+    ),
     Row("export-status", "GET", f"/{EXPORT_STATUS_PATH}/{{id:str}}", "system"),
     Row(
         "export-status",
@@ -121,30 +169,22 @@ OPERATIONS: tuple[Row, ...] = (
     Row("export-file", "GET", f"/{EXPORT_FILE_PATH}/{{id:str}}/{{file:str}}", "system"),
 )
 
-# The canonical OperationDefinition of each operation handler the CapabilityStatement declares.
-OPERATION_DEFINITIONS: dict[str, tuple[str, str]] = {
-    "export-system": ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"),
-    "export-patient": (
-        "export",
-        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
-    ),
-    "export-group": ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"),
-    "everything": ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
-}
-
 
 def capability_codes() -> list[str]:
     """The interaction codes the CapabilityStatement declares (operations aside)."""
     return list(dict.fromkeys(row.code for row in TABLE if not row.operation))
 
 
-def operations(resource_type: str) -> list[tuple[str, str]]:
-    """(name, definition) of the operations routed on `resource_type`'s URLs."""
-    return [
-        (row.segments[-1].lstrip("$"), row.operation)
-        for row in TABLE
-        if row.operation and row.on == resource_type
-    ]
+def operations(resource_type: str | None) -> list[tuple[str, str]]:
+    """(name, definition) of the operations declared on `resource_type` (None: the system's),
+    each once however many rows route it."""
+    return list(
+        dict.fromkeys(
+            (row.segments[-1].lstrip("$"), row.operation)
+            for row in (*TABLE, *OPERATIONS)
+            if row.operation and (row.on == resource_type if resource_type else not row.on)
+        )
+    )
 
 
 def asynchronous_codes() -> frozenset[str]:

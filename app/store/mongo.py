@@ -13,10 +13,11 @@ point is one single-document insert, the transaction's decision.
    documents (only ever to a higher version), flip the record to `applied`.
 
 A version document is committed exactly when its transaction's decision is `commit` (it is never
-updated: see `_is_committed`), so decisions are never deleted. A crash before 4 leaves versions
-nobody reads and a pending record `recover` rolls back (`pending -> aborting -> aborted`); a crash
-after 4 leaves a decided or committed record `recover` rolls forward. Both repairs are idempotent,
-so a crash during recovery is repaired by the next one. See docs/implementation/write-path.md and
+updated: see `_is_committed`), so decisions are never deleted; nor are log records (on FerretDB a
+snapshot's resources are found from them, `_Directory`). A crash before 4 leaves versions nobody
+reads and a pending record `recover` rolls back (`pending -> aborting -> aborted`); a crash after
+4 leaves a decided or committed record `recover` rolls forward. Both repairs are idempotent, so a
+crash during recovery is repaired by the next one. See docs/implementation/write-path.md and
 docs/decisions/0002-no-multi-document-transactions.md.
 
 A commit finds, updates and deletes documents by a string `_id` equality or `_id` `$in`: FerretDB
@@ -32,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from bisect import bisect_right
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +60,8 @@ from app.store.names import (
     OUTBOX,
     SUBMISSION_KEYS,
     SUBMISSIONS,
+    SUBSCRIPTION_DELIVERY,
+    SUBSCRIPTION_DELIVERY_TURNS,
     SUBSCRIPTION_EVENT_KEYS,
     SUBSCRIPTION_EVENTS,
     TX_SEQUENCE,
@@ -68,6 +73,7 @@ from app.store.port import (
     COUNTED_TYPES,
     ClaimTaken,
     CommittedTransaction,
+    DeliveryState,
     FoundEvent,
     HistoryQuery,
     ServiceStatus,
@@ -81,18 +87,20 @@ from app.store.port import (
 
 _DUPLICATE_KEY = 11000
 _SEQUENCE_ATTEMPTS = 100
-# Recovery reads the log by `_id` (the one filter every MongoDB-wire engine answers from its
-# key: FerretDB scans the whole collection for any other), this many transactions at a time,
-# from the first one not yet seen finished (`_RECOVERED_BELOW`, a counters document), so its
-# cost follows the transactions in flight, not every transaction ever made.
-_RECOVERY_BATCH = 500
+# Recovery and the snapshot directory read the log by `_id` (the one filter every MongoDB-wire
+# engine answers from its key: FerretDB scans the whole collection for any other), this many
+# transactions at a time. Recovery starts from the first one not yet seen finished
+# (`_RECOVERED_BELOW`, a counters document), so its cost follows the transactions in flight,
+# not every transaction ever made.
+_LOG_BATCH = 500
 _RECOVERED_BELOW = "recovered-below"
 # A claim younger than this whose submission is missing belongs to a submit in progress.
 _CLAIM_GRACE_SECONDS = 30.0
 _FIELDS = {"type": 1, "id": 1, "version": 1, "op": 1, "last_updated": 1, "resource": 1}
 _VERSION_FIELDS = {**_FIELDS, "tx": 1}
-# Open snapshot-scan cursors kept between pages (one per running export and type).
-_SNAPSHOT_CURSORS = 64
+# Snapshots whose id directory a process keeps (FerretDB; see `_Directory`): one per export
+# running in it at once is enough, an evicted one is read again.
+_SNAPSHOT_DIRECTORIES = 4
 
 
 def _stored(doc: Mapping[str, Any]) -> StoredResource:
@@ -122,6 +130,48 @@ async def _chunks(cursor: Any, size: int = 100) -> AsyncIterator[list[dict[str, 
             chunk = []
     if chunk:
         yield chunk
+
+
+def _of_type(type_: str, after_id: str | None = None) -> dict[str, Any]:
+    """The `_id` range of the current documents of `type_` with an id after `after_id`: `_id`
+    is `Type/id`, '0' follows '/', and resource type names are letters only."""
+    return {"$gt": f"{type_}/{after_id or ''}", "$lt": f"{type_}0"}
+
+
+@dataclass
+class _Directory:
+    """The ids of the resources a snapshot's transactions wrote, by type, each list sorted: a
+    superset of the snapshot's resources (a rolled-back create is not one; the pages skip it).
+
+    For a server that has no ordered range scan on `_id` (FerretDB reads, decodes and sorts the
+    whole resources collection for any filter but an `_id` equality or `$in`): the log records
+    of the transactions up to the snapshot are read by `_id`, small documents and none after
+    it, and the snapshot's pages are then fetched by `_id` `$in`; the resources collection is
+    never scanned. A type's list is dropped when a scan reaches its end; a scan of it after
+    that reads the log again."""
+
+    types: frozenset[str]
+    ids: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, refs: Iterable[str]) -> _Directory:
+        ids: dict[str, list[str]] = {}
+        for ref in refs:
+            type_, _, id_ = ref.partition("/")
+            ids.setdefault(type_, []).append(id_)
+        for listed in ids.values():
+            listed.sort()
+        return cls(frozenset(ids), ids)
+
+    def holds(self, type_: str) -> bool:
+        """Whether the directory still answers for `type_` (not dropped after its end)."""
+        return type_ in self.ids or type_ not in self.types
+
+
+def _next_ids(ids: Sequence[str], after_id: str | None, limit: int) -> tuple[list[str], bool]:
+    """The first `limit` of the sorted `ids` after `after_id`, and whether more follow."""
+    start = 0 if after_id is None else bisect_right(ids, after_id)
+    return list(ids[start : start + limit]), start + limit < len(ids)
 
 
 def _version_ids(refs: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -238,10 +288,34 @@ def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-class MongoResourceStore:
-    """Store on a database handle from `pymongo.AsyncMongoClient` (or mongomock-motor in tests)."""
+def _delivery_state(doc: Mapping[str, Any]) -> DeliveryState:
+    return DeliveryState(
+        subscription=doc["_id"],
+        delivered=int(doc["delivered"]),
+        failures=int(doc["failures"]),
+        retry_at=float(doc["retry_at"]),
+        last_sent=float(doc["last_sent"]),
+        owner=doc.get("owner"),
+        lease_until=float(doc["lease_until"]),
+        turns=int(doc["turns"]),
+    )
 
-    def __init__(self, database: Any) -> None:
+
+def _delivery_doc(state: DeliveryState) -> dict[str, Any]:
+    doc = asdict(state)
+    doc["_id"] = doc.pop("subscription")
+    return doc
+
+
+class MongoResourceStore:
+    """Store on a database handle from `pymongo.AsyncMongoClient` (or mongomock-motor in tests).
+
+    `indexed_ranges`: whether the server answers a range on `_id`, sorted and limited, from its
+    `_id` index (MongoDB; mongomock) or reads the whole collection for it (FerretDB 1.x), which
+    decides how a snapshot is scanned (`scan_as_of`). `open` asks the server."""
+
+    def __init__(self, database: Any, *, indexed_ranges: bool = True) -> None:
+        self._indexed_ranges = indexed_ranges
         self._db = database
         self._versions = _BusyRetry(database[VERSIONS])
         self._current = _BusyRetry(database[CURRENT])
@@ -257,7 +331,9 @@ class MongoResourceStore:
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
         self._events = _BusyRetry(database[SUBSCRIPTION_EVENTS])
         self._event_keys = _BusyRetry(database[SUBSCRIPTION_EVENT_KEYS])
-        self._snapshot_cursors: dict[tuple[str, int, str | None, int], Any] = {}
+        self._delivery = _BusyRetry(database[SUBSCRIPTION_DELIVERY])
+        self._delivery_turns = _BusyRetry(database[SUBSCRIPTION_DELIVERY_TURNS])
+        self._directories: dict[int, _Directory] = {}  # by snapshot sequence, oldest first
 
     @property
     def database(self) -> Any:
@@ -266,7 +342,8 @@ class MongoResourceStore:
 
     @classmethod
     async def open(cls, database: Any) -> MongoResourceStore:
-        store = cls(database)
+        info = await database.command("buildInfo")
+        store = cls(database, indexed_ranges="ferretdbVersion" not in info)
         await store._versions.create_index([("last_updated", DESCENDING)])
         await store._versions.create_index([("type", ASCENDING), ("last_updated", DESCENDING)])
         await store._versions.create_index([("type", ASCENDING), ("id", ASCENDING)])
@@ -527,6 +604,13 @@ class MongoResourceStore:
             return None
         return _stored(doc)
 
+    async def vread_many(self, keys: Sequence[tuple[str, str, int]]) -> list[StoredResource]:
+        ids = [f"{t}/{i}/{v}" for t, i, v in dict.fromkeys(keys)]
+        docs = await self._find_ids(self._versions, ids, _VERSION_FIELDS)
+        decided = await self._find_ids(self._decisions, sorted({d["tx"] for d in docs}))
+        committed = {d["_id"] for d in decided if d.get("outcome") == "commit"}
+        return [_stored(d) for d in docs if d["tx"] in committed]
+
     async def _is_committed(self, key: str) -> bool:
         """Whether transaction `key` committed (and so its versions exist)."""
         decision = await self._decisions.find_one({"_id": key})
@@ -600,18 +684,15 @@ class MongoResourceStore:
         return sorted(await self._current.distinct("type"))
 
     async def scan(self, type: str, after_id: str | None, limit: int) -> list[StoredResource]:
-        return [_stored(d) for d in await self._current_page(type, after_id, limit)]
+        return [_stored(d) for d in await self._current_page(type, after_id, limit, _FIELDS)]
 
     async def _current_page(
-        self, type: str, after_id: str | None, limit: int
+        self, type: str, after_id: str | None, limit: int, fields: Mapping[str, int]
     ) -> list[dict[str, Any]]:
-        # `_id` is `Type/id`: a range on it is a walk of the primary key. `Type0` bounds it ('0'
-        # follows '/'), and resource type names are letters only.
+        # `_id` is `Type/id`: on MongoDB a range on it is a walk of the `_id` index (FerretDB
+        # reads the whole collection for it, see `_Directory`)
         docs: list[dict[str, Any]] = await (
-            self._current.find(
-                {"_id": {"$gt": f"{type}/{after_id or ''}", "$lt": f"{type}0"}, "type": type},
-                _FIELDS,
-            )
+            self._current.find({"_id": _of_type(type, after_id), "type": type}, fields)
             .sort("_id", ASCENDING)
             .limit(limit)
             .to_list(None)
@@ -623,7 +704,10 @@ class MongoResourceStore:
     # after a higher one: a snapshot waits (`settled`) until every transaction up to its number
     # is finished. Then a resource's version in it is its current one when that was written at
     # or below the number, else the latest earlier version that was (looked up by `_id`, version
-    # by version: few resources change during an export).
+    # by version: few resources change during an export). The current documents of a type are
+    # paged by an `_id` range where the server has ordered range scans (MongoDB: each page is a
+    # walk of the `_id` index, and nothing is kept between pages), else by a directory of the
+    # ids the snapshot's transactions wrote, read from the log once (`_Directory`: FerretDB).
 
     async def sequence(self) -> int:
         counter = await self._counters.find_one({"_id": TX_SEQUENCE})
@@ -639,43 +723,55 @@ class MongoResourceStore:
         )
         return unfinished is None
 
-    async def _snapshot_page(
-        self, type: str, seq: int, after_id: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """The next `limit` current documents of `type` after `after_id`, from one cursor per
-        scan: a range on `_id` is no index search on FerretDB (it reads and sorts the whole
-        collection), so a scan that opened a cursor per page would read the collection once
-        per page. The cursor of a page is kept under the place it stopped, and taken (not
-        shared) by the call that continues from there; any other call opens its own."""
-        cursor = self._snapshot_cursors.pop((type, seq, after_id, limit), None)
-        if cursor is None:
-            cursor = self._current.find(
-                {"_id": {"$gt": f"{type}/{after_id or ''}", "$lt": f"{type}0"}, "type": type},
-                _VERSION_FIELDS,
-                batch_size=limit,
-            ).sort("_id", ASCENDING)
-        docs: list[dict[str, Any]] = []
-        async for doc in cursor:
-            docs.append(doc)
-            if len(docs) == limit:
-                break
-        if len(docs) == limit:
-            place = (type, seq, docs[-1]["id"], limit)
-            replaced = self._snapshot_cursors.pop(place, None)
-            if replaced is not None:
-                await replaced.close()
-            while len(self._snapshot_cursors) >= _SNAPSHOT_CURSORS:  # oldest first
-                await self._snapshot_cursors.pop(next(iter(self._snapshot_cursors))).close()
-            self._snapshot_cursors[place] = cursor
-        else:
-            await cursor.close()
-        return docs
+    async def snapshot_types(self, seq: int) -> list[str]:
+        # FerretDB: the directory the scans then use, not a `distinct` (a read of every resource)
+        if self._indexed_ranges:
+            return await self.resource_types()
+        return sorted((await self._directory(seq)).types)
 
     async def scan_as_of(
         self, type: str, seq: int, after_id: str | None, limit: int
     ) -> SnapshotPage:
-        key = _tx_key(seq)
-        docs = await self._snapshot_page(type, seq, after_id, limit)
+        if self._indexed_ranges:
+            docs = await self._current_page(type, after_id, limit, _VERSION_FIELDS)
+            after = docs[-1]["id"] if len(docs) == limit else None
+        else:
+            docs, after = await self._directory_page(type, seq, after_id, limit)
+        return SnapshotPage(await self._as_of(docs, _tx_key(seq)), after)
+
+    async def _directory_page(
+        self, type: str, seq: int, after_id: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The next `limit` current documents of `type` after `after_id` by the directory of
+        snapshot `seq` (in id order), and the id to continue after (None: the type is done)."""
+        directory = await self._directory(seq, type)
+        ids, more = _next_ids(directory.ids.get(type, []), after_id, limit)
+        if not more:
+            directory.ids.pop(type, None)  # the type is done: free its ids
+        refs = [f"{type}/{i}" for i in ids]
+        found = {d["_id"]: d for d in await self._find_ids(self._current, refs, _VERSION_FIELDS)}
+        return [found[r] for r in refs if r in found], ids[-1] if more else None
+
+    async def _directory(self, seq: int, type: str | None = None) -> _Directory:
+        """The id directory of snapshot `seq`, read now unless kept (and still holding `type`)."""
+        kept = self._directories.get(seq)
+        if kept is not None and (type is None or kept.holds(type)):
+            return kept
+        # A transaction's log record names what it writes before it writes it, and is never
+        # removed: the records up to `seq` name every resource of the snapshot.
+        refs: set[str] = set()
+        for start in range(1, seq + 1, _LOG_BATCH):
+            keys = [_tx_key(n) for n in range(start, min(start + _LOG_BATCH, seq + 1))]
+            for record in await self._find_ids(self._txlog, keys, {"refs": 1}):
+                refs.update(f"{r['type']}/{r['id']}" for r in record["refs"])
+        directory = self._directories[seq] = _Directory.of(refs)
+        while len(self._directories) > _SNAPSHOT_DIRECTORIES:  # the oldest first
+            del self._directories[next(iter(self._directories))]
+        return directory
+
+    async def _as_of(self, docs: list[dict[str, Any]], key: str) -> list[StoredResource]:
+        """Each resource of the current documents `docs` as of transaction `key`: its latest
+        version written at or before it (none if the resource was created after)."""
         refs = [f"{d['type']}/{d['id']}" for d in docs]
         # a current document written before it carried `tx`: its version says it
         ids = [f"{r}/{d['version']}" for r, d in zip(refs, docs, strict=True) if "tx" not in d]
@@ -704,8 +800,7 @@ class MongoResourceStore:
                 elif version > 1:
                     still[ref] = version - 1
             earlier = still
-        resources = [_stored(chosen[ref]) for ref in refs if ref in chosen]
-        return SnapshotPage(resources, docs[-1]["id"] if len(docs) == limit else None)
+        return [_stored(chosen[ref]) for ref in refs if ref in chosen]
 
     async def count(self, type: str) -> int:
         return int(await self._current.count_documents({"type": type, "op": {"$ne": "delete"}}))
@@ -766,8 +861,8 @@ class MongoResourceStore:
         top = await self._last_sequence()
         finished: list[bool | None] = []  # per sequence from `below`; None: no record
         last_stale = 0  # the highest sequence whose record started before the cutoff
-        for start in range(below, top + 1, _RECOVERY_BATCH):
-            seqs = range(start, min(start + _RECOVERY_BATCH, top + 1))
+        for start in range(below, top + 1, _LOG_BATCH):
+            seqs = range(start, min(start + _LOG_BATCH, top + 1))
             found = {
                 int(r["_id"]): r
                 async for r in self._txlog.find(
@@ -939,6 +1034,60 @@ class MongoResourceStore:
         counter = await self._counters.find_one({"_id": f"{SUBSCRIPTION_EVENTS}|{subscription}"})
         return int(counter["n"]) if counter else 0
 
+    # -- subscription delivery --------------------------------------------------------------
+
+    async def claim_delivery(
+        self, subscription: str, worker: str, now: float, lease_until: float
+    ) -> DeliveryState | None:
+        # FerretDB runs `find_one_and_update` as a read then a write, so a filter alone would
+        # let two workers take one lease. Taking it over is an insert of
+        # `<subscription>|<turn>` instead: of the workers that read the same turn, one inserts.
+        doc = await self._delivery.find_one({"_id": subscription})
+        if doc is None:
+            fresh = DeliveryState(subscription, owner=worker, lease_until=lease_until, turns=1)
+            try:
+                await self._delivery.insert_one(_delivery_doc(fresh))
+                return fresh
+            except DuplicateKeyError:
+                doc = await self._delivery.find_one({"_id": subscription})
+                assert doc is not None
+        state = _delivery_state(doc)
+        if state.owner not in (None, worker) and state.lease_until >= now:
+            return None
+        if state.owner != worker:
+            key = f"{subscription}|{state.turns}"
+            try:
+                await self._delivery_turns.insert_one({"_id": key, "until": lease_until})
+            except DuplicateKeyError:
+                # taken, unless its taker died between this insert and its update below:
+                # once that take's lease would have ended, the turn is free again
+                taken = await self._delivery_turns.find_one({"_id": key})
+                if taken is not None and taken["until"] < now:
+                    await self._delivery_turns.delete_one({"_id": key, "until": taken["until"]})
+                return None
+            await self._delivery_turns.delete_one({"_id": f"{subscription}|{state.turns - 1}"})
+        taken = replace(
+            state,
+            owner=worker,
+            lease_until=lease_until,
+            turns=state.turns + (state.owner != worker),
+        )
+        result = await self._delivery.update_one(
+            {"_id": subscription, "turns": state.turns}, {"$set": _delivery_doc(taken)}
+        )
+        return taken if result.matched_count else None
+
+    async def save_delivery(self, state: DeliveryState, worker: str) -> bool:
+        result = await self._delivery.update_one(
+            {"_id": state.subscription, "owner": worker, "turns": state.turns},
+            {"$set": _delivery_doc(state)},
+        )
+        return bool(result.matched_count)
+
+    async def deliveries(self) -> list[DeliveryState]:
+        docs = await self._delivery.find({}).sort("_id", ASCENDING).to_list(None)
+        return [_delivery_state(d) for d in docs]
+
     async def submit(self, submission: Submission) -> Submission:
         key = submission.claim_key
         if key is not None:
@@ -1076,8 +1225,7 @@ class MongoResourceStore:
         return int(gone.deleted_count)
 
     async def close(self) -> None:
-        while self._snapshot_cursors:
-            await self._snapshot_cursors.popitem()[1].close()
+        self._directories.clear()
 
 
 def _older_than(before: tuple[str, str, str, int]) -> list[dict[str, Any]]:

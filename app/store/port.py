@@ -85,6 +85,10 @@ class ResourceStore(Protocol):
 
     async def vread(self, type: str, id: str, version: int) -> StoredResource | None: ...
 
+    async def vread_many(self, keys: Sequence[tuple[str, str, int]]) -> list[StoredResource]:
+        """The committed versions among `keys` (type, id, version), in no particular order."""
+        ...
+
     async def history(self, query: HistoryQuery) -> list[StoredResource]: ...
 
     async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:
@@ -152,7 +156,10 @@ class SnapshotScan(Protocol):
 
     - `sequence` answers the greatest commit sequence taken so far: the bound of a snapshot.
     - `settled(seq)` answers whether every transaction numbered up to `seq` has finished
-      (rolled forward or back); only then does `scan_as_of` with that `seq` answer for good.
+      (rolled forward or back); only then do `snapshot_types` and `scan_as_of` with that `seq`
+      answer for good.
+    - `snapshot_types(seq)` names every type with a resource (deleted included) in the snapshot,
+      and may name more (a type with none scans empty).
     - `scan_as_of(type, seq, after_id, limit)` answers, for the resources of `type` with an id
       greater than `after_id` (None: from the first), in id order, at most `limit`, each one's
       latest version written by a committed transaction numbered `seq` or lower (its tombstone
@@ -164,14 +171,17 @@ class SnapshotScan(Protocol):
 
     async def settled(self, seq: int) -> bool: ...
 
+    async def snapshot_types(self, seq: int) -> list[str]: ...
+
     async def scan_as_of(
         self, type: str, seq: int, after_id: str | None, limit: int
     ) -> SnapshotPage: ...
 
 
 # The types whose commits `ResourceScan.changes` counts: every process follows the stored
-# SearchParameters (app/search_parameters.py), and on some engines a scan reads every resource.
-COUNTED_TYPES = frozenset({"SearchParameter", "Subscription"})
+# SearchParameters (app/search_parameters.py), Subscriptions and topics (`Basic`), and on some
+# engines a scan reads every resource.
+COUNTED_TYPES = frozenset({"SearchParameter", "Subscription", "Basic"})
 
 
 @dataclass(frozen=True)
@@ -321,6 +331,41 @@ class SubscriptionEventLog(Protocol):
     async def events_since_start(self, subscription: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class DeliveryState:
+    """Where the delivery of one subscription's notifications stands (workers/delivery.py)."""
+
+    subscription: str  # the Subscription's id
+    delivered: int = 0  # the highest event number its endpoint took
+    failures: int = 0  # consecutive failed attempts
+    retry_at: float = 0.0  # no attempt before this time (epoch seconds)
+    last_sent: float = 0.0  # when the endpoint last took a notification (heartbeats)
+    owner: str | None = None  # the worker delivering it now, if any
+    lease_until: float = 0.0
+    turns: int = 0  # how many times a worker took it (each take is taken once)
+
+
+class SubscriptionDelivery(Protocol):
+    """Delivery progress, one record per subscription, and who delivers it: one worker at a
+    time (a lease), so each subscription's notifications go out in event-number order.
+
+    - `claim_delivery` answers the record (a new one at 0) with `worker` holding it until
+      `lease_until`, or None while another worker's lease runs; of concurrent claims one
+      wins (a take is counted in `turns`, and each count is taken once).
+    - `save_delivery` writes the record if `worker` still holds it (False otherwise: the lease
+      ran out and was taken); saving `owner=None` releases it.
+    - `deliveries` answers every record, for `/health`.
+    """
+
+    async def claim_delivery(
+        self, subscription: str, worker: str, now: float, lease_until: float
+    ) -> DeliveryState | None: ...
+
+    async def save_delivery(self, state: DeliveryState, worker: str) -> bool: ...
+
+    async def deliveries(self) -> list[DeliveryState]: ...
+
+
 class Store(
     ResourceStore,
     CommitLog,
@@ -328,6 +373,7 @@ class Store(
     SnapshotScan,
     SubmissionStore,
     SubscriptionEventLog,
+    SubscriptionDelivery,
     Protocol,
 ):
     """The store ports; every adapter implements all of them."""

@@ -12,6 +12,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from app.store.names import (
     IDENTIFIERS,
     SUBMISSION_KEYS,
     SUBMISSIONS,
+    SUBSCRIPTION_DELIVERY,
     SUBSCRIPTION_EVENTS,
     TXLOG,
     VERSIONS,
@@ -32,6 +34,7 @@ from app.store.names import (
 from app.store.port import (
     ClaimTaken,
     CommittedTransaction,
+    DeliveryState,
     FoundEvent,
     HistoryQuery,
     ServiceStatus,
@@ -44,6 +47,7 @@ from app.store.port import (
 from indexing.engines.sqlite_file import open_connection
 
 T = TypeVar("T")
+_DELIVERY_COLUMNS = ", ".join(f.name for f in fields(DeliveryState))
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {VERSIONS} (
@@ -85,6 +89,11 @@ CREATE TABLE IF NOT EXISTS {SUBSCRIPTION_EVENTS} (
   timestamp TEXT NOT NULL,
   PRIMARY KEY (subscription, number),
   UNIQUE (subscription, seq, focus)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {SUBSCRIPTION_DELIVERY} (
+  subscription TEXT PRIMARY KEY, delivered INTEGER NOT NULL, failures INTEGER NOT NULL,
+  retry_at REAL NOT NULL, last_sent REAL NOT NULL, owner TEXT, lease_until REAL NOT NULL,
+  turns INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -240,6 +249,13 @@ class SqliteResourceStore:
     async def vread(self, type: str, id: str, version: int) -> StoredResource | None:
         return await self._run(self._vread, type, id, version)
 
+    async def vread_many(self, keys: Sequence[tuple[str, str, int]]) -> list[StoredResource]:
+        return await self._run(self._vread_many, list(keys))
+
+    def _vread_many(self, keys: list[tuple[str, str, int]]) -> list[StoredResource]:
+        found = (self._vread(*key) for key in dict.fromkeys(keys))  # one trip to the thread
+        return [stored for stored in found if stored is not None]
+
     def _vread(self, type_: str, id_: str, version: int) -> StoredResource | None:
         row = self._db.execute(
             f"SELECT type, id, version, op, last_updated, body FROM {VERSIONS} "
@@ -356,6 +372,10 @@ class SqliteResourceStore:
 
     async def settled(self, seq: int) -> bool:
         return True
+
+    async def snapshot_types(self, seq: int) -> list[str]:
+        # the current types: a deleted resource keeps its row, one created later may add a type
+        return await self.resource_types()
 
     async def scan_as_of(
         self, type: str, seq: int, after_id: str | None, limit: int
@@ -487,6 +507,75 @@ class SqliteResourceStore:
 
     async def events_since_start(self, subscription: str) -> int:
         return await self._run(self._last_event, subscription)
+
+    # -- subscription delivery --------------------------------------------------------------
+
+    async def claim_delivery(
+        self, subscription: str, worker: str, now: float, lease_until: float
+    ) -> DeliveryState | None:
+        return await self._run(self._claim_delivery, subscription, worker, now, lease_until)
+
+    def _claim_delivery(
+        self, subscription: str, worker: str, now: float, lease_until: float
+    ) -> DeliveryState | None:
+        def take() -> DeliveryState | None:
+            state = self._delivery(subscription) or DeliveryState(subscription)
+            if state.owner not in (None, worker) and state.lease_until >= now:
+                return None
+            turns = state.turns + (state.owner != worker)
+            state = replace(state, owner=worker, lease_until=lease_until, turns=turns)
+            self._put_delivery(state)
+            return state
+
+        return self._immediately(take)
+
+    def _immediately(self, fn: Callable[[], T]) -> T:
+        """`fn` in one `BEGIN IMMEDIATE` transaction: what it read still holds when it writes."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn()
+            db.execute("COMMIT")
+            return result
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _delivery(self, subscription: str) -> DeliveryState | None:
+        row = self._db.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM {SUBSCRIPTION_DELIVERY} WHERE subscription = ?",
+            (subscription,),
+        ).fetchone()
+        return DeliveryState(*row) if row is not None else None
+
+    def _put_delivery(self, state: DeliveryState) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO {SUBSCRIPTION_DELIVERY} ({_DELIVERY_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            astuple(state),
+        )
+
+    async def save_delivery(self, state: DeliveryState, worker: str) -> bool:
+        return await self._run(self._save_delivery, state, worker)
+
+    def _save_delivery(self, state: DeliveryState, worker: str) -> bool:
+        def save() -> bool:
+            held = self._delivery(state.subscription)
+            if held is None or held.owner != worker:
+                return False
+            self._put_delivery(state)
+            return True
+
+        return self._immediately(save)
+
+    async def deliveries(self) -> list[DeliveryState]:
+        return await self._run(self._deliveries)
+
+    def _deliveries(self) -> list[DeliveryState]:
+        rows = self._db.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM {SUBSCRIPTION_DELIVERY} ORDER BY subscription"
+        ).fetchall()
+        return [DeliveryState(*row) for row in rows]
 
     # -- asynchronous submissions ---------------------------------------------------------
 

@@ -15,6 +15,7 @@ performs (retry later, give up, carry on), so that the job holds no policy of it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "Attempt",
@@ -22,8 +23,10 @@ __all__ = [
     "Failed",
     "Retry",
     "RetryPolicy",
+    "Step",
     "after_attempt",
     "after_handshake",
+    "next_step",
 ]
 
 
@@ -92,3 +95,36 @@ def after_handshake(attempt: Attempt) -> Delivered | Failed:
     if attempt.ok:
         return Delivered()
     return Failed(f"handshake failed: {attempt.describe()}")
+
+
+Step = Literal["wait", "turn-off", "handshake", "events", "heartbeat"]
+
+
+def next_step(
+    status: str,
+    end: str | None,
+    heartbeat_period: int | None,
+    pending: bool,
+    retry_at: float,
+    last_sent: float,
+    now: float,
+    now_iso: str,
+) -> Step:
+    """What one subscription needs next, from its stored status and its delivery progress:
+    `turn-off` once its `end` has passed (subscription.html: the server turns it off),
+    `handshake` while `requested`, then its pending `events` in order, a `heartbeat` when
+    nothing was sent for `heartbeat_period` seconds; `wait` for anything else: `off` and
+    `error` send nothing, and a failed attempt waits until `retry_at`."""
+    if status not in {"requested", "active"}:
+        return "wait"
+    if end is not None and end <= now_iso:
+        return "turn-off"
+    if now < retry_at:
+        return "wait"
+    if status == "requested":
+        return "handshake"
+    if pending:
+        return "events"
+    if heartbeat_period is not None and now - last_sent >= heartbeat_period:
+        return "heartbeat"
+    return "wait"

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import orjson
+
 from app.fhir.outcome import FhirError
 from app.subscriptions.endpoint import refusal
 from app.subscriptions.topics import (
@@ -35,8 +37,10 @@ __all__ = [
     "InvalidSubscription",
     "SubscriptionSettings",
     "check_written",
+    "owner_of",
     "parse_subscription",
     "shown",
+    "with_owner",
     "without_secrets",
 ]
 
@@ -48,6 +52,9 @@ HEARTBEAT_PERIOD = _BACKPORT + "backport-heartbeat-period"
 TIMEOUT = _BACKPORT + "backport-timeout"
 MAX_COUNT = _BACKPORT + "backport-max-count"
 REDACTED = "[redacted]"
+# Who wrote the subscription (their token's claims): notifications carry only what they may
+# read, decided at each delivery. Set by the server on every write, never shown.
+OWNER = "http://micdr.org/fhir/StructureDefinition/subscription-owner"
 _CREATABLE = frozenset({"requested", "off"})
 
 
@@ -277,10 +284,37 @@ def shown(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**body, "entry": entries}
 
 
+def with_owner(resource: dict[str, Any], owner: Mapping[str, Any]) -> None:
+    """Record, in place, who writes this Subscription (their claims, as
+    `Principal.to_json`), replacing whatever owner the client sent."""
+    kept = [e for e in resource.get("extension") or [] if not _is_owner(e)]
+    resource["extension"] = [*kept, {"url": OWNER, "valueString": orjson.dumps(owner).decode()}]
+
+
+def owner_of(resource: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The claims `with_owner` recorded, or None (a subscription written before owners were)."""
+    for extension in resource.get("extension") or []:
+        if _is_owner(extension) and isinstance(extension.get("valueString"), str):
+            owner = orjson.loads(extension["valueString"])
+            return owner if isinstance(owner, dict) else None
+    return None
+
+
+def _is_owner(extension: Any) -> bool:
+    return isinstance(extension, Mapping) and extension.get("url") == OWNER
+
+
 def without_secrets(resource: Mapping[str, Any]) -> dict[str, Any]:
-    """The Subscription as it is stored and read back: each `channel.header` keeps its name,
-    its value is replaced, so reads and history never disclose a receiver's credentials."""
+    """The Subscription as it is read back: each `channel.header` keeps its name, its value
+    is replaced, so reads and history never disclose a receiver's credentials; the owner's
+    claims are left out."""
     copy = dict(resource)
+    if any(_is_owner(e) for e in copy.get("extension") or []):
+        kept = [e for e in copy["extension"] if not _is_owner(e)]
+        if kept:
+            copy["extension"] = kept
+        else:
+            del copy["extension"]
     channel = copy.get("channel")
     if isinstance(channel, Mapping) and channel.get("header"):
         copy["channel"] = {

@@ -7,7 +7,7 @@ which search parameters a subscriber may narrow them (`canFilterBy`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +19,8 @@ __all__ = [
     "QueryCriteria",
     "ResourceTrigger",
     "Topic",
+    "TopicCatalog",
+    "is_topic_basic",
     "topic_from_basic",
 ]
 
@@ -213,3 +215,54 @@ class _Extensions:
         if found is not None and not isinstance(found, str):
             raise InvalidTopic(f"{self._where}.extension[{name}]: {value} must be a string")
         return found
+
+
+class TopicCatalog(Mapping[str, Topic]):
+    """The topics a subscription may name, by canonical URL: the built-in ones, then the
+    active run-time ones (`Basic` resources with the SubscriptionTopic profile) as last
+    applied. A run-time topic cannot replace a built-in one of the same URL."""
+
+    def __init__(self, built_in: Iterable[Topic] = BUILT_IN_TOPICS) -> None:
+        self._built_in = {topic.url: topic for topic in built_in}
+        self._run_time: dict[str, Topic] = {}  # by the Basic resource's id
+        self.synced_changes = -1  # `ResourceScan.changes("Basic")` at the last full sync
+
+    def apply(self, basic_id: str, resource: Mapping[str, Any] | None) -> None:
+        """Learn what the `Basic` resource `basic_id` now is (None: deleted)."""
+        self._run_time.pop(basic_id, None)
+        if resource is None or not is_topic_basic(resource):
+            return
+        try:
+            topic = topic_from_basic(resource)
+        except InvalidTopic:
+            return  # refused when written; one stored before a rule changed is ignored
+        if topic.status == "active" and topic.url not in self._built_in:
+            self._run_time[basic_id] = topic
+
+    def replace(self, basics: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Forget every run-time topic, then learn these (a full sync)."""
+        self._run_time.clear()
+        for basic_id, resource in basics:
+            self.apply(basic_id, resource)
+
+    @property
+    def run_time(self) -> tuple[Topic, ...]:
+        return tuple(sorted(self._run_time.values(), key=lambda t: t.url))
+
+    def _all(self) -> dict[str, Topic]:
+        return {**{t.url: t for t in self._run_time.values()}, **self._built_in}
+
+    def __getitem__(self, url: str) -> Topic:
+        return self._all()[url]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def is_topic_basic(resource: Mapping[str, Any]) -> bool:
+    """A `Basic` claiming the cross-version SubscriptionTopic profile."""
+    profiles = (resource.get("meta") or {}).get("profile") or []
+    return resource.get("resourceType") == "Basic" and SUBSCRIPTION_TOPIC_PROFILE in profiles

@@ -102,6 +102,17 @@ class EpisodeWrite:
     expect: Any = None
 
 
+@dataclass(frozen=True)
+class EpisodeStatus:
+    """What `/health` says of the episode index. `rebuilding_since`: the instant a rebuild from
+    the store began that has not finished (an interrupted one stays until a rebuild completes):
+    meanwhile episodes are missing whose commits the projection has already marked indexed."""
+
+    up: bool
+    rebuilding_since: str | None = None
+    detail: str = ""
+
+
 class EpisodeIndex(Protocol):
     """The analysts' episode index (indexing/episodes.py builds its documents).
 
@@ -118,7 +129,10 @@ class EpisodeIndex(Protocol):
       rows `indexing.analytics.reference_answer` would over the same documents.
     - `alerts` answers the episodes each rule fires for (`indexing.alerts`), one query per
       rule, as `reference_alerts` would: rule order, then episode key.
-    - `clear` removes every episode (before a rebuild from the store).
+    - `begin_rebuild(since)` removes every episode (before a rebuild from the store) and
+      records `since` (an instant) as `status().rebuilding_since`, until `finish_rebuild(since)`;
+      a later `begin_rebuild` replaces the record, and finishing an earlier one leaves it.
+    - `status` never raises: an unreachable engine is `up=False`.
     """
 
     async def related(self, terms: Sequence[str]) -> list[StoredEpisode]: ...
@@ -129,6 +143,10 @@ class EpisodeIndex(Protocol):
 
     async def alerts(self, rules: Sequence[AlertRule], now: datetime) -> list[dict[str, Any]]: ...
 
-    async def clear(self) -> None: ...
+    async def begin_rebuild(self, since: str) -> None: ...
+
+    async def finish_rebuild(self, since: str) -> None: ...
+
+    async def status(self) -> EpisodeStatus: ...
 
     async def close(self) -> None: ...

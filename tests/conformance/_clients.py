@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -28,6 +29,7 @@ from app.main import create_app
 from app.settings import Settings, load_settings
 from app.store.mongo import MongoResourceStore
 from tests._full_stack import drop, full_stack_env, open_with_worker, unique_name
+from tests._uvicorn import served
 from tests.conformance._strict import strict_response
 
 DEPLOYMENTS = ["embedded", "mongo", pytest.param("full", marks=pytest.mark.integration)]
@@ -61,10 +63,11 @@ async def strict_client(app: Litestar) -> AsyncIterator[AsyncTestClient[Any]]:
 
 
 @asynccontextmanager
-async def client_with(
+async def app_with(
     env: Mapping[str, str], deployment: str, data_dir: Path
-) -> AsyncIterator[AsyncTestClient[Any]]:
-    """A test client whose settings are `env` (plus a temp data dir) on `deployment`."""
+) -> AsyncIterator[Litestar]:
+    """The app whose settings are `env` (plus a temp data dir) on `deployment`; on leaving,
+    what the full stack created on the engines is dropped."""
     base = {"MICDR_DATA_DIR": str(data_dir)}
     if deployment == "full":
         base.update(await full_stack_env(unique_name()))
@@ -76,12 +79,36 @@ async def client_with(
     else:
         app = create_app(settings)
     try:
-        async with strict_client(app) as c:
-            yield c
+        yield app
     finally:
         if deployment == "full":
             with contextlib.suppress(Exception):
                 await drop(settings)
+
+
+@asynccontextmanager
+async def client_with(
+    env: Mapping[str, str], deployment: str, data_dir: Path
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    """A test client whose settings are `env` (plus a temp data dir) on `deployment`."""
+    async with app_with(env, deployment, data_dir) as app, strict_client(app) as c:
+        yield c
+
+
+@asynccontextmanager
+async def served_with(
+    env: Mapping[str, str], deployment: str, data_dir: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """As `client_with`, but the app is served on loopback (uvicorn in a thread) and the client
+    is a real HTTP client. For requests that must run at once: the test client sends one at a
+    time and does not yield to the event loop while it waits (its transport blocks), so tasks
+    that loop until another one sets a flag never end."""
+    async with app_with(env, deployment, data_dir) as app:
+        with served(app) as url:
+            async with httpx.AsyncClient(
+                base_url=url, timeout=60, event_hooks={"response": [strict_response]}
+            ) as c:
+                yield c
 
 
 @pytest.fixture(params=DEPLOYMENTS)

@@ -127,13 +127,35 @@ async def test_micdr_reindex_rebuilds_the_episodes_from_the_store(tmp_path: Path
         before = await rows(client, "volume")
     assert len(before) == 3
     episodes = await SqliteEpisodeIndex.open(settings.sqlite_index_path)
-    await episodes.clear()
+    await episodes.begin_rebuild("2026-12-01T09:00:00.000Z")  # a rebuild that died at once
     await episodes.close()
     async with strict_client(create_app(settings)) as client:
         assert await rows(client, "volume") == []
+        health = (await client.get("/health")).json()["episodes"]
+        assert health["rebuilding_since"] == "2026-12-01T09:00:00.000Z"
+        assert health["rebuilding_seconds"] > 0
+        assert health["oldest_unreflected_commit"] is None  # the projection is not behind
     await _reindex(settings, [], [], tmp_path / "checkpoint.json")
     async with strict_client(create_app(settings)) as client:
         assert await rows(client, "volume") == before
+        assert (await client.get("/health")).json()["episodes"] == CURRENT
+
+
+CURRENT = {
+    "up": True,
+    "oldest_unreflected_commit": None,
+    "lag_seconds": 0.0,
+    "rebuilding_since": None,
+    "rebuilding_seconds": 0.0,
+}
+
+
+async def test_health_reports_the_episodes_current_once_the_projection_is(
+    client: AsyncTestClient[Any],
+) -> None:
+    await submit_episodes(client)  # waits for no unindexed commit
+    assert (await client.get("/health")).json()["episodes"] == CURRENT
+    assert len(await rows(client, "volume")) == 3
 
 
 def order_only(n: int) -> dict[str, Any]:

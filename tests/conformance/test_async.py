@@ -18,6 +18,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.conformance._clients import DEPLOYMENTS, client_with
+from tests.conformance._receiver import Receiver, receiver
 from tests.conformance.conftest import episode, finished
 
 ASYNC = {"Prefer": "respond-async"}
@@ -197,49 +198,25 @@ async def test_results_expire_410_then_404(store: str, tmp_path: Path) -> None:
         assert (await client.get(status_path)).status_code == 404
 
 
-class CallbackServer:
-    """A minimal HTTP/1.1 server on loopback that records POSTs and answers `status`."""
-
-    def __init__(self, status: int = 204) -> None:
-        self.status = status
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.arrived = asyncio.Event()
-        self.port = 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")[1:]
-        headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        self.received.append((headers, body))
-        self.arrived.set()
-        writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n\r\n".encode())
-        await writer.drain()
-        writer.close()
-
-
 @pytest.fixture
-async def callback_server() -> AsyncIterator[CallbackServer]:
-    server = CallbackServer()
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-    server.port = listener.sockets[0].getsockname()[1]
-    async with listener:
+async def callback_server() -> AsyncIterator[Receiver]:
+    async with receiver() as server:
         yield server
 
 
 async def test_the_outcome_is_pushed_signed_to_the_registered_callback(
-    store: str, tmp_path: Path, callback_server: CallbackServer
+    store: str, tmp_path: Path, callback_server: Receiver
 ) -> None:
     secret = "s3cret"
     callbacks = {
-        "hospital-a": {"url": f"http://127.0.0.1:{callback_server.port}/hook", "secret": secret},
+        "hospital-a": {"url": callback_server.url, "secret": secret},
         "hospital-b": {"url": "http://127.0.0.1:9/closed", "secret": "x"},
     }
     env = {"MICDR_ASYNC_CALLBACKS": json.dumps(callbacks)}
     async with client_with(env, store, tmp_path) as client:
         status_path = await submit(client, episode(1), **{"X-Micdr-Contributor": "hospital-a"})
-        await asyncio.wait_for(callback_server.arrived.wait(), 30)
-        headers, raw = callback_server.received[0]
+        pushed = (await callback_server.wait_for(lambda r: len(r) > 0, 30))[0]
+        headers, raw = pushed.headers, pushed.raw
         assert headers["x-original-status"] == "200"
         assert path_of(headers["content-location"]) == status_path
         stamp, _, mac = headers["x-micdr-signature"].partition(",sha256=")

@@ -66,9 +66,36 @@ async def test_everything_refuses_what_it_cannot_do(plain_client: Client) -> Non
     await seed(plain_client)
     assert (await plain_client.get("/fhir/Patient/nope/$everything")).status_code == 404
     assert (await plain_client.get("/fhir/Observation/o1/$everything")).status_code == 404
-    response = await plain_client.get("/fhir/Patient/p1/$everything?start=2024-01-01")
+    response = await plain_client.get("/fhir/Patient/p1/$everything?start=last-week")
     assert response.status_code == 400
-    assert response.json()["issue"][0]["code"] == "not-supported"
+    assert response.json()["issue"][0]["expression"] == ["start"]
     response = await plain_client.get("/fhir/Patient/p1/$everything?_since=yesterday")
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == ["_since"]
+
+
+async def test_everything_narrows_by_care_dates_not_record_dates(plain_client: Client) -> None:
+    """`start` / `end`: each type's clinical date (an Observation's `date`, its effective
+    time) overlaps the range; the Patient and the Group have no care date and stay."""
+    await seed(plain_client)
+    for id_, when in (("o-2019", "2019-05-01T10:00:00Z"), ("o-2024", "2024-03-01")):
+        await put(plain_client, {**observation(id_, "Patient/p1"), "effectiveDateTime": when})
+    await indexed(plain_client)
+
+    async def everything(query: str) -> list[str]:
+        response = await plain_client.get(f"/fhir/Patient/p1/$everything?{query}")
+        assert response.status_code == 200, response.text
+        return refs(response.json())
+
+    assert await everything("start=2024-01-01") == [
+        "Patient/p1",
+        "Group/g1",
+        "Observation/o-2024",
+    ]
+    assert await everything("end=2020") == ["Patient/p1", "Group/g1", "Observation/o-2019"]
+    assert await everything("start=2019-05&end=2019-05") == [
+        "Patient/p1",
+        "Group/g1",
+        "Observation/o-2019",
+    ]
+    assert await everything("start=2025-01-01&_type=Observation") == []

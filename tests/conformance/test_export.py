@@ -7,17 +7,20 @@ export. See docs/api/export.md."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import orjson
 import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.conformance import _clients
-from tests.conformance._clients import DEPLOYMENTS, PLAIN_FHIR, client_with
+from tests.conformance._clients import DEPLOYMENTS, PLAIN_FHIR, client_with, served_with
 from tests.conformance.conftest import finished, indexed
 
 Client = AsyncTestClient[Any]
@@ -30,7 +33,7 @@ def path_of(url: str) -> str:
     return url.split("micdr.local", 1)[1]
 
 
-async def put(client: Client, resource: dict[str, Any]) -> dict[str, Any]:
+async def put(client: httpx.AsyncClient, resource: dict[str, Any]) -> dict[str, Any]:
     response = await client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource)
     assert response.status_code in (200, 201), response.text
     body: dict[str, Any] = response.json()
@@ -372,7 +375,8 @@ async def test_under_ingest_the_export_is_the_kickoff_snapshot(
 ) -> None:
     """Writes go on while the export runs (in small batches, so the job reads the store between
     them): every write that returned before the kick-off is in the export, none made after its
-    202 is, whichever batch the job was at. (The test client sends one request at a time.)"""
+    202 is, whichever batch the job was at. (The test client sends one request at a time; the
+    next test writes from several clients at once.)"""
     client = small_batches_client
     before = [f"b{n:02d}" for n in range(10)]
     for id_ in before:
@@ -385,6 +389,121 @@ async def test_under_ingest_the_export_is_the_kickoff_snapshot(
     by_type = await lines_of(client, manifest)
     assert ids(by_type) == {"Patient": before}
     assert {p["name"][0]["family"] for p in by_type["Patient"]} == {"Doe"}
+
+
+WRITERS = 4
+WRITES_EACH = 40  # at most: a writer stops once the export has finished
+SEEDED = 100  # with batches of 2, the export reads the store 50 times or more
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write as its client saw it: the version it made, and when (monotonic) it was sent and
+    answered."""
+
+    id: str
+    version: int
+    family: str
+    sent: float
+    answered: float
+
+
+@pytest.fixture(params=DEPLOYMENTS)
+async def served_small_batches(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with served_with(SMALL, request.param, tmp_path) as c:
+        yield c
+
+
+def local_path(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+async def put_timed(client: httpx.AsyncClient, id_: str, family: str) -> Written:
+    sent = time.monotonic()
+    body = await put(client, patient(id_, family))
+    return Written(id_, int(body["meta"]["versionId"]), family, sent, time.monotonic())
+
+
+async def test_parallel_writers_leave_the_kickoff_snapshot_as_it_was(
+    served_small_batches: httpx.AsyncClient,
+) -> None:
+    """Clients write at once (creates, and updates of patients of their own) before, during
+    and after the kick-off and while the export runs, on a real server: the export holds
+    exactly each patient's last version answered before the kick-off was sent, and nothing
+    sent after its 202; a write in flight during the kick-off may fall on either side."""
+    client = served_small_batches
+    seeded = [f"s{n:03d}" for n in range(SEEDED)]
+    entries = [
+        {"resource": patient(i, "seed"), "request": {"method": "PUT", "url": f"Patient/{i}"}}
+        for i in seeded
+    ]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    answer = await client.post("/fhir", json=bundle)
+    assert answer.status_code == 200, answer.text
+    log = [Written(i, 1, "seed", 0.0, 0.0) for i in seeded]
+    finished_at: list[float] = []
+
+    async def writer(w: int) -> None:
+        own = seeded[w : WRITERS * 5 : WRITERS]
+        for n in range(WRITES_EACH):
+            if finished_at:
+                return
+            id_ = f"w{w}-{n:02d}" if n % 2 == 0 else own[n // 2 % len(own)]
+            log.append(await put_timed(client, id_, f"w{w}n{n}"))
+
+    async def export() -> tuple[float, float, dict[str, Any], list[tuple[float, str]]]:
+        while len(log) < SEEDED + 2 * WRITERS:  # kick off while every writer is busy
+            await asyncio.sleep(0.005)
+        sent = time.monotonic()
+        kicked = await client.get("/fhir/$export?_type=Patient", headers=ASYNC)
+        answered = time.monotonic()
+        assert kicked.status_code == 202, kicked.text
+        status = local_path(kicked.headers["content-location"])
+        polls: list[tuple[float, str]] = []
+        while (answer := await client.get(status)).status_code == 202:
+            polls.append((time.monotonic(), answer.headers["x-progress"]))
+            await asyncio.sleep(0.02)
+        finished_at.append(time.monotonic())
+        assert answer.status_code == 200, answer.text
+        return sent, answered, answer.json(), polls
+
+    async with asyncio.timeout(240):
+        (sent, answered, manifest, polls), *_ = await asyncio.gather(
+            export(), *(writer(w) for w in range(WRITERS))
+        )
+
+    # The writers did commit while the export ran: after a poll found it half done.
+    half_done = [t for t, progress in polls if not progress.endswith(" 0 resources")]
+    assert half_done, polls
+    assert any(half_done[0] < w.sent and w.answered < finished_at[0] for w in log)
+
+    lines: dict[str, dict[str, Any]] = {}
+    for entry in manifest["output"]:
+        ndjson = {"Accept": "application/fhir+ndjson"}
+        got = await client.get(local_path(entry["url"]), headers=ndjson)
+        assert got.status_code == 200, got.text
+        resources = [orjson.loads(line) for line in got.content.splitlines()]
+        assert len(resources) == entry["count"]
+        lines.update((r["id"], r) for r in resources if r["resourceType"] == "Patient")
+    assert sum(e["count"] for e in manifest["output"]) == len(lines)  # no line twice
+    exported = {i: (int(r["meta"]["versionId"]), r["name"][0]["family"]) for i, r in lines.items()}
+    # per patient: its last version answered before the kick-off was sent (0: none), and the
+    # versions of its writes in flight during the kick-off, which may be either side
+    before: dict[str, tuple[int, str]] = {}
+    either: dict[str, set[tuple[int, str]]] = {}
+    for w in log:
+        if w.answered < sent:
+            before[w.id] = max(before.get(w.id, (0, "")), (w.version, w.family))
+        elif w.sent <= answered:
+            either.setdefault(w.id, set()).add((w.version, w.family))
+    assert {i: v for i, v in exported.items() if i not in either} == {
+        i: v for i, v in before.items() if i not in either
+    }
+    for id_, versions in either.items():
+        assert exported.get(id_) in {before.get(id_), *versions}
+    assert all(r["meta"]["lastUpdated"] <= manifest["transactionTime"] for r in lines.values())
 
 
 async def test_a_finished_export_is_audited(plain_client: Client, tmp_path: Path) -> None:

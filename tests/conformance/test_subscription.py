@@ -6,12 +6,14 @@ a `Basic` resource with the cross-version SubscriptionTopic profile, checked whe
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.conformance._clients import plain_client
+from tests.conformance._receiver import Receiver, receiver
 from tests.conformance.conftest import indexed
 
 __all__ = ["plain_client"]
@@ -38,7 +40,9 @@ def subscription(**changes: Any) -> dict[str, Any]:
     return resource
 
 
-def topic_subscription(topic: str, *filters: str) -> dict[str, Any]:
+def topic_subscription(
+    topic: str, *filters: str, endpoint: str = "https://receiver.example.org/hook"
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Subscription",
         "meta": {"profile": [BP + "backport-subscription"]},
@@ -47,7 +51,7 @@ def topic_subscription(topic: str, *filters: str) -> dict[str, Any]:
         "criteria": topic,
         "channel": {
             "type": "rest-hook",
-            "endpoint": "https://receiver.example.org/hook",
+            "endpoint": endpoint,
             "payload": "application/fhir+json",
             "_payload": {
                 "extension": [{"url": BP + "backport-payload-content", "valueCode": "id-only"}]
@@ -61,6 +65,13 @@ def topic_subscription(topic: str, *filters: str) -> dict[str, Any]:
             ]
         }
     return resource
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[Receiver]:
+    """A loopback rest-hook endpoint: the subscriptions sent to it pass their handshake."""
+    async with receiver() as endpoint:
+        yield endpoint
 
 
 def outcome(response: Any) -> tuple[int, str, list[str], str]:
@@ -207,7 +218,9 @@ async def test_a_run_time_topic_is_checked_when_written(
 async def test_status_reports_a_topic_subscription(plain_client: AsyncTestClient[Any]) -> None:
     """Backport IG, $status: a searchset Bundle of the subscription's status Parameters."""
     topic_url = "http://micdr.org/fhir/SubscriptionTopic/imaging-study"
-    created = await plain_client.post("/fhir/Subscription", json=topic_subscription(topic_url))
+    # off: no handshake races the answer
+    wanted = {**topic_subscription(topic_url), "status": "off"}
+    created = await plain_client.post("/fhir/Subscription", json=wanted)
     sid = created.json()["id"]
     response = await plain_client.get(f"/fhir/Subscription/{sid}/$status")
     assert response.status_code == 200, response.text
@@ -221,7 +234,7 @@ async def test_status_reports_a_topic_subscription(plain_client: AsyncTestClient
         "parameter": [
             {"name": "subscription", "valueReference": {"reference": f"{base}/Subscription/{sid}"}},
             {"name": "topic", "valueCanonical": topic_url},
-            {"name": "status", "valueCode": "requested"},
+            {"name": "status", "valueCode": "off"},
             {"name": "type", "valueCode": "query-status"},
             {"name": "events-since-subscription-start", "valueString": "0"},
         ],
@@ -297,7 +310,7 @@ def numbered_foci(bundle: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 async def test_a_topic_records_events_for_the_right_focus_in_commit_order(
-    plain_client: AsyncTestClient[Any],
+    plain_client: AsyncTestClient[Any], hook: Receiver
 ) -> None:
     """Backport IG topic round trip up to delivery: events for final and amended reports of
     the filtered patient, numbered in commit order, none for other patients or statuses; the
@@ -308,7 +321,9 @@ async def test_a_topic_records_events_for_the_right_focus_in_commit_order(
     other = (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).json()["id"]
     subscriptions = []
     for _ in range(2):
-        resource = topic_subscription(REPORT_TOPIC, f"DiagnosticReport?patient=Patient/{pid}")
+        resource = topic_subscription(
+            REPORT_TOPIC, f"DiagnosticReport?patient=Patient/{pid}", endpoint=hook.url
+        )
         created = await client.post("/fhir/Subscription", json=resource)
         subscriptions.append(created.json()["id"])
     await indexed(client)
@@ -361,13 +376,15 @@ async def test_events_refuses_bad_bounds_and_content(plain_client: AsyncTestClie
 
 
 async def test_a_subscription_turned_off_records_no_more_events(
-    plain_client: AsyncTestClient[Any],
+    plain_client: AsyncTestClient[Any], hook: Receiver
 ) -> None:
     """subscription.html: `off` stops it. Projection re-reads the subscriptions when one of
     them was written since, so the change is seen by the next commit."""
     client = plain_client
     pid = (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).json()["id"]
-    resource = topic_subscription(REPORT_TOPIC, f"DiagnosticReport?patient=Patient/{pid}")
+    resource = topic_subscription(
+        REPORT_TOPIC, f"DiagnosticReport?patient=Patient/{pid}", endpoint=hook.url
+    )
     sid = (await client.post("/fhir/Subscription", json=resource)).json()["id"]
     await client.post("/fhir/DiagnosticReport", json=report(pid, "final"))
     assert len(numbered_foci(await events(client, sid))) == 1

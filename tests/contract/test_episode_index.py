@@ -11,10 +11,11 @@ import pytest
 
 from indexing.alerts import DEFAULT_RULES, reference_alerts
 from indexing.analytics import QUESTIONS, AnalyticsQuery, parse_query, reference_answer
-from indexing.engines.port import EpisodeWrite
+from indexing.engines.port import EpisodeStatus, EpisodeWrite
 from tests._episode_engines import seeded_episodes
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
+SINCE = "2026-12-01T09:00:00.000Z"
 DOCS = seeded_episodes()
 
 
@@ -48,9 +49,17 @@ async def test_writes_are_compare_and_set(episodes: Any) -> None:
     assert await episodes.related([doc["key"]]) == []
 
 
-async def test_clear_removes_every_episode(loaded: Any) -> None:
-    await loaded.clear()
+async def test_a_rebuild_begins_empty_and_is_reported_until_it_finishes(loaded: Any) -> None:
+    first, second = "2026-12-01T10:00:00.000Z", "2026-12-01T11:00:00.000Z"
+    assert await loaded.status() == EpisodeStatus(up=True)
+    await loaded.begin_rebuild(first)
     assert await loaded.related([d["key"] for d in DOCS]) == []
+    assert await loaded.status() == EpisodeStatus(up=True, rebuilding_since=first)
+    await loaded.begin_rebuild(second)  # a later rebuild takes over the record
+    await loaded.finish_rebuild(first)  # the earlier one ending leaves it
+    assert await loaded.status() == EpisodeStatus(up=True, rebuilding_since=second)
+    await loaded.finish_rebuild(second)
+    assert await loaded.status() == EpisodeStatus(up=True)
 
 
 FILTERS: list[dict[str, str]] = [
@@ -87,10 +96,10 @@ async def test_alerts_equal_the_python_reference(loaded: Any) -> None:
     assert await loaded.alerts(DEFAULT_RULES, now) == expected
 
 
-async def test_writes_while_the_index_is_cleared_land_in_it_and_it_stays_usable(
+async def test_writes_while_a_rebuild_empties_the_index_land_in_it_and_it_stays_usable(
     episodes: Any,
 ) -> None:
-    # a rebuild (clear) races the projection's writes. (The CI failure this guards against,
+    # a rebuild (its emptying) races the projection's writes. (The CI failure this guards against,
     # a write meeting no alias and creating a concrete index under its name, needs an
     # interleaving this test does not force; `require_alias` and the alias swap rule it out.)
     import asyncio
@@ -98,13 +107,27 @@ async def test_writes_while_the_index_is_cleared_land_in_it_and_it_stays_usable(
     async def write_all() -> None:
         for doc in DOCS:
             while not await episodes.apply([EpisodeWrite(doc["key"], doc)]):
-                return  # already there (written before a clear it survived): fine
+                return  # already there (written before an emptying it survived): fine
 
     for _ in range(3):
-        await asyncio.gather(episodes.clear(), write_all(), write_all())
+        await asyncio.gather(episodes.begin_rebuild(SINCE), write_all(), write_all())
     await write_all()
     keys = sorted(d["key"] for d in DOCS)
     found = await episodes.related(keys)
     assert sorted(e.key for e in found) == keys
-    await episodes.clear()
+    await episodes.begin_rebuild(SINCE)
     assert await episodes.related(keys) == []
+
+
+async def test_an_unreachable_elasticsearch_is_down_in_the_status_not_an_error() -> None:
+    from elasticsearch import AsyncElasticsearch
+
+    from indexing.engines.elasticsearch.episodes import ElasticsearchEpisodeIndex
+
+    client = AsyncElasticsearch("http://127.0.0.1:9", max_retries=0)  # nothing listens on 9
+    try:
+        status = await ElasticsearchEpisodeIndex(client, "micdr-unreachable").status()
+    finally:
+        await client.close()
+    assert (status.up, status.rebuilding_since) == (False, None)
+    assert "Connection error" in status.detail

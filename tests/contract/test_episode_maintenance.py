@@ -16,12 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.fhir.clock import format_instant
 from app.records import StoredResource
 from app.settings import Settings
 from indexing.alerts import parse_rules
+from indexing.engines.port import EpisodeStatus
 from indexing.engines.sqlite.episodes import SqliteEpisodeIndex
 from indexing.episodes import MEMBER_TYPES, accessions, build_episode, group_members, mark_repeats
-from tests._episode_engines import context
+from tests._episode_engines import context, open_episode_index
 from tests._episodes import (
     ACSN_SYSTEM,
     UPI_SYSTEM,
@@ -198,6 +200,35 @@ async def test_rebuild_empties_the_index_and_builds_it_from_the_store(episodes: 
             "ServiceRequest/o3": ["ServiceRequest/o3"],
         },
     )
+    assert await episodes.status() == EpisodeStatus(up=True)
+
+
+class FailingScan(DictStore):
+    """A store that fails while `failing` when the rebuild reads the studies (the process
+    dies, the engine goes away)."""
+
+    failing = True
+
+    async def scan(self, type: str, after_id: str | None, limit: int) -> list[StoredResource]:
+        if self.failing and type == "ImagingStudy":
+            raise ConnectionError("store gone")
+        return await super().scan(type, after_id, limit)
+
+
+async def test_an_interrupted_rebuild_stays_reported_until_one_finishes(episodes: Any) -> None:
+    store = FailingScan()
+    await arrive(store, episodes, *CONTEXT, ORDER, STUDY)
+    before = format_instant(datetime.now(UTC))
+    with pytest.raises(ConnectionError):
+        await rebuild_episodes(store, episodes, SETTINGS)
+    after = format_instant(datetime.now(UTC))
+    status = await episodes.status()
+    assert status.up
+    assert status.rebuilding_since is not None
+    assert before <= status.rebuilding_since <= after
+    store.failing = False
+    assert await rebuild_episodes(store, episodes, SETTINGS) == 2
+    assert await episodes.status() == EpisodeStatus(up=True)
 
 
 async def test_concurrent_workers_on_one_episode_lose_no_member(episodes: Any) -> None:
@@ -248,6 +279,22 @@ def expected_from(store: DictStore) -> dict[str, dict[str, Any]]:
     return expected(store, group_members(members, orders, SYSTEMS))
 
 
+async def _writes_and_deletions_end_as_built_at_once(
+    index: Any, events: list[tuple[str, int, bool]]
+) -> None:
+    store = DictStore()
+    await arrive(store, index, organization())
+    for reference, variant, delete in events:
+        if delete and reference in store.current:
+            changed = store.delete(reference)
+        else:
+            options = MEMBERS[reference]
+            changed = store.put(options[variant % len(options)])
+        await maintain_episodes(store, index, SETTINGS, [changed])
+    every = [*MEMBERS, f"Accession/{ACSN_SYSTEM}|ACC1", f"Accession/{ACSN_SYSTEM}|ACC2"]
+    assert await indexed(index, *every) == expected_from(store)
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -258,19 +305,27 @@ def test_any_sequence_of_writes_and_deletions_ends_in_the_documents_built_at_onc
     async def run() -> None:
         index = await SqliteEpisodeIndex.open(tmp_path / f"{uuid.uuid4().hex}.sqlite3")
         try:
-            store = DictStore()
-            await arrive(store, index, organization())
-            for reference, variant, delete in events:
-                if delete and reference in store.current:
-                    changed = store.delete(reference)
-                else:
-                    options = MEMBERS[reference]
-                    changed = store.put(options[variant % len(options)])
-                await maintain_episodes(store, index, SETTINGS, [changed])
-            every = [*MEMBERS, f"Accession/{ACSN_SYSTEM}|ACC1", f"Accession/{ACSN_SYSTEM}|ACC2"]
-            assert await indexed(index, *every) == expected_from(store)
+            await _writes_and_deletions_end_as_built_at_once(index, events)
         finally:
             await index.close()
+
+    asyncio.run(run())
+
+
+# Elasticsearch: fewer examples (each write is a refreshed round trip), the same property
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=EVENTS)
+def test_the_same_property_holds_on_elasticsearch(
+    tmp_path: Path, events: list[tuple[str, int, bool]]
+) -> None:
+    async def run() -> None:
+        index, cleanup = await open_episode_index("elasticsearch", tmp_path)
+        try:
+            await _writes_and_deletions_end_as_built_at_once(index, events)
+        finally:
+            await cleanup()
 
     asyncio.run(run())
 

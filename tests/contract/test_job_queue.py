@@ -56,6 +56,9 @@ class SilentQueue:
     async def request_reindex(self, seq: int, types: Sequence[str]) -> None:
         return None
 
+    async def deliver(self, subscriptions: Sequence[str]) -> None:
+        return None
+
     async def rebuild_lost_index(self) -> None:
         return None
 

@@ -42,6 +42,22 @@ async def test_commit_then_read_answers_the_current_version(store: Any) -> None:
     assert await store.read("Patient", "missing") is None
 
 
+async def test_vread_many_answers_the_committed_versions_asked_for(store: Any) -> None:
+    await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
+    await store.commit(Transaction((put("a", 2, "2024-01-02T00:00:00.000Z", "Roe"),)))
+    await store.commit(Transaction((put("b", 1, "2024-01-03T00:00:00.000Z", "Poe"),)))
+    with pytest.raises(VersionConflict):  # refused: its version must not be answered
+        await store.commit(Transaction((put("c", 1, "2024-01-04T00:00:00.000Z"), put("b", 1, "x"))))
+    keys = [("Patient", "a", 2), ("Patient", "a", 1), ("Patient", "b", 1), ("Patient", "a", 1)]
+    found = await store.vread_many([*keys, ("Patient", "a", 3), ("Patient", "c", 1)])
+    assert sorted((s.id, s.version, s.resource["name"][0]["family"]) for s in found) == [
+        ("a", 1, "Doe"),
+        ("a", 2, "Roe"),
+        ("b", 1, "Poe"),
+    ]
+    assert await store.vread_many([]) == []
+
+
 async def test_a_version_is_taken_once(store: Any) -> None:
     await store.commit(Transaction((put("a", 1, "2024-01-01T00:00:00.000Z"),)))
     with pytest.raises(VersionConflict):

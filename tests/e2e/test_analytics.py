@@ -134,3 +134,6 @@ def test_the_monthly_report_renders_in_the_browser(page: Page, server: tuple[str
     png = folder / f"{deployment}-report.png"
     page.screenshot(path=str(png), full_page=True)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pdf = folder / f"{deployment}-report.pdf"  # printed, as a manager files it
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    assert pdf.read_bytes()[:5] == b"%PDF-"

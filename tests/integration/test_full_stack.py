@@ -33,11 +33,28 @@ async def test_submit_project_and_search_on_the_full_stack(unique_name: str) -> 
                 assert {e["response"]["status"] for e in response.json()["entry"]} == {
                     "201 Created"
                 }
-            assert (await client.get("/health")).json()["index"]["oldest_unindexed_commit"]
+            health = (await client.get("/health")).json()
+            assert health["index"]["oldest_unindexed_commit"]
+            # the episodes wait for the same projection job: behind by exactly its lag
+            behind = health["episodes"]
+            assert behind["oldest_unreflected_commit"] == health["index"]["oldest_unindexed_commit"]
+            assert behind["lag_seconds"] == health["index"]["lag_seconds"]
+            assert behind["rebuilding_since"] is None
+            assert (await client.get("/analytics/api/volume")).json()["rows"] == []
 
             await run_worker_burst(settings)
 
-            assert (await client.get("/health")).json()["index"]["oldest_unindexed_commit"] is None
+            health = (await client.get("/health")).json()
+            assert health["index"]["oldest_unindexed_commit"] is None
+            assert health["episodes"] == {
+                "up": True,
+                "oldest_unreflected_commit": None,
+                "lag_seconds": 0.0,
+                "rebuilding_since": None,
+                "rebuilding_seconds": 0.0,
+            }
+            volume = (await client.get("/analytics/api/volume")).json()["rows"]
+            assert sum(row["episodes"] for row in volume) == 2
             found = await client.get(
                 f"/fhir/ImagingStudy?patient.identifier={HCN}|5566009041"
                 "&_include=ImagingStudy:endpoint"

@@ -5,7 +5,9 @@ with its mapping on first open: the documents of indexing/episodes.py as they ar
 FIELDS entry typed by it, plus `terms` (what `related` searches). The revision of a document is
 its `[_seq_no, _primary_term]`: `apply` writes with `if_seq_no`/`if_primary_term` (or `create`
 for a new key) and `refresh=wait_for`, so a conflict is a 409 and a completed write is visible.
-`answer` compiles a question into one composite aggregation (`compile_answer`, pure).
+`answer` compiles a question into one composite aggregation (`compile_answer`, pure). A
+rebuild's start is kept in the mapping's `_meta` (`rebuilding_since`) of the index it writes,
+so every process sees it and it goes with that index.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 
 from indexing.alerts import AlertRule, alert_row, threshold
 from indexing.analytics import (
@@ -30,7 +32,7 @@ from indexing.analytics import (
     episode_terms,
 )
 from indexing.engines.names import episode_alias, episode_index, validate_prefix
-from indexing.engines.port import EpisodeWrite, StoredEpisode
+from indexing.engines.port import EpisodeStatus, EpisodeWrite, StoredEpisode
 
 __all__ = ["ElasticsearchEpisodeIndex", "compile_answer", "episode_mappings"]
 
@@ -145,10 +147,10 @@ class ElasticsearchEpisodeIndex:
             if "resource_already_exists" not in str(error):
                 raise
 
-    async def _create(self, index: str, aliased: bool) -> None:
+    async def _create(self, index: str, aliased: bool, meta: dict[str, str] | None = None) -> None:
         await self._client.indices.create(
             index=index,
-            mappings=episode_mappings(),
+            mappings={**episode_mappings(), **({"_meta": meta} if meta else {})},
             settings={
                 "number_of_shards": 1,
                 "number_of_replicas": 0,
@@ -237,16 +239,17 @@ class ElasticsearchEpisodeIndex:
             out.extend(alert_row(rule, hit["_source"]) for hit in response["hits"]["hits"])
         return out
 
-    async def clear(self) -> None:
-        """Point the alias at a new empty index in one step, then delete the old one (delete-by-
-        query needs a module some distributions leave out). The alias never goes missing, so
-        the writes of other workers meanwhile land in one index or the other, never in a
-        concrete index created under the alias's name. One clear at a time (a rebuild is one
-        job per deployment): two at once can leave the alias naming both new indexes."""
+    async def begin_rebuild(self, since: str) -> None:
+        """Point the alias at a new empty index, marked `rebuilding_since`, in one step, then
+        delete the old one (delete-by-query needs a module some distributions leave out). The
+        alias never goes missing, so the writes of other workers meanwhile land in one index or
+        the other, never in a concrete index created under the alias's name. One rebuild at a
+        time (a rebuild is one job per deployment): two at once can leave the alias naming both
+        new indexes."""
         await self.ensure()
         old = await self._behind_alias()
         fresh = f"{self._index}-{uuid.uuid4().hex[:8]}"
-        await self._create(fresh, aliased=False)
+        await self._create(fresh, aliased=False, meta={"rebuilding_since": since})
         # every index the alias names, so it keeps exactly one
         await self._client.indices.update_aliases(
             actions=[
@@ -255,8 +258,34 @@ class ElasticsearchEpisodeIndex:
             ]
         )
         for name in old:
-            with contextlib.suppress(NotFoundError):  # a concurrent clear deleted it first
+            with contextlib.suppress(NotFoundError):  # a concurrent rebuild deleted it first
                 await self._client.indices.delete(index=name)
+
+    async def _marks(self, client: AsyncElasticsearch) -> dict[str, str]:
+        """index behind the alias -> the start of its unfinished rebuild."""
+        mappings = await client.indices.get_mapping(index=self._alias)
+        metas = {name: m["mappings"].get("_meta", {}) for name, m in mappings.items()}
+        return {
+            name: meta["rebuilding_since"]
+            for name, meta in metas.items()
+            if meta.get("rebuilding_since")
+        }
+
+    async def finish_rebuild(self, since: str) -> None:
+        # only the index that rebuild created: a later rebuild's index keeps its own mark
+        for name, mark in (await self._marks(self._client)).items():
+            if mark == since:
+                await self._client.indices.put_mapping(index=name, meta={})
+
+    async def status(self) -> EpisodeStatus:
+        try:
+            # /health must answer soon while Elasticsearch is down
+            marks = await self._marks(self._client.options(request_timeout=5.0))
+        except NotFoundError:
+            return EpisodeStatus(up=False, detail=f"no index behind the alias {self._alias}")
+        except (TransportError, ApiError) as error:
+            return EpisodeStatus(up=False, detail=str(error))
+        return EpisodeStatus(up=True, rebuilding_since=min(marks.values(), default=None))
 
     async def refresh(self) -> None:
         await self._client.indices.refresh(index=self._alias)

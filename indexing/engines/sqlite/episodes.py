@@ -3,9 +3,10 @@
 Two tables beside the search index's (schema: EPISODE_SCHEMA): `epi_episode`, one row per
 episode with a column per scalar field of indexing/analytics.py's FIELDS (the analysts query
 them as they are) plus the whole document as JSON and a revision counter; and `epi_term`, the
-terms each episode is found by. `apply` checks every revision and writes in one SQLite
-transaction, so a conflict leaves nothing written. `answer` compiles a question into one
-GROUP BY (`compile_answer`, pure).
+terms each episode is found by; `epi_rebuild` holds the start of a rebuild not yet finished
+(at most one row). `apply` checks every revision and writes in one SQLite transaction, so a
+conflict leaves nothing written. `answer` compiles a question into one GROUP BY
+(`compile_answer`, pure).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from indexing.analytics import (
     AnalyticsQuery,
     episode_terms,
 )
-from indexing.engines.port import EpisodeWrite, StoredEpisode
+from indexing.engines.port import EpisodeStatus, EpisodeWrite, StoredEpisode
 from indexing.engines.sqlite_file import open_connection
 
 __all__ = ["EPISODE_SCHEMA", "SqliteEpisodeIndex", "compile_answer"]
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS epi_term (
     term TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (term, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS epi_term_key ON epi_term (key);
+CREATE TABLE IF NOT EXISTS epi_rebuild (since TEXT NOT NULL);
 """
 _NAMES = [name for name in FIELDS if name != "key"]
 _QUOTED = ", ".join('"' + n + '"' for n in _NAMES)
@@ -211,14 +213,37 @@ class SqliteEpisodeIndex:
             out.extend(alert_row(rule, orjson.loads(doc)) for (doc,) in cursor.fetchall())
         return out
 
-    async def clear(self) -> None:
-        await self._run(self._clear)
+    async def begin_rebuild(self, since: str) -> None:
+        await self._run(self._begin_rebuild, since)
 
-    def _clear(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.execute("DELETE FROM epi_term")
-        self._db.execute("DELETE FROM epi_episode")
-        self._db.execute("COMMIT")
+    def _begin_rebuild(self, since: str) -> None:
+        # one transaction: no reader sees the episodes gone without the rebuild recorded
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("epi_term", "epi_episode", "epi_rebuild"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("INSERT INTO epi_rebuild (since) VALUES (?)", (since,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def finish_rebuild(self, since: str) -> None:
+        await self._run(self._finish_rebuild, since)
+
+    def _finish_rebuild(self, since: str) -> None:
+        self._db.execute("DELETE FROM epi_rebuild WHERE since = ?", (since,))
+
+    async def status(self) -> EpisodeStatus:
+        try:
+            return EpisodeStatus(up=True, rebuilding_since=await self._run(self._rebuilding))
+        except (sqlite3.Error, AssertionError) as error:
+            return EpisodeStatus(up=False, detail=str(error))
+
+    def _rebuilding(self) -> str | None:
+        row = self._db.execute("SELECT since FROM epi_rebuild").fetchone()
+        return str(row[0]) if row else None
 
     async def close(self) -> None:
         if self._conn is not None:

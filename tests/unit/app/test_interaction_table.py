@@ -15,11 +15,11 @@ from app.interactions.read import read
 from app.interactions.search import search
 from app.interactions.table import (
     ASYNC_STATUS,
-    OPERATION_DEFINITIONS,
     OPERATIONS,
     TABLE,
     capability_codes,
     match,
+    operations,
 )
 from app.interactions.vread import vread
 
@@ -31,8 +31,41 @@ def test_every_routed_row_has_its_function() -> None:
 
 
 def test_every_kickoff_operation_has_its_definition() -> None:
-    kickoffs = {row.runs for row in OPERATIONS if row.code in ("export", "everything")}
-    assert sorted(kickoffs) == sorted(OPERATION_DEFINITIONS)
+    kickoffs = [row for row in OPERATIONS if row.code in ("export", "everything")]
+    assert all(row.operation for row in kickoffs)
+    assert not any(row.operation for row in OPERATIONS if row not in kickoffs)  # status, files
+
+
+BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+
+
+@pytest.mark.parametrize(
+    ("owner", "declared"),
+    [
+        (None, [("export", BULK + "export")]),
+        (
+            "Patient",
+            [
+                ("export", BULK + "patient-export"),
+                ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
+            ],
+        ),
+        ("Group", [("export", BULK + "group-export")]),
+        (
+            "Subscription",
+            [
+                ("status", BACKPORT + "backport-subscription-status"),
+                ("events", BACKPORT + "backport-subscription-events"),
+            ],
+        ),
+        ("Observation", []),
+    ],
+)
+def test_each_operation_is_declared_once_where_it_runs(
+    owner: str | None, declared: list[tuple[str, str]]
+) -> None:
+    assert operations(owner) == declared
 
 
 def test_bundle_reads_are_the_get_rows_of_the_table() -> None:
@@ -98,21 +131,3 @@ def test_a_path_no_row_has_reaches_nothing() -> None:
     assert match("GET", ("Patient", "p1", "x")) is None
     assert match("GET", ("Patient", "p1", "_history", "2", "x")) is None
     assert match("PUT", ()) is None
-
-
-def test_operations_are_declared_by_name_and_definition_on_their_type() -> None:
-    from app.interactions.table import operations
-
-    assert operations("Subscription") == [
-        (
-            "status",
-            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
-            "backport-subscription-status",
-        ),
-        (
-            "events",
-            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
-            "backport-subscription-events",
-        ),
-    ]
-    assert operations("Patient") == []

@@ -13,6 +13,7 @@ from app.subscriptions.delivery import (
     RetryPolicy,
     after_attempt,
     after_handshake,
+    next_step,
 )
 
 POLICY = RetryPolicy(first_delay=1.0, max_delay=5.0, max_failures=5)
@@ -57,3 +58,38 @@ def test_a_failed_handshake_is_an_error_at_once() -> None:
     assert after_handshake(Attempt(404)) == Failed(
         "handshake failed: the endpoint answered HTTP 404"
     )
+
+
+NOW = 1_000.0
+NOW_ISO = "2026-12-06T12:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("status", "end", "heartbeat", "pending", "retry_at", "last_sent", "expected"),
+    [
+        ("off", None, None, True, 0.0, 0.0, "wait"),
+        ("error", None, None, True, 0.0, 0.0, "wait"),
+        ("requested", None, None, False, 0.0, 0.0, "handshake"),
+        ("requested", None, None, False, NOW + 1, 0.0, "wait"),  # retried later
+        ("active", None, None, True, 0.0, 0.0, "events"),
+        ("active", None, None, True, NOW + 0.5, 0.0, "wait"),  # backing off
+        ("active", None, None, False, 0.0, 0.0, "wait"),
+        ("active", None, 60, False, 0.0, NOW - 60, "heartbeat"),
+        ("active", None, 60, False, 0.0, NOW - 59, "wait"),
+        ("active", None, 60, True, 0.0, NOW - 600, "events"),  # events count as a heartbeat
+        ("active", "2026-12-06T12:00:00+00:00", None, True, 0.0, 0.0, "turn-off"),
+        ("requested", "2026-12-06T11:59:59+00:00", None, False, NOW + 9, 0.0, "turn-off"),
+        ("active", "2026-12-06T12:00:01+00:00", None, True, 0.0, 0.0, "events"),
+        ("off", "2020-01-01T00:00:00+00:00", None, False, 0.0, 0.0, "wait"),
+    ],
+)
+def test_the_next_step_follows_status_end_backoff_and_heartbeat(
+    status: str,
+    end: str | None,
+    heartbeat: int | None,
+    pending: bool,
+    retry_at: float,
+    last_sent: float,
+    expected: str,
+) -> None:
+    assert next_step(status, end, heartbeat, pending, retry_at, last_sent, NOW, NOW_ISO) == expected
