@@ -17,6 +17,11 @@ everything is indexed (no backlog behind them, unlike `micdr bench --quick`), an
 
 The run's database, indices and Redis database are dropped at the end. Like `micdr bench`, the
 engines' figures are this run's only when nothing else uses the engines meanwhile.
+
+`--index-only` measures Elasticsearch's bytes per document at a larger size without the API:
+the generator's unique resources and the DocumentReference the server would keep for each
+order, study and report (`app.ig.documents.index_document`) are projected and written straight
+into fresh indices, flushed and force-merged to one segment, measured and deleted.
 """
 
 from __future__ import annotations
@@ -143,13 +148,72 @@ async def measure(patients: int, workers: int = 2) -> dict[str, Any]:
     return result
 
 
+async def measure_index(patients: int) -> dict[str, Any]:
+    from app.ig.documents import MAIN_TYPES, index_document, index_id
+    from bench.generate import flatten
+    from bench.workloads import BATCH, _Current
+    from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
+    from indexing.project import project
+    from indexing.registry import SearchParamRegistry
+
+    data = generate(SEED, patients)
+    docs = flatten(data, unique=True)
+    meta = {"versionId": "1", "lastUpdated": "2026-01-01T00:00:00.000Z"}
+    for main in [d for d in docs if d["resourceType"] in MAIN_TYPES]:
+        entry = index_document(main, meta["lastUpdated"])
+        entry["id"] = index_id(f"{main['resourceType']}/{main['id']}")
+        docs.append(entry)
+    for doc in docs:
+        doc.setdefault("meta", meta)
+    registry = SearchParamRegistry.load()
+    ops = project(registry, [_Current(d) for d in docs])
+    url = engine_urls()["elasticsearch"]
+    env = {"MICDR_ELASTICSEARCH_URL": url, "MICDR_INDEX_PREFIX": f"per-exam-{time.time_ns()}"}
+    index = await ElasticsearchSearchIndex.open(url, env["MICDR_INDEX_PREFIX"], registry)
+    try:
+        for start_at in range(0, len(ops), BATCH):
+            await index.write(ops[start_at : start_at + BATCH])
+        await index.refresh()
+        indices = await _indices(env)
+    finally:
+        await index.close()
+        await _drop_indices(env)
+    total = sum(i["bytes"] for i in indices.values())
+    return {
+        "patients": len(data.patients),
+        "episodes": len(data.episodes),
+        "documents": len(docs),
+        "json_bytes_per_document": round(sum(len(orjson.dumps(d)) for d in docs) / len(docs)),
+        "index_bytes": total,
+        "index_bytes_per_document": round(total / len(docs)),
+        "index_bytes_per_exam": round(total / len(data.episodes)),
+        "indices": indices,
+    }
+
+
+async def _drop_indices(env: dict[str, str]) -> None:
+    import httpx
+
+    url, prefix = env["MICDR_ELASTICSEARCH_URL"].rstrip("/"), env["MICDR_INDEX_PREFIX"]
+    async with httpx.AsyncClient(timeout=60) as es:
+        names = list((await es.get(f"{url}/{prefix}-*")).json())
+        if names:  # wildcard deletes are refused: name each index
+            await es.delete(f"{url}/{','.join(names)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.per_exam", description=__doc__)
     parser.add_argument("--patients", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument(
+        "--index-only", action="store_true", help="Elasticsearch bytes per document, no API"
+    )
     args = parser.parse_args(argv)
-    result = asyncio.run(measure(args.patients, args.workers))
+    if args.index_only:
+        result = asyncio.run(measure_index(args.patients))
+    else:
+        result = asyncio.run(measure(args.patients, args.workers))
     text = orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n"
     if args.out:
         args.out.write_bytes(text)
