@@ -30,6 +30,7 @@ set -euo pipefail
 SERVICES_DIR="${MICDR_SERVICES_DIR:-/var/tmp/micdr-services}"
 ES_VERSION="${MICDR_ES_VERSION:-9.2.0}"
 FERRETDB_VERSION="${MICDR_FERRETDB_VERSION:-v1.24.2}"
+# sqlite (CI and the benchmark) or postgresql: docs/decisions/0009-ferretdb-backend.md
 FERRET_BACKEND="${MICDR_FERRETDB_BACKEND:-sqlite}"
 SVC_USER="${MICDR_SERVICES_USER:-micdr-svc}"
 ES_HEAP="${MICDR_ES_HEAP:-512m}"
