@@ -1,14 +1,14 @@
 """Run-time subscription topics (`Basic` resources with the SubscriptionTopic profile) kept
-current in every process's `TopicCatalog`, as SearchParameters are in the registry
-(app/search_parameters.py): learnt from the store at start-up and by the jobs, from each write
-in the process that commits it, and by a periodic sync where several API processes share the
-store."""
+current in every process's `TopicCatalog`: learnt from the store once at start, then from each
+write in the process that commits it and, in the jobs, from every commit they project. Not
+from a count of `Basic` writes: `Basic` holds much else, and a rescan of every `Basic` on each
+of its writes would be a scan of the store on some engines."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.records import Write
+from app.records import StoredResource, Write
 from app.store.port import ResourceScan
 from app.subscriptions.topics import TopicCatalog
 
@@ -17,10 +17,10 @@ _SCAN_PAGE = 500
 
 
 async def sync_topics(store: ResourceScan, catalog: TopicCatalog) -> None:
-    """Learn every stored topic again, unless no `Basic` was committed since the last sync
-    (on some engines the scan reads every resource)."""
-    changes = await store.changes(BASIC)
-    if changes == catalog.synced_changes:
+    """Learn every stored topic, once per process (a scan of every `Basic`; on some engines
+    of every resource): afterwards each process learns them from the writes it commits
+    (`register_topics`) and, in the jobs, from the commits it projects (`learn_topics`)."""
+    if catalog.synced:
         return
     basics = []
     after: str | None = None
@@ -28,8 +28,7 @@ async def sync_topics(store: ResourceScan, catalog: TopicCatalog) -> None:
         basics += [(s.id, s.resource) for s in page if not s.deleted and s.resource is not None]
         after = page[-1].id
     catalog.replace(basics)
-    # counted before the scan: a commit the scan missed has raised the count since
-    catalog.synced_changes = changes
+    catalog.synced = True
 
 
 def register_topics(catalog: TopicCatalog, writes: Iterable[Write]) -> None:
@@ -37,3 +36,11 @@ def register_topics(catalog: TopicCatalog, writes: Iterable[Write]) -> None:
     for write in writes:
         if write.type == BASIC:
             catalog.apply(write.id, write.resource if write.op != "delete" else None)
+
+
+def learn_topics(catalog: TopicCatalog, projected: Iterable[StoredResource]) -> None:
+    """What the projected current versions of `Basic` resources define: every commit is
+    projected, so a worker learns each topic another process wrote, in commit order."""
+    for stored in projected:
+        if stored.type == BASIC:
+            catalog.apply(stored.id, None if stored.deleted else stored.resource)

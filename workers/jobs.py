@@ -70,7 +70,7 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         current = await ctx.store.read_many(refs)
         ops = project(ctx.registry, current)
         await ctx.index.write(ops)
-        notified = await record_subscription_events(ctx, commits)  # the same outbox
+        notified = await record_subscription_events(ctx, commits, current)  # the same outbox
         if ctx.episodes is not None:
             await maintain_episodes(ctx.store, ctx.episodes, ctx.settings, current)
         await ctx.store.mark_indexed([c.seq for c in commits])

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.records import StoredResource
 from app.store.port import CommittedTransaction, FoundEvent
-from app.subscription_topics import sync_topics
+from app.subscription_topics import learn_topics, sync_topics
 from app.subscriptions.events import Subscriber, identifier_chains, subscribers_of
 from app.subscriptions.subscription import InvalidSubscription, parse_subscription
 from app.subscriptions.trigger import Change, Criteria
@@ -30,11 +30,14 @@ _SCAN_PAGE = 500
 
 
 async def record_subscription_events(
-    ctx: JobContext, commits: Sequence[CommittedTransaction]
+    ctx: JobContext,
+    commits: Sequence[CommittedTransaction],
+    projected: Sequence[StoredResource] = (),
 ) -> set[str]:
     """Record the events these commits make for every live subscription; answers the ids of
     the subscriptions that have new events."""
     criteria = Criteria(ctx.registry)
+    learn_topics(ctx.services.topics, projected)  # before the subscribers that name them
     subscribers = await _subscribers(ctx, criteria)
     if not subscribers:
         return set()
@@ -85,7 +88,7 @@ async def known_subscriptions(
     await sync_topics(ctx.store, topics)
     # read again when a subscription or a topic was written: a subscription naming a topic
     # this process had not learnt yet is valid now
-    changes = (await ctx.store.changes(SUBSCRIPTION), topics.synced_changes)
+    changes = (await ctx.store.changes(SUBSCRIPTION), topics.revision)
     if changes != cache.changes:
         known: list[tuple[Mapping[str, Any], Subscriber]] = []
         after: str | None = None

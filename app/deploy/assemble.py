@@ -97,7 +97,7 @@ async def assemble(
     if settings.redis_url:
         queue = worker_queue or await _open_arq(settings.redis_url, settings.mongo_database)
         engines.closers.append(queue.close)
-        engines.closers.append(_start_registry_sync(engines, topics))
+        engines.closers.append(_start_registry_sync(engines))
         if lost:
             log.warning("the search index is empty, the store is not: queued its rebuild")
     else:
@@ -135,16 +135,14 @@ async def _open_arq(url: str, database: str) -> ArqQueue:
         raise StartupError(str(exc)) from None
 
 
-def _start_registry_sync(engines: Engines, topics: TopicCatalog) -> Callable[[], Awaitable[None]]:
-    """Another API process may register a SearchParameter or a topic: learn it from the
-    store."""
+def _start_registry_sync(engines: Engines) -> Callable[[], Awaitable[None]]:
+    """Another API process may register a SearchParameter: learn it from the store."""
 
     async def sync() -> None:
         while True:
             await asyncio.sleep(REGISTRY_SYNC_SECONDS)
             try:
                 await sync_search_parameters(engines.store, engines.registry)
-                await sync_topics(engines.store, topics)
             except Exception as exc:  # the store is down: try again next round
                 log.warning("search parameter sync failed: %s", exc)
 

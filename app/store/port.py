@@ -179,9 +179,9 @@ class SnapshotScan(Protocol):
 
 
 # The types whose commits `ResourceScan.changes` counts: every process follows the stored
-# SearchParameters (app/search_parameters.py), Subscriptions and topics (`Basic`), and on some
-# engines a scan reads every resource.
-COUNTED_TYPES = frozenset({"SearchParameter", "Subscription", "Basic"})
+# SearchParameters (app/search_parameters.py) and Subscriptions, and on some engines a scan
+# reads every resource.
+COUNTED_TYPES = frozenset({"SearchParameter", "Subscription"})
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class SubscriberCache:
     (`ResourceScan.changes`): read again only when that count moved, since on some engines
     reading them is a scan. Whether each takes part is decided at each use (its `end`)."""
 
-    changes: tuple[int, int] = (-1, -1)  # Subscription writes, topic syncs
+    changes: tuple[int, int] = (-1, -1)  # Subscription writes, topic catalog revision
     known: list[tuple[Mapping[str, Any], Subscriber]] = field(default_factory=list)
 
     def live(self, now: str) -> list[Subscriber]:

@@ -225,19 +225,22 @@ class TopicCatalog(Mapping[str, Topic]):
     def __init__(self, built_in: Iterable[Topic] = BUILT_IN_TOPICS) -> None:
         self._built_in = {topic.url: topic for topic in built_in}
         self._run_time: dict[str, Topic] = {}  # by the Basic resource's id
-        self.synced_changes = -1  # `ResourceScan.changes("Basic")` at the last full sync
+        self.synced = False  # learnt from the store once (app/subscription_topics.py)
+        self.revision = 0  # moves whenever the run-time topics change
 
     def apply(self, basic_id: str, resource: Mapping[str, Any] | None) -> None:
         """Learn what the `Basic` resource `basic_id` now is (None: deleted)."""
-        self._run_time.pop(basic_id, None)
-        if resource is None or not is_topic_basic(resource):
-            return
-        try:
-            topic = topic_from_basic(resource)
-        except InvalidTopic:
-            return  # refused when written; one stored before a rule changed is ignored
-        if topic.status == "active" and topic.url not in self._built_in:
+        before = self._run_time.pop(basic_id, None)
+        topic = None
+        if resource is not None and is_topic_basic(resource):
+            try:
+                topic = topic_from_basic(resource)
+            except InvalidTopic:
+                topic = None  # refused when written; one stored before a rule changed
+        if topic is not None and topic.status == "active" and topic.url not in self._built_in:
             self._run_time[basic_id] = topic
+        if self._run_time.get(basic_id) != before:
+            self.revision += 1
 
     def replace(self, basics: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """Forget every run-time topic, then learn these (a full sync)."""
