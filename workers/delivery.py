@@ -48,6 +48,7 @@ from app.subscriptions.events import LIVE
 from app.subscriptions.notification import (
     Notification,
     NotificationType,
+    RestHookRequest,
     notification_bundle,
     rest_hook_request,
 )
@@ -218,7 +219,7 @@ class _Run:
         settings: SubscriptionSettings,
         kind: NotificationType,
         events: Any = (),
-    ) -> _Request:
+    ) -> RestHookRequest:
         """What to send: a notification Bundle (topic style), or R4's rest-hook request."""
         ctx, resource = self.ctx, stored.resource
         assert resource is not None
@@ -231,9 +232,9 @@ class _Run:
         channel = settings.channel
         if settings.style == "criteria":
             if not focus:  # handshake (R4 has none: an empty POST, as a notification)
-                return _Request("POST", channel.endpoint, None)
+                return RestHookRequest("POST", channel.endpoint, None)
             hook = rest_hook_request(channel.endpoint, channel.payload, focus[0])
-            return _Request(hook.method, hook.url, hook.body)
+            return hook
         notification = Notification(
             base=_base(ctx),
             subscription_id=stored.id,
@@ -244,7 +245,7 @@ class _Run:
             events=tuple(focus),
         )
         body = notification_bundle(notification, settings.content, new_id(), utc_now())
-        return _Request("POST", channel.endpoint, body)
+        return RestHookRequest("POST", channel.endpoint, body)
 
     async def save(self, state: DeliveryState) -> bool:
         """Record progress; False once the lease was lost (another worker took over)."""
@@ -257,14 +258,9 @@ class _Run:
         return True
 
 
-class _Request:
-    def __init__(self, method: str, url: str, body: Mapping[str, Any] | None) -> None:
-        self.method = method
-        self.url = url
-        self.body = body
-
-
-async def send(ctx: JobContext, settings: SubscriptionSettings, request: _Request) -> Attempt:
+async def send(
+    ctx: JobContext, settings: SubscriptionSettings, request: RestHookRequest
+) -> Attempt:
     """Make the request, after checking every address the endpoint's host resolves to (a name
     may have been pointed into the network since the subscription was written)."""
     channel = settings.channel
