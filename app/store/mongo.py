@@ -822,10 +822,9 @@ class MongoResourceStore:
 
     # The outbox holds only what is not indexed yet, so its scans are small on any engine.
 
-    async def unindexed(self, limit: int) -> list[CommittedTransaction]:
-        docs = await (
-            self._outbox.find({"applied": True}).sort("_id", ASCENDING).limit(limit).to_list(None)
-        )
+    async def unindexed(self, limit: int, after: int = 0) -> list[CommittedTransaction]:
+        query = {"applied": True, "_id": {"$gt": _tx_key(after)}}
+        docs = await self._outbox.find(query).sort("_id", ASCENDING).limit(limit).to_list(None)
         return [
             CommittedTransaction(
                 int(d["_id"]),

@@ -101,7 +101,9 @@ class ResourceStore(Protocol):
 class CommitLog(Protocol):
     """The committed transactions as the indexing outbox, and crash recovery."""
 
-    async def unindexed(self, limit: int) -> list[CommittedTransaction]: ...
+    async def unindexed(self, limit: int, after: int = 0) -> list[CommittedTransaction]:
+        """The oldest committed, unindexed transactions whose sequence is above `after`, in
+        sequence order."""
 
     async def mark_indexed(self, seqs: Sequence[int]) -> None: ...
 

@@ -399,13 +399,14 @@ class SqliteResourceStore:
 
     # -- commit log -----------------------------------------------------------------------
 
-    async def unindexed(self, limit: int) -> list[CommittedTransaction]:
-        return await self._run(self._unindexed, limit)
+    async def unindexed(self, limit: int, after: int = 0) -> list[CommittedTransaction]:
+        return await self._run(self._unindexed, limit, after)
 
-    def _unindexed(self, limit: int) -> list[CommittedTransaction]:
+    def _unindexed(self, limit: int, after: int) -> list[CommittedTransaction]:
         rows = self._db.execute(
-            f"SELECT seq, refs, committed_at FROM {TXLOG} WHERE indexed = 0 ORDER BY seq LIMIT ?",
-            (limit,),
+            f"SELECT seq, refs, committed_at FROM {TXLOG} WHERE indexed = 0 AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (after, limit),
         ).fetchall()
         return [
             CommittedTransaction(seq, tuple((t, i, v) for t, i, v in orjson.loads(refs)), at)

@@ -228,6 +228,9 @@ async def test_commit_log_is_the_indexing_outbox(store: Any) -> None:
         (seq2, (("Patient", "a", 2), ("Patient", "b", 1))),
     ]
     assert await store.oldest_unindexed() is not None
+    assert [c.seq for c in await store.unindexed(10, after=seq1)] == [seq2]
+    assert [c.seq for c in await store.unindexed(1)] == [seq1]
+    assert await store.unindexed(10, after=seq2) == []
     await store.mark_indexed([seq1])
     assert [c.seq for c in await store.unindexed(10)] == [seq2]
     await store.mark_indexed([seq2])
