@@ -49,6 +49,7 @@ from workers.keys import (
     QueueNames,
 )
 from workers.port import QueueUnavailable
+from workers.subscriptions import notify_ahead
 
 log = logging.getLogger("micdr.worker")
 
@@ -90,7 +91,9 @@ def _retry_or_raise(ctx: dict[str, Any], tries: int, exc: Exception) -> None:
 
 
 async def _project(ctx: dict[str, Any]) -> int:
+    """A commit's job: its subscription events first (not behind the index), then projection."""
     try:
+        await notify_ahead(ctx["job"])
         return await project_commits(ctx["job"])
     except Exception as exc:
         _retry_or_raise(ctx, PROJECT_TRIES, exc)

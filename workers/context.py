@@ -4,9 +4,11 @@ of the store (the commit log and the scans are the jobs'); the index; and who ru
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from app.interactions.context import Services
@@ -22,6 +24,27 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+@dataclass
+class EvaluatedAhead:
+    """The commits this process evaluated for subscriptions before projecting them
+    (workers/subscriptions.py `notify_ahead`), which projection therefore skips. In memory
+    only: after a restart projection evaluates them again, and the event log records nothing
+    twice. `lock` keeps the two evaluations of one process from interleaving, so each records
+    a subscription's events in commit order."""
+
+    after: int = 0  # the highest sequence evaluated ahead
+    seqs: set[int] = field(default_factory=set)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def add(self, seqs: Iterable[int]) -> None:
+        added = set(seqs)
+        self.seqs |= added
+        self.after = max(self.after, max(added, default=0))
+
+    def forget(self, seqs: Iterable[int]) -> None:
+        self.seqs.difference_update(seqs)
+
+
 @dataclass(frozen=True)
 class JobContext:
     store: Store
@@ -30,6 +53,7 @@ class JobContext:
     worker: str = field(default_factory=worker_name)
     # the subscriptions projection evaluates commits against (workers/subscriptions.py)
     subscribers: SubscriberCache = field(default_factory=SubscriberCache)
+    ahead: EvaluatedAhead = field(default_factory=EvaluatedAhead)
     # the analysts' episode index, kept by the projection job (None: not kept)
     episodes: EpisodeIndex | None = None
 

@@ -2,7 +2,9 @@
 
 No queue of its own is needed for projection: the store's commit log is the durable outbox, so a
 restart simply drains whatever was left unindexed. `wake` is called after every commit; `drain`
-runs until the outbox is empty (tests and `micdr load` use it, like arq's burst mode).
+runs until the outbox is empty (tests and `micdr load` use it, like arq's burst mode). Each wake
+also starts a subscription evaluation of the new commits (`notify_ahead`) beside projection, so
+that notifications do not wait for the index.
 `InProcessQueue` puts the runners below behind the port.
 
 Asynchronous submissions run here too (`InProcessSubmissions`), picked from the store's durable
@@ -36,6 +38,7 @@ from workers.jobs import (
     reconcile_submissions,
     reindex_types,
 )
+from workers.subscriptions import notify_ahead
 
 log = logging.getLogger("micdr.worker")
 
@@ -56,15 +59,19 @@ class InProcessRunner:
         self._checkpoint = reindex_checkpoint
         self._pending: set[str] = set()
         self._reindexing: asyncio.Task[None] | None = None
+        self._notify_wakeup = asyncio.Event()
+        self._notifying: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micdr-inprocess-runner")
+        self._notifying = asyncio.create_task(self._notify(), name="micdr-notify-ahead")
         saved = Checkpoint.load(self._checkpoint) if self._checkpoint is not None else None
         # a reindex the last process did not finish, or a rebuild asked for
         await self.request_reindex(saved.types if saved is not None else ())
 
     async def wake(self, seq: int) -> None:
         self._wakeup.set()
+        self._notify_wakeup.set()
 
     def rebuild(self) -> None:
         """Before `start`: re-project every type from the store (the index lost its rows). The
@@ -106,6 +113,19 @@ class InProcessRunner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
+    async def _notify(self) -> None:
+        """Subscription events of new commits, ahead of projection; a failure leaves them to
+        projection, which evaluates whatever this did not."""
+        while True:
+            await self._notify_wakeup.wait()
+            self._notify_wakeup.clear()
+            try:
+                await notify_ahead(self._ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("subscription evaluation ahead of projection failed: %s", exc)
+
     async def _reindex(self) -> None:
         backoff = 0.5
         while self._pending:
@@ -123,8 +143,8 @@ class InProcessRunner:
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def stop(self) -> None:
-        await _cancel(self._task, self._reindexing)
-        self._task = self._reindexing = None
+        await _cancel(self._task, self._reindexing, self._notifying)
+        self._task = self._reindexing = self._notifying = None
 
 
 class InProcessSubmissions:

@@ -26,6 +26,7 @@ from app.search_parameters import ALL_TYPES, sync_search_parameters
 from app.store.port import CommitLog, Submission, SubmissionStore
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult
+from indexing.document import IndexOp
 from indexing.project import project
 from workers import outcomes
 from workers.context import JobContext
@@ -36,6 +37,7 @@ from workers.subscriptions import record_subscription_events
 log = logging.getLogger("micdr.jobs")
 
 PROJECT_BATCH = 500
+PROJECT_CHUNK = 100  # resources extracted between two yields to the event loop
 # A transaction begun and neither committed nor rolled back this long ago was left by a process
 # that died: recovery rolls it forward or back (docs/implementation/write-path.md).
 STALE_TRANSACTION_SECONDS = 60.0
@@ -68,12 +70,19 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
             synced = True
         refs = sorted({(t, i) for c in commits for t, i, _ in c.refs})
         current = await ctx.store.read_many(refs)
-        ops = project(ctx.registry, current)
+        ops: list[IndexOp] = []
+        for start in range(0, len(current), PROJECT_CHUNK):
+            ops += project(ctx.registry, current[start : start + PROJECT_CHUNK])
+            await asyncio.sleep(0)  # a request or a notification may run in between
         await ctx.index.write(ops)
-        notified = await record_subscription_events(ctx, commits, current)  # the same outbox
+        async with ctx.ahead.lock:  # the same outbox; what `notify_ahead` evaluated is done
+            todo = [c for c in commits if c.seq not in ctx.ahead.seqs]
+            notified = await record_subscription_events(ctx, todo, current)
         if ctx.episodes is not None:
             await maintain_episodes(ctx.store, ctx.episodes, ctx.settings, current)
-        await ctx.store.mark_indexed([c.seq for c in commits])
+        seqs = [c.seq for c in commits]
+        await ctx.store.mark_indexed(seqs)
+        ctx.ahead.forget(seqs)
         # ring after the mark: a delivery never runs ahead of the events it sends
         notified |= {i for c in commits for t, i, _ in c.refs if t == "Subscription"}
         if notified:

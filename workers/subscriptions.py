@@ -3,7 +3,11 @@ against the subscriptions before they are marked indexed, and their events recor
 store's event log (docs/implementation/subscriptions.md). A crash before the mark evaluates
 the same commits again; the log keeps each event's number, so nothing is recorded twice and
 nothing is skipped. Only committed transactions reach the outbox, so a refused or rolled-back
-write makes no event."""
+write makes no event.
+
+`notify_ahead` evaluates the newest commits of the same outbox before projection reaches
+them, so that a notification waits for its commit only, not for the index behind it;
+projection skips what it evaluated and still evaluates everything else."""
 
 from __future__ import annotations
 
@@ -26,7 +30,34 @@ from workers.context import JobContext
 log = logging.getLogger("micdr.subscriptions")
 
 SUBSCRIPTION = "Subscription"
+BASIC = "Basic"
 _SCAN_PAGE = 500
+NOTIFY_BATCH = 50  # commits per evaluation ahead: small, so its events go out at once
+
+
+async def notify_ahead(ctx: JobContext, batch: int = NOTIFY_BATCH) -> int:
+    """Evaluate the unindexed commits this process has not evaluated yet, in sequence order,
+    and ring the delivery of what they make; answers how many commits it evaluated. Nothing
+    when no subscription takes part. A commit that becomes visible behind the last one
+    evaluated here (its sequence drawn earlier) is left to projection. Whether any
+    subscription takes part is answered by the subscriptions projection last read (no store
+    call): a new one's first events may wait for projection."""
+    ahead, evaluated = ctx.ahead, 0
+    while True:
+        async with ahead.lock:
+            if not ctx.subscribers.live(datetime.now(UTC).isoformat()):
+                return evaluated
+            commits = await ctx.store.unindexed(batch, after=ahead.after)
+            if not commits:
+                return evaluated
+            # the topics they define, as projection would learn them
+            topics = sorted({(t, i) for c in commits for t, i, _ in c.refs if t == BASIC})
+            defined = await ctx.store.read_many(topics) if topics else []
+            notified = await record_subscription_events(ctx, commits, defined)
+            ahead.add(c.seq for c in commits)
+        if notified:
+            await ctx.services.queue.deliver(sorted(notified))
+        evaluated += len(commits)
 
 
 async def record_subscription_events(
@@ -38,6 +69,8 @@ async def record_subscription_events(
     the subscriptions that have new events."""
     criteria = Criteria(ctx.registry)
     learn_topics(ctx.services.topics, projected)  # before the subscribers that name them
+    if not commits:
+        return set()
     subscribers = await _subscribers(ctx, criteria)
     if not subscribers:
         return set()

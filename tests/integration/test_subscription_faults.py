@@ -7,10 +7,16 @@ again with the same number and focus.
 - embedded: `micdr serve` killed and started again on the same data dir;
 - full stack: a `micdr worker` killed, a second one takes over.
 
-A Redis flush (full stack): the queued rings are lost, nothing else."""
+A Redis flush (full stack): the queued rings are lost, nothing else.
+
+Elasticsearch down (full stack): notifications do not wait for the index. Each event goes out
+once, in commit order, while nothing can be projected; the projection after the outage
+records none again."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ from app.settings import load_settings
 from tests.conformance._receiver import Receiver, receiver
 from tests.conformance.test_subscription import BP, topic_subscription
 from tests.integration._async import Process, free_port, wait_serving
+from tests.integration.conftest import ServiceControl
 from tests.integration.test_async_faults import full_env as full_env  # a fixture
 
 REPORTS = 8
@@ -157,3 +164,42 @@ async def test_full_stack_redis_flushed_before_delivery_loses_nothing(
     received = events(hook)
     assert [n for n, _ in received] == list(range(1, REPORTS + 1))
     assert hook.received[0].kind == "handshake"
+
+
+async def test_full_stack_notifies_while_elasticsearch_is_down(
+    full_client: tuple[Any, dict[str, str]], tmp_path: Path, services: ServiceControl
+) -> None:
+    client, env = full_client
+    async with receiver() as hook:
+        worker = Process(["worker"], env, tmp_path / "worker.log")
+        try:
+            created = await client.post("/fhir/Subscription", json=one_event_each(hook))
+            assert created.status_code == 201, created.text
+            sid = created.json()["id"]
+            await hook.wait_for(lambda r: len(r) >= 1, 60)  # the handshake
+            services.stop("elasticsearch")
+            try:
+                for n in range(1, REPORTS + 1):
+                    written = await client.put(f"/fhir/DiagnosticReport/r{n}", json=report(n))
+                    assert written.status_code == 201, written.text
+                await hook.wait_for(lambda r: len(events(hook)) == REPORTS, 90)
+                health = (await client.get("/health")).json()
+                assert health["index"]["up"] is False
+                assert health["index"]["oldest_unindexed_commit"] is not None
+            finally:
+                services.start("elasticsearch")
+            deadline = time.monotonic() + 180
+            while (await client.get("/health")).json()["index"]["oldest_unindexed_commit"]:
+                assert time.monotonic() < deadline, f"backlog not drained:\n{worker.tail()}"
+                await asyncio.sleep(0.5)
+            status = await client.get(f"/fhir/Subscription/{sid}/$status")
+            assert status.status_code == 200, status.text
+        finally:
+            worker.stop()
+    received = events(hook)
+    assert [n for n, _ in received] == list(range(1, REPORTS + 1))
+    assert [f for _, f in received] == [
+        f"http://localhost/fhir/DiagnosticReport/r{n}" for n in range(1, REPORTS + 1)
+    ]
+    parameters = {p["name"]: p for p in status.json()["entry"][0]["resource"]["parameter"]}
+    assert parameters["events-since-subscription-start"]["valueString"] == str(REPORTS)
