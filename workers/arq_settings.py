@@ -11,6 +11,7 @@ truth, Redis only the doorbell.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +21,8 @@ from typing import Any, TypedDict
 from arq import Retry, create_pool, cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker, func
-from redis.exceptions import RedisError
+from redis.asyncio import Redis
+from redis.exceptions import LockError, RedisError
 
 from app.search_parameters import ALL_TYPES
 from app.settings import Settings
@@ -59,6 +61,7 @@ PROJECT_TRIES = 10  # then the reconciler (every 15 s) projects what is left
 REINDEX_TRIES = 20
 EXPORT_TIMEOUT = 24 * 3600
 AHEAD_OF_QUEUE = timedelta(hours=1)
+CRON_HOLD_SECONDS = 600.0  # the longest a killed reconciler's run keeps the next ones out
 
 
 class _Ahead(TypedDict):
@@ -108,10 +111,31 @@ async def _reindex(ctx: dict[str, Any], types: list[str]) -> int:
         raise
 
 
-async def _reconcile(ctx: dict[str, Any]) -> int:
+async def run_alone(
+    redis: Redis, key: str, run: Callable[[], Awaitable[int]], hold: float = CRON_HOLD_SECONDS
+) -> int | None:
+    """Run a periodic job unless a run of it (by any worker) still holds `key`: None then.
+    arq starts a cron run on schedule even while the last one is busy, and two reconcilers
+    of one backlog do the same work twice. A run killed mid-way holds the key for `hold`
+    seconds at most."""
+    lock = redis.lock(key, timeout=hold, blocking=False)
+    if not await lock.acquire():
+        return None
+    try:
+        return await run()
+    finally:
+        with contextlib.suppress(LockError):  # held past `hold`: already free
+            await lock.release()
+
+
+async def _reconcile(ctx: dict[str, Any]) -> int | None:
     job: JobContext = ctx["job"]
-    await recover_transactions(job)
-    return await project_commits(job)
+
+    async def run() -> int:
+        await recover_transactions(job)
+        return await project_commits(job)
+
+    return await run_alone(ctx["redis"], ctx["names"].running(RECONCILE_JOB), run)
 
 
 async def _process(ctx: dict[str, Any], submission_id: str) -> str:
@@ -147,18 +171,22 @@ async def _delivery_round(ctx: dict[str, Any]) -> int:
     return await deliver_notifications(ctx["job"])
 
 
-async def _reconcile_submissions(ctx: dict[str, Any]) -> int:
+async def _reconcile_submissions(ctx: dict[str, Any]) -> int | None:
     """Re-enqueue what Redis lost (flushed, restarted) and what a dead worker held (lease
     expired); retry due callbacks; forget expired results."""
     job: JobContext = ctx["job"]
-    now = time.time()
-    due = await reconcile_submissions(job, now)
-    for sub in due:
-        enqueue = enqueue_export if is_export(sub) else enqueue_submission
-        await enqueue(ctx["redis"], ctx["names"], sub.id, sub.attempts, sub.not_before)
-    await deliver_callbacks(job, now)
-    await purge_submissions(job, now)
-    return len(due)
+
+    async def run() -> int:
+        now = time.time()
+        due = await reconcile_submissions(job, now)
+        for sub in due:
+            enqueue = enqueue_export if is_export(sub) else enqueue_submission
+            await enqueue(ctx["redis"], ctx["names"], sub.id, sub.attempts, sub.not_before)
+        await deliver_callbacks(job, now)
+        await purge_submissions(job, now)
+        return len(due)
+
+    return await run_alone(ctx["redis"], ctx["names"].running(SUBMISSIONS_RECONCILE_JOB), run)
 
 
 async def enqueue_submission(

@@ -39,6 +39,10 @@ class QueueNames:
         deployment's own or one deployment's reconciler would stand in for every other's."""
         return f"{self.namespace}:{job}"
 
+    def running(self, job: str) -> str:
+        """The lock a periodic job holds while it runs (`run_alone`)."""
+        return f"{self.namespace}:running:{job}"
+
     def project_job_id(self, seq: int) -> str:
         """One job per commit: derived from the commit sequence, never from a resource id (a
         second update of the same resource within arq's keep_result window would otherwise be
