@@ -259,6 +259,9 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
             f"{stack['processes']['workers']} worker processes; load average before "
             f"{stack['load_average_before']}, after {stack['load_average_after']}"
         )
+        for phase, measured in stack.items():
+            if isinstance(measured, dict) and "failed" in measured:
+                lines.append(f"- {kind}: {phase} failed, not measured: {measured['failed']}")
     lines += [
         "",
         "| metric | " + " | ".join(results["stacks"]) + " |",

@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from rich.console import Console
 from rich.progress import (
@@ -316,7 +317,12 @@ async def _one_stack(
             n("waiting for an idle stack; kick-off, poll, download")
             # the export runs in the API process embedded, in the workers on the full stack
             producers = stack.pids[1:] if kind == "full" else [stack.server_pid]
-            result["export"] = await export(stack.base, producers, plan.export_settle)
+            try:
+                result["export"] = await export(stack.base, producers, plan.export_settle)
+            except (RuntimeError, httpx.HTTPError) as exc:
+                # reported as such; the phases before and after are still measured
+                result["export"] = {"failed": str(exc)}
+                console.print(f"[red]bulk export failed:[/] {exc}")
             a(1)
         questions = await dashboard_questions(stack.base)
         asked = plan.dashboard_rounds * (len(questions) + 1)  # + the alerts
