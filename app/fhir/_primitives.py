@@ -38,6 +38,9 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     }.items()
 }
 _WHITESPACE = re.compile(r"\s+")
+# Below U+0020 only tab, LF and CR: datatypes.html asks strings to hold no other, and the XML
+# format cannot carry them at all (nor can PostgreSQL's jsonb carry U+0000).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _DATED = frozenset({"date", "dateTime", "instant"})
 _INT_RANGE = {"integer": -(2**31), "unsignedInt": 0, "positiveInt": 1}
 _INT_MAX = 2**31 - 1
@@ -59,6 +62,11 @@ def _check_string(type_code: str, value: object) -> str | None:
         return f"expected a JSON string for {type_code}, got {json_kind(value)}"
     if not value:
         return "empty string (FHIR does not allow empty values)"
+    if (control := _CONTROL.search(value)) is not None:
+        return (
+            f"control character U+{ord(control.group()):04X} in a {type_code} (below U+0020 "
+            "only tab, line feed and carriage return are allowed)"
+        )
     if type_code == "xhtml":
         return check_div(value)
     pattern = _PATTERNS.get(type_code)

@@ -137,6 +137,18 @@ INVALID: list[tuple[str, object, str | None, list[tuple[str, tuple[str, ...]]]]]
         None,
         [("value", ("Patient.name[0].family",))],
     ),
+    (
+        "U+0000 in a string",
+        _patient(name=[{"family": "Ab\u0000c"}]),
+        None,
+        [("value", ("Patient.name[0].family",))],
+    ),
+    (
+        "escape character in markdown",
+        _observation(note=[{"text": "\u001b[1mbold"}]),
+        None,
+        [("value", ("Observation.note[0].text",))],
+    ),
     ("complex as a string", _patient(name=["Luc"]), None, [("structure", ("Patient.name[0]",))]),
     (
         "null in array without extension",
@@ -492,6 +504,7 @@ def test_invalid_resources_report_each_issue_with_code_and_location(
 
 VALID: list[tuple[str, dict[str, Any]]] = [
     ("minimal patient", _patient()),
+    ("tab, line feed and carriage return", _observation(note=[{"text": "a\tb\nc\r\nd"}])),
     ("expected type matches", _patient(id="a-b.C1")),
     (
         "primitive with only an extension",
@@ -603,6 +616,15 @@ def test_hostile_nesting_is_a_400_not_a_crash() -> None:
         ext = {"url": EXT, "extension": [ext]}
     issues = _issues(_patient(extension=[ext]))
     assert [code for code, _ in issues] == ["structure"]
+
+
+def test_a_control_character_is_named_in_the_diagnostics() -> None:
+    with pytest.raises(FhirError) as caught:
+        validate_resource(_patient(name=[{"family": "Ab\u0000c"}]))
+    assert caught.value.issues[0].diagnostics == (
+        "control character U+0000 in a string (below U+0020 only tab, line feed and carriage "
+        "return are allowed)"
+    )
 
 
 def test_issue_diagnostics_name_the_allowed_codes() -> None:
