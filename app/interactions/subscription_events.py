@@ -17,31 +17,24 @@ from app.fhir.outcome import FhirError
 from app.interactions._access import visible
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.interactions.subscription_status import topic_subscription
+from app.interactions.subscription_status import answer_of, topic_subscription
 from app.security.scopes import Access, Forbidden, Principal, access_for
 from app.store.port import SubscriptionEvent
-from app.subscriptions.notification import Content, Event, Notification, notification_bundle
+from app.subscriptions.notification import Content, Event, notification_bundle
 from app.subscriptions.subscription import CONTENTS, PAYLOAD_CONTENT
 
 MAX_EVENTS = 100  # per answer: a client pages with eventsSinceNumber
 
 
 async def subscription_events(services: Services, request: FhirRequest) -> FhirResponse:
-    subscription_id, resource = await topic_subscription(services, request)
+    subscription = await topic_subscription(services, request)
+    subscription_id, resource = subscription
     since = _number(request, "eventsSinceNumber") or 1
     until = _number(request, "eventsUntilNumber")
     content = _content(request.param("content") or _own_content(resource))
     recorded = await services.store.subscription_events(subscription_id, since, until, MAX_EVENTS)
     events = await focus_events(services, services.principal, recorded)
-    notification = Notification(
-        base=request.base,
-        subscription_id=subscription_id,
-        topic=str(resource.get("criteria")),
-        status=str(resource.get("status")),
-        type="query-event",
-        events_since_start=await services.store.events_since_start(subscription_id),
-        events=tuple(events),
-    )
+    notification = await answer_of(services, request.base, subscription, "query-event", events)
     return FhirResponse(200, notification_bundle(notification, content, new_id(), utc_now()))
 
 

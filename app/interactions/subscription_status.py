@@ -7,6 +7,7 @@ docs/implementation/subscriptions.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.fhir.bundles import bundle
@@ -16,7 +17,12 @@ from app.interactions._access import require, visible
 from app.interactions._respond import gone, not_found
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
-from app.subscriptions.notification import Notification, status_parameters
+from app.subscriptions.notification import (
+    Event,
+    Notification,
+    NotificationType,
+    status_parameters,
+)
 from app.subscriptions.subscription import SUBSCRIPTION_PROFILE
 
 SUBSCRIPTION = "Subscription"
@@ -51,18 +57,33 @@ async def topic_subscription(
     return request.id, resource
 
 
-async def subscription_status(services: Services, request: FhirRequest) -> FhirResponse:
-    subscription_id, resource = await topic_subscription(services, request)
+async def answer_of(
+    services: Services,
+    base: str,
+    subscription: tuple[str, Mapping[str, Any]],
+    kind: NotificationType,
+    events: Sequence[Event] = (),
+) -> Notification:
+    """What `$status` (`query-status`) or `$events` (`query-event`, with `events`) says of a
+    Subscription (its id and current resource): topic, status, error, event count as of now."""
+    subscription_id, resource = subscription
     error = resource.get("error")
-    status = Notification(
-        base=request.base,
+    return Notification(
+        base=base,
         subscription_id=subscription_id,
         topic=str(resource.get("criteria")),
         status=str(resource.get("status")),
-        type="query-status",
+        type=kind,
         events_since_start=await services.store.events_since_start(subscription_id),
+        events=tuple(events),
         error=error if isinstance(error, str) else None,
     )
+
+
+async def subscription_status(services: Services, request: FhirRequest) -> FhirResponse:
+    subscription = await topic_subscription(services, request)
+    subscription_id = subscription[0]
+    status = await answer_of(services, request.base, subscription, "query-status")
     entry = {
         "fullUrl": f"{request.base}/Subscription/{subscription_id}/$status",
         "resource": status_parameters(status, "id-only"),
