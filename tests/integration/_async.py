@@ -4,17 +4,22 @@ and polling through HTTP, `micdr` subprocesses, and counting what the store hold
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
+from litestar.testing import AsyncTestClient
+
+from app.main import create_app
+from app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MICDR = Path(sys.executable).with_name("micdr")
@@ -138,3 +143,11 @@ def check_outcomes(
             assert statuses == ["201 Created"] * PER_BUNDLE, (path, statuses)
             created += PER_BUNDLE
     return created
+
+
+@contextlib.asynccontextmanager
+async def in_process_api(env: Mapping[str, str]) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The API on these settings, called in this process (its workers run as processes)."""
+    app = create_app(load_settings(dict(env)))
+    async with AsyncTestClient(app=app, base_url="http://micdr.local", timeout=60) as client:
+        yield client

@@ -19,11 +19,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from litestar.testing import AsyncTestClient
 
-from app.main import create_app
-from app.settings import load_settings
-from tests.integration._async import Process, free_port, wait_serving
+from tests.integration._async import Process, free_port, in_process_api, wait_serving
 from tests.integration.test_async_faults import full_env as full_env  # a fixture
 
 RESOURCES = 1500
@@ -115,8 +112,7 @@ async def test_embedded_server_killed_mid_export_resumes(tmp_path: Path) -> None
 @pytest.fixture
 async def full_client(full_env: dict[str, str]) -> AsyncIterator[tuple[Any, dict[str, str]]]:
     env = {**full_env, "MICDR_IG_MODE": "0", **EXPORT}
-    app = create_app(load_settings(env))
-    async with AsyncTestClient(app=app, base_url="http://micdr.local", timeout=60) as client:
+    async with in_process_api(env) as client:
         yield client, env
 
 

@@ -23,13 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
-from app.main import create_app
-from app.settings import load_settings
 from tests.conformance._receiver import Receiver, receiver
 from tests.conformance.test_subscription import BP, topic_subscription
-from tests.integration._async import Process, free_port, wait_serving
+from tests.integration._async import Process, free_port, in_process_api, wait_serving
 from tests.integration.conftest import ServiceControl
 from tests.integration.test_async_faults import full_env as full_env  # a fixture
 
@@ -109,8 +106,7 @@ async def test_embedded_server_killed_mid_delivery_loses_nothing(tmp_path: Path)
 @pytest.fixture
 async def full_client(full_env: dict[str, str]) -> AsyncIterator[tuple[Any, dict[str, str]]]:
     env = {**full_env, **ENV}
-    app = create_app(load_settings(env))
-    async with AsyncTestClient(app=app, base_url="http://micdr.local", timeout=60) as client:
+    async with in_process_api(env) as client:
         yield client, env
 
 
