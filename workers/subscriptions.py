@@ -32,7 +32,7 @@ log = logging.getLogger("micdr.subscriptions")
 SUBSCRIPTION = "Subscription"
 BASIC = "Basic"
 _SCAN_PAGE = 500
-NOTIFY_BATCH = 50  # commits per evaluation ahead: small, so its events go out at once
+NOTIFY_BATCH = 500  # commits per evaluation ahead: all that arrived since, under load
 
 
 async def notify_ahead(ctx: JobContext, batch: int = NOTIFY_BATCH) -> int:
