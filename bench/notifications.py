@@ -30,6 +30,7 @@ class Listener:
 
     port: int = 0
     latency: dict[str, dict[int, float]] = field(default_factory=dict)
+    committed: list[tuple[float, float]] = field(default_factory=list)  # (commit, latency)
     repeats: int = 0
     server: asyncio.Server | None = None
 
@@ -75,6 +76,7 @@ class Listener:
                 continue
             committed = datetime.fromisoformat(parts["timestamp"]["valueInstant"]).timestamp()
             seen[number] = arrived - committed
+            self.committed.append((committed, arrived - committed))
 
 
 async def subscribe(base: str, listener: Listener, timeout: float = 60.0) -> list[str]:
@@ -131,7 +133,20 @@ async def settle(
         "not_delivered_in_time": max(missing, 0),
         "repeats": listener.repeats,
         "latency_ms": percentiles(latencies),
+        "latency_by_commit_time": _timeline(listener.committed),
     }
+
+
+def _timeline(committed: list[tuple[float, float]], step: float = 5.0) -> list[dict[str, Any]]:
+    """Latency by when the event was committed, in `step`-second slices from the first: a
+    latency growing slice after slice is a backlog, a few bad slices are stalls."""
+    if not committed:
+        return []
+    start = min(c for c, _ in committed)
+    slices: dict[int, list[float]] = {}
+    for at, latency in committed:
+        slices.setdefault(int((at - start) // step), []).append(latency)
+    return [{"from_s": k * step, **percentiles(slices[k])} for k in sorted(slices)]
 
 
 async def _events_since_start(client: httpx.AsyncClient, sid: str) -> int:

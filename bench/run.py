@@ -323,6 +323,7 @@ async def _one_stack(
                 # reported as such; the phases before and after are still measured
                 result["export"] = {"failed": str(exc)}
                 console.print(f"[red]bulk export failed:[/] {exc}")
+                console.print(stack.log_tail())
             a(1)
         questions = await dashboard_questions(stack.base)
         asked = plan.dashboard_rounds * (len(questions) + 1)  # + the alerts
