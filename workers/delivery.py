@@ -65,17 +65,38 @@ SEND_TIMEOUT_SECONDS = 10.0
 # unless the subscription's max count says fewer: a receiver that fell behind catches up in
 # few requests
 EVENTS_PER_NOTIFICATION = 100
-STEPS_PER_CLAIM = 50  # then the lease is given up, so other subscriptions get their turn
+STEPS_PER_CLAIM = 50  # then the lease is given up and claimed again (a lease stays short)
+DELIVERY_CONCURRENCY = 32  # subscriptions sent to at once by one round
 NOBODY = Principal("unknown")  # a subscription without a recorded owner sees nothing
 
 
 async def deliver_notifications(ctx: JobContext, only: Collection[str] | None = None) -> int:
-    """Deliver what is due now for every subscription (or those in `only`); answers how many
-    notifications the endpoints took. Reads only, unless something is due."""
+    """Deliver what is due now for every subscription (or those in `only`), each on its own
+    (a busy or slow endpoint holds no other back); answers how many notifications the
+    endpoints took. Reads only, unless something is due. A failure (the store down) is
+    raised once every subscription's turn has ended."""
     criteria = Criteria(ctx.registry)
+    gate = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+
+    async def one(sid: str) -> int:
+        async with gate:
+            return await deliver_to(ctx, criteria, sid)
+
+    due = await due_subscriptions(ctx, criteria, only)
+    results = await asyncio.gather(*(one(sid) for sid in due), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return sum(r for r in results if isinstance(r, int))
+
+
+async def due_subscriptions(
+    ctx: JobContext, criteria: Criteria, only: Collection[str] | None = None
+) -> list[str]:
+    """The live subscriptions (of `only`, if given) that something is due for now."""
     known = await known_subscriptions(ctx, criteria)
     states = {s.subscription: s for s in await ctx.store.deliveries()}
-    sent = 0
+    due = []
     for resource, subscriber in known:
         sid = subscriber.id
         if (only is not None and sid not in only) or resource.get("status") not in LIVE:
@@ -83,8 +104,8 @@ async def deliver_notifications(ctx: JobContext, only: Collection[str] | None = 
         state = states.get(sid) or DeliveryState(sid)
         count = await ctx.store.events_since_start(sid)
         if _step(resource, subscriber.settings, state, count) != "wait":
-            sent += await _deliver(ctx, criteria, sid)
-    return sent
+            due.append(sid)
+    return due
 
 
 def _step(
@@ -104,9 +125,10 @@ def _step(
     )
 
 
-async def _deliver(ctx: JobContext, criteria: Criteria, sid: str) -> int:
-    """Hold the subscription's lease and take its steps until nothing is due. Checked again
-    after giving the lease up: events recorded meanwhile were rung for while it was held."""
+async def deliver_to(ctx: JobContext, criteria: Criteria, sid: str) -> int:
+    """Hold the subscription's lease and take its steps until nothing is due; answers how
+    many notifications the endpoint took. Checked again after giving the lease up: events
+    recorded meanwhile were rung for while it was held."""
     sent = 0
     while True:
         # a holder per turn, not per process: jobs of one worker run side by side

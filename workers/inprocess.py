@@ -27,8 +27,9 @@ from pathlib import Path
 
 from app.reindex import Checkpoint
 from app.search_parameters import ALL_TYPES
+from app.subscriptions.trigger import Criteria
 from workers.context import JobContext
-from workers.delivery import deliver_notifications
+from workers.delivery import deliver_to, due_subscriptions
 from workers.export import is_export
 from workers.jobs import (
     deliver_callbacks,
@@ -229,14 +230,18 @@ class InProcessSubmissions:
 
 
 class InProcessDelivery:
-    """The embedded sender of subscription notifications: a round after every ring from
-    projection, and every second for retries and heartbeats. One process delivers a data
-    dir; a lease left by one that died runs out after `async_lease_seconds`."""
+    """The embedded sender of subscription notifications: a round after every ring, and every
+    second for retries and heartbeats. A round starts a task per subscription that something
+    is due for and that has none running, so a subscription busy with a stream of events or
+    waiting on a slow endpoint holds no other back; a task's end starts a round, for what was
+    rung while it ran. One process delivers a data dir; a lease left by one that died runs
+    out after `async_lease_seconds`."""
 
     def __init__(self, ctx: JobContext) -> None:
         self._ctx = ctx
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._sending: dict[str, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micdr-inprocess-delivery")
@@ -249,7 +254,10 @@ class InProcessDelivery:
         while True:
             self._wakeup.clear()
             try:
-                await deliver_notifications(self._ctx)
+                criteria = Criteria(self._ctx.registry)
+                for sid in await due_subscriptions(self._ctx, criteria):
+                    if sid not in self._sending:
+                        self._send(sid, criteria)
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
@@ -260,8 +268,25 @@ class InProcessDelivery:
                 continue
             await _wait(self._wakeup, DELIVERY_POLL_SECONDS)
 
+    def _send(self, sid: str, criteria: Criteria) -> None:
+        async def send() -> None:
+            try:
+                await deliver_to(self._ctx, criteria, sid)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store is down: the next rounds try again
+                log.warning("delivery to Subscription/%s failed: %s", sid, exc)
+
+        def ended(_: asyncio.Task[None]) -> None:
+            self._sending.pop(sid, None)
+            self._wakeup.set()
+
+        task = asyncio.create_task(send(), name=f"micdr-deliver-{sid}")
+        self._sending[sid] = task
+        task.add_done_callback(ended)
+
     async def stop(self) -> None:
-        await _cancel(self._task)
+        await _cancel(self._task, *self._sending.values())
         self._task = None
 
 
