@@ -296,10 +296,9 @@ async def send(
     content = orjson.dumps(request.body) if request.body is not None else b""
     timeout = channel.timeout or SEND_TIMEOUT_SECONDS
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            response = await client.request(
-                request.method, request.url, content=content, headers=headers
-            )
+        response = await ctx.outbound.request(
+            request.method, request.url, content=content, headers=headers, timeout=timeout
+        )
     except httpx.HTTPError as exc:
         return Attempt(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     return Attempt(response.status_code)

@@ -338,8 +338,9 @@ async def deliver_callback(ctx: JobContext, sub: Submission) -> bool:
             "X-Micdr-Signature": outcomes.signature(configured.secret, timestamp, raw),
         }
         try:
-            async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_SECONDS) as client:
-                response = await client.post(configured.url, content=raw, headers=headers)
+            response = await ctx.outbound.post(
+                configured.url, content=raw, headers=headers, timeout=CALLBACK_TIMEOUT_SECONDS
+            )
             delivered = 200 <= response.status_code < 300
             error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:

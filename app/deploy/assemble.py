@@ -122,6 +122,7 @@ async def assemble(
         topics=topics,
     )
     job = JobContext(engines.store, engines.index, services, episodes=engines.episodes)
+    engines.closers.append(job.outbound.aclose)  # after the runners stop (closed in reverse)
     if embedded is not None:
         await embedded.start(job)
         engines.closers.append(embedded.close)

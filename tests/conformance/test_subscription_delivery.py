@@ -165,6 +165,35 @@ async def test_an_amended_report_reaches_every_subscriber_of_its_patient(
         assert kinds(elsewhere.received) == ["handshake"]
 
 
+async def test_a_hanging_endpoint_holds_no_other_subscription_back(
+    plain_client: AsyncTestClient[Any],
+) -> None:
+    """Two subscriptions to one patient's reports; one endpoint hangs on its first event (the
+    sender gives up after 10 s). The other gets both events while it hangs."""
+    client = plain_client
+    async with receiver() as hanging, receiver() as answering:
+        for hook in (hanging, answering):
+            wanted = to(
+                hook, topic_subscription(REPORT_TOPIC, "DiagnosticReport?patient=Patient/p9")
+            )
+            created = await client.post("/fhir/Subscription", json=wanted)
+            assert created.status_code == 201, created.text
+            await hook.wait_for(lambda r: kinds(r) == ["handshake"])
+            await until_status(client, created.json()["id"], "active")
+        hanging.stall = lambda r: r.kind == "event-notification"
+        first = await client.post("/fhir/DiagnosticReport", json=report("p9"))
+        assert first.status_code == 201, first.text
+        await hanging.wait_for(lambda r: "event-notification" in kinds(r), 30)
+        second = await client.post("/fhir/DiagnosticReport", json=report("p9", text="second"))
+        assert second.status_code == 201, second.text
+        received = await answering.wait_for(
+            lambda r: sum(len(x.events()) for x in r if x.kind == "event-notification") >= 2, 5
+        )
+        foci = [f for r in received if r.kind == "event-notification" for _, f in r.events()]
+        assert [f.rsplit("/", 1)[1] for f in foci] == [first.json()["id"], second.json()["id"]]
+        assert kinds(hanging.received) == ["handshake", "event-notification"]
+
+
 async def test_an_r4_rest_hook_puts_each_matching_version(
     plain_client: AsyncTestClient[Any],
 ) -> None:
