@@ -32,7 +32,7 @@ from workers.export import is_export
 from workers.jobs import (
     deliver_callbacks,
     process_submission,
-    project_commits,
+    project_in_turn,
     purge_submissions,
     reconcile_submissions,
     recover_transactions,
@@ -97,7 +97,7 @@ async def _project(ctx: dict[str, Any]) -> int:
     """A commit's job: its subscription events first (not behind the index), then projection."""
     try:
         await notify_ahead(ctx["job"])
-        return await project_commits(ctx["job"])
+        return await project_in_turn(ctx["job"])
     except Exception as exc:
         _retry_or_raise(ctx, PROJECT_TRIES, exc)
         raise
@@ -133,7 +133,7 @@ async def _reconcile(ctx: dict[str, Any]) -> int | None:
 
     async def run() -> int:
         await recover_transactions(job)
-        return await project_commits(job)
+        return await project_in_turn(job)
 
     return await run_alone(ctx["redis"], ctx["names"].running(RECONCILE_JOB), run)
 

@@ -91,6 +91,25 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
         log.debug("projected %d resources from %d commits", len(ops), len(commits))
 
 
+async def project_in_turn(ctx: JobContext) -> int:
+    """Project the outbox, unless a job of this process is already doing so: then ask that
+    job to look again (for the commits rung meanwhile) and answer 0 at once, freeing the slot
+    for notifications, deliveries and submissions. The job projecting looks again until no
+    one asked, so a commit whose job left is projected all the same; if it fails, its retry
+    (or the reconciler) takes the outbox over."""
+    turn = ctx.projecting
+    if turn.lock.locked():
+        turn.again = True
+        return 0
+    async with turn.lock:
+        projected = 0
+        while True:
+            turn.again = False
+            projected += await project_commits(ctx)
+            if not turn.again:
+                return projected
+
+
 async def recover_transactions(ctx: JobContext) -> None:
     """Repair the transactions a dead process left half done (at start-up and every reconcile)."""
     forward, back = await ctx.store.recover(STALE_TRANSACTION_SECONDS)

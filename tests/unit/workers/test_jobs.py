@@ -5,6 +5,7 @@ Mechanism: docs/implementation/async.md."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -22,7 +23,7 @@ from app.interactions.result import FhirRequest
 from app.settings import load_settings
 from app.store.port import HistoryQuery, StoreError
 from workers.context import JobContext
-from workers.jobs import process_submission, reconcile_submissions
+from workers.jobs import process_submission, project_in_turn, reconcile_submissions
 
 
 class CrashAfterCommit:
@@ -151,3 +152,43 @@ async def test_a_submission_without_its_submitter_is_refused_on_an_authenticated
     assert refused is not None and refused.result is not None
     assert refused.result["status"] == 401
     assert await basics(services) == 0  # nothing written
+
+
+class HeldOutbox:
+    """The store, except that the first read of the outbox waits for `release` and finds it
+    empty (the query ran before a commit another job rang for): what the projecting job sees
+    while a second job arrives."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.reading, self.release = asyncio.Event(), asyncio.Event()
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def unindexed(self, limit: int, after: int = 0) -> list[Any]:
+        self.reads += 1
+        if self.reads == 1:
+            self.reading.set()
+            await self.release.wait()
+            return []
+        return list(await self._store.unindexed(limit, after))
+
+
+async def test_a_second_projecting_job_of_a_process_leaves_and_the_first_looks_again(
+    running: tuple[Engines, Services],
+) -> None:
+    _, services = running
+    store = HeldOutbox(services.store)
+    ctx = job(services, store)
+    first = asyncio.create_task(project_in_turn(ctx))
+    await store.reading.wait()
+    assert await project_in_turn(ctx) == 0  # left at once, without reading the outbox
+    assert store.reads == 1
+    store.release.set()
+    await first
+    assert store.reads >= 2  # the first looked again, as asked (it had found nothing)
+    before = store.reads
+    await project_in_turn(ctx)
+    assert store.reads > before  # alone now: it reads the outbox itself
