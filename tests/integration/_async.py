@@ -151,3 +151,11 @@ async def in_process_api(env: Mapping[str, str]) -> AsyncIterator[AsyncTestClien
     app = create_app(load_settings(dict(env)))
     async with AsyncTestClient(app=app, base_url="http://micdr.local", timeout=60) as client:
         yield client
+
+
+async def wait_backlog_drained(client: Any, worker: Process, timeout: float = 180.0) -> None:
+    """Until `/health` shows no unindexed commit; fails with the worker's log after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (await client.get("/health")).json()["index"]["oldest_unindexed_commit"]:
+        assert time.monotonic() < deadline, f"backlog not drained:\n{worker.tail()}"
+        await asyncio.sleep(0.5)

@@ -37,6 +37,7 @@ from tests.integration._async import (
     check_outcomes,
     free_port,
     submit,
+    wait_backlog_drained,
     wait_finished,
     wait_serving,
 )
@@ -183,10 +184,7 @@ async def test_elasticsearch_down_during_processing(
                 assert health["index"]["oldest_unindexed_commit"] is not None
             finally:
                 services.start("elasticsearch")
-            deadline = time.monotonic() + 180
-            while (await client.get("/health")).json()["index"]["oldest_unindexed_commit"]:
-                assert time.monotonic() < deadline, f"backlog not drained:\n{worker.tail()}"
-                await asyncio.sleep(0.5)
+            await wait_backlog_drained(client, worker)
             await asyncio.sleep(1.2)  # Elasticsearch's refresh interval
             found = await client.get(f"/fhir/Basic?identifier=urn:micdr-test:{run}|&_summary=count")
             assert found.status_code == 200, found.text

@@ -15,8 +15,6 @@ records none again."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,13 @@ import pytest
 
 from tests.conformance._receiver import Receiver, receiver
 from tests.conformance.test_subscription import BP, topic_subscription
-from tests.integration._async import Process, free_port, in_process_api, wait_serving
+from tests.integration._async import (
+    Process,
+    free_port,
+    in_process_api,
+    wait_backlog_drained,
+    wait_serving,
+)
 from tests.integration.conftest import ServiceControl
 from tests.integration.test_async_faults import full_env as full_env  # a fixture
 
@@ -184,10 +188,7 @@ async def test_full_stack_notifies_while_elasticsearch_is_down(
                 assert health["index"]["oldest_unindexed_commit"] is not None
             finally:
                 services.start("elasticsearch")
-            deadline = time.monotonic() + 180
-            while (await client.get("/health")).json()["index"]["oldest_unindexed_commit"]:
-                assert time.monotonic() < deadline, f"backlog not drained:\n{worker.tail()}"
-                await asyncio.sleep(0.5)
+            await wait_backlog_drained(client, worker)
             status = await client.get(f"/fhir/Subscription/{sid}/$status")
             assert status.status_code == 200, status.text
         finally:
