@@ -114,11 +114,26 @@ def worker(args: argparse.Namespace) -> None:
 
 def load(args: argparse.Namespace) -> None:
     import asyncio
+    import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from app.deploy.assemble import deployed
-    from app.load import done_keys, http_submitter, load, store_submitter, units
+    from app.load import (
+        Outcome,
+        Tally,
+        done_keys,
+        http_submitter,
+        load,
+        store_submitter,
+        unit_keys,
+    )
 
     paths = [Path(p) for p in args.paths]
     missing = [str(p) for p in paths if not p.exists()]
@@ -129,35 +144,39 @@ def load(args: argparse.Namespace) -> None:
     if not args.url:
         _check_engines(settings)
     done = done_keys(report)
-    total = sum(1 for u in units(paths) if u.key not in done)
+    total = sum(1 for key in unit_keys(paths) if key not in done)
     columns = (
         TextColumn("loading"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"),
+        TextColumn("units, {task.fields[resources]} resources, {task.fields[failed]} failed"),
+        TimeElapsedColumn(),
     )
 
-    async def run() -> tuple[int, int, int]:
+    async def run() -> Tally:
         with Progress(*columns, transient=False) as bar:
-            task = bar.add_task("load", total=total, failed=0)
-            failed = 0
+            task = bar.add_task("load", total=total, failed=0, resources=0)
+            loaded = Tally()
 
-            def step(outcome: Any) -> None:
-                nonlocal failed
-                failed += 0 if outcome.ok else 1
-                bar.update(task, advance=1, failed=failed)
+            def step(outcome: Outcome) -> None:
+                loaded.add(outcome)
+                bar.update(task, advance=1, failed=loaded.failed_units, resources=loaded.resources)
 
             submitter = (
                 http_submitter(args.url) if args.url else store_submitter(deployed(settings))
             )
             async with submitter as submit:
-                outcomes = await load(paths, submit, report, args.concurrency, step)
-        ok = sum(1 for o in outcomes if o.ok)
-        return ok, len(outcomes) - ok, sum(o.resources for o in outcomes)
+                return await load(paths, submit, report, args.concurrency, step)
 
-    ok, failed, resources = asyncio.run(run())
-    print(f"loaded {ok} units ({resources} resources), {failed} failed; report: {report}")
-    if failed:
+    began = time.monotonic()
+    tally = asyncio.run(run())
+    seconds = time.monotonic() - began
+    print(
+        f"loaded {tally.units - tally.failed_units} units ({tally.resources} resources), "
+        f"{tally.failed_units} failed, {tally.rejects} resources refused; "
+        f"{seconds:.1f} s, {tally.resources / max(seconds, 1e-9):.0f} resources/s; report: {report}"
+    )
+    if tally.failed_units:
         raise SystemExit(1)
 
 
