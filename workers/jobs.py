@@ -23,7 +23,7 @@ import orjson
 from app.interactions.replay import dead_result, run_submission, status_answer, status_url
 from app.reindex import ReindexReport, reindex, select_types
 from app.search_parameters import ALL_TYPES, sync_search_parameters
-from app.store.port import CommitLog, Submission, SubmissionStore
+from app.store.port import CommitLog, Submission, SubmissionStore, leading_commits
 from app.tx.entry import Entry
 from app.tx.plan import EntryResult
 from indexing.document import IndexOp
@@ -36,7 +36,8 @@ from workers.subscriptions import record_subscription_events
 
 log = logging.getLogger("micdr.jobs")
 
-PROJECT_BATCH = 500
+PROJECT_BATCH = 500  # commits
+PROJECT_RESOURCES = 5000  # at most, per batch: a bulk load's commits hold hundreds each
 PROJECT_CHUNK = 100  # resources extracted between two yields to the event loop
 # A transaction begun and neither committed nor rolled back this long ago was left by a process
 # that died: recovery rolls it forward or back (docs/implementation/write-path.md).
@@ -62,7 +63,7 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
     projected = 0
     synced = False
     while True:
-        commits = await ctx.store.unindexed(batch)
+        commits = leading_commits(await ctx.store.unindexed(batch), PROJECT_RESOURCES)
         if not commits:
             return projected
         if not synced:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.records import StoredResource
-from app.store.port import CommittedTransaction, FoundEvent
+from app.store.port import CommittedTransaction, FoundEvent, leading_commits
 from app.subscription_topics import learn_topics, sync_topics
 from app.subscriptions.events import Subscriber, identifier_chains, subscribers_of
 from app.subscriptions.subscription import InvalidSubscription, parse_subscription
@@ -33,6 +33,7 @@ SUBSCRIPTION = "Subscription"
 BASIC = "Basic"
 _SCAN_PAGE = 500
 NOTIFY_BATCH = 500  # commits per evaluation ahead: all that arrived since, under load
+NOTIFY_RESOURCES = 5000  # at most, per evaluation ahead
 
 
 async def notify_ahead(ctx: JobContext, batch: int = NOTIFY_BATCH) -> int:
@@ -47,7 +48,8 @@ async def notify_ahead(ctx: JobContext, batch: int = NOTIFY_BATCH) -> int:
         async with ahead.lock:
             if not ctx.subscribers.live(datetime.now(UTC).isoformat()):
                 return evaluated
-            commits = await ctx.store.unindexed(batch, after=ahead.after)
+            found = await ctx.store.unindexed(batch, after=ahead.after)
+            commits = leading_commits(found, NOTIFY_RESOURCES)
             if not commits:
                 return evaluated
             # the topics they define, as projection would learn them

@@ -64,6 +64,22 @@ class CommittedTransaction:
     committed_at: str
 
 
+def leading_commits(
+    commits: Sequence[CommittedTransaction], resources: int
+) -> list[CommittedTransaction]:
+    """The first of `commits` holding at most `resources` resources together (at least one
+    commit): a batch of the outbox sized by its work, whether its commits hold one resource
+    each or a bulk load's thousand."""
+    taken: list[CommittedTransaction] = []
+    held = 0
+    for commit in commits:
+        held += len(commit.refs)
+        if taken and held > resources:
+            break
+        taken.append(commit)
+    return taken
+
+
 @dataclass(frozen=True)
 class ServiceStatus:
     name: str
