@@ -48,11 +48,11 @@ class EvaluatedAhead:
 
 
 @dataclass
-class ProjectionTurn:
-    """One projecting job per process (workers/jobs.py `project_in_turn`): arq runs four jobs
-    of a worker at once, and during a backlog every commit's job would otherwise hold a slot
-    draining the same outbox. `again`: a job that left while another projected asks it to
-    look once more before it ends."""
+class Turn:
+    """One job per process at a time drains the outbox for one purpose (workers/turns.py):
+    arq runs four jobs of a worker at once, and during a backlog every commit's job would
+    otherwise hold a slot repeating the same work. `again`: a job that left while another
+    worked asks it to look once more before it ends."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     again: bool = False
@@ -67,7 +67,8 @@ class JobContext:
     # the subscriptions projection evaluates commits against (workers/subscriptions.py)
     subscribers: SubscriberCache = field(default_factory=SubscriberCache)
     ahead: EvaluatedAhead = field(default_factory=EvaluatedAhead)
-    projecting: ProjectionTurn = field(default_factory=ProjectionTurn)
+    projecting: Turn = field(default_factory=Turn)  # projection of the outbox
+    notifying: Turn = field(default_factory=Turn)  # its subscription events, ahead of projection
     # the client of every notification and callback this process sends: one, since each new
     # client builds an SSL context (17 % of the API's time under the benchmark's notifications)
     outbound: httpx.AsyncClient = field(

@@ -33,6 +33,7 @@ from workers.context import JobContext
 from workers.episodes import maintain_episodes, rebuild_episodes
 from workers.export import is_export, produce_export, purge_exports
 from workers.subscriptions import record_subscription_events
+from workers.turns import take_turn
 
 log = logging.getLogger("micdr.jobs")
 
@@ -93,22 +94,8 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
 
 
 async def project_in_turn(ctx: JobContext) -> int:
-    """Project the outbox, unless a job of this process is already doing so: then ask that
-    job to look again (for the commits rung meanwhile) and answer 0 at once, freeing the slot
-    for notifications, deliveries and submissions. The job projecting looks again until no
-    one asked, so a commit whose job left is projected all the same; if it fails, its retry
-    (or the reconciler) takes the outbox over."""
-    turn = ctx.projecting
-    if turn.lock.locked():
-        turn.again = True
-        return 0
-    async with turn.lock:
-        projected = 0
-        while True:
-            turn.again = False
-            projected += await project_commits(ctx)
-            if not turn.again:
-                return projected
+    """Project the outbox, unless a job of this process already does (workers/turns.py)."""
+    return await take_turn(ctx.projecting, lambda: project_commits(ctx))
 
 
 async def recover_transactions(ctx: JobContext) -> None:

@@ -26,6 +26,7 @@ from app.subscriptions.trigger import Change, Criteria
 from indexing.match import UnresolvedPredicate
 from indexing.plan.plan import Chain, Has, Predicate, RefIn
 from workers.context import JobContext
+from workers.turns import take_turn
 
 log = logging.getLogger("micdr.subscriptions")
 
@@ -38,11 +39,17 @@ NOTIFY_RESOURCES = 5000  # at most, per evaluation ahead
 
 async def notify_ahead(ctx: JobContext, batch: int = NOTIFY_BATCH) -> int:
     """Evaluate the unindexed commits this process has not evaluated yet, in sequence order,
-    and ring the delivery of what they make; answers how many commits it evaluated. Nothing
-    when no subscription takes part. A commit that becomes visible behind the last one
-    evaluated here (its sequence drawn earlier) is left to projection. Whether any
-    subscription takes part is answered by the subscriptions projection last read (no store
-    call): a new one's first events may wait for projection."""
+    and ring the delivery of what they make; answers how many commits it evaluated. One job
+    of a process does so at a time (`take_turn`): the others leave at once, so that under a
+    backlog the worker's slots are free for the deliveries this rings. Nothing when no
+    subscription takes part. A commit that becomes visible behind the last one evaluated here
+    (its sequence drawn earlier) is left to projection. Whether any subscription takes part
+    is answered by the subscriptions projection last read (no store call): a new one's first
+    events may wait for projection."""
+    return await take_turn(ctx.notifying, lambda: _evaluate_ahead(ctx, batch))
+
+
+async def _evaluate_ahead(ctx: JobContext, batch: int) -> int:
     ahead, evaluated = ctx.ahead, 0
     while True:
         async with ahead.lock:
