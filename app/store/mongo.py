@@ -973,9 +973,11 @@ class MongoResourceStore:
                 "interaction": event.interaction,
                 "timestamp": event.timestamp,
             }
-            with contextlib.suppress(DuplicateKeyError):
+            try:
                 await self._events.insert_one(doc)
-            held = await self._events.find_one({"_id": doc["_id"]}, {"key": 1})
+                return event.numbered(subscription, number)  # the number was free: ours
+            except DuplicateKeyError:  # written before (a replay), or the number drawn twice
+                held = await self._events.find_one({"_id": doc["_id"]}, {"key": 1})
             if held is not None and held["key"] == key:
                 return event.numbered(subscription, number)
             fresh = await self._draw_event_number(subscription, f"{key}#{number}")  # drawn twice
