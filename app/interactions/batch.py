@@ -10,6 +10,7 @@ from typing import Any
 
 from app.fhir.bundles import bundle
 from app.fhir.clock import utc_now
+from app.fhir.meta import identifier_tokens
 from app.fhir.outcome import FhirError
 from app.interactions._entries import failed_entry, write_entry
 from app.interactions._reads import read_entry
@@ -37,18 +38,46 @@ async def batch(services: Services, request: FhirRequest) -> FhirResponse:
     return FhirResponse(200, bundle("batch-response", out, utc_now()))
 
 
+def independent_runs(entries: list[Entry]) -> list[list[Entry]]:
+    """`entries` cut, in order, into runs in which no two entries name the same resource, the
+    same condition or the same business identifier: in one commit those would be planned
+    against the store as it was before either (two resources for one identifier, where one
+    after the other the second finds the first)."""
+    runs: list[list[Entry]] = []
+    seen: set[tuple[str, ...]] = set()
+    for entry in entries:
+        keys = {("ref", entry.type, entry.id or "")} if entry.id else set()
+        if entry.criteria is not None:
+            keys.add(("criteria", *entry.criteria.key))
+        tokens = identifier_tokens(entry.resource or {})
+        keys.update(("identifier", entry.type, t) for t in tokens if "|" in t)
+        if not runs or keys & seen:
+            runs.append([])
+            seen = set()
+        runs[-1].append(entry)
+        seen |= keys
+    return runs
+
+
 async def commit_each(services: Services, entries: list[Entry], base: str) -> list[dict[str, Any]]:
-    """The batch-response entries of independent write `entries`, in their order: one commit
-    for all of them, and where that fails, each half on its own, down to the entries that fail
-    alone. Each entry succeeds or fails as it would in a batch; only the number of commits
-    differs (about log2 of the group's size per failing entry)."""
+    """The batch-response entries of independent write `entries`, in their order, as a batch
+    would answer them one after another: each run of `independent_runs` is one commit, and
+    where that fails, each half on its own, down to the entries that fail alone. Only the
+    number of commits differs (one per run, plus about log2 of its size per failing entry)."""
+    answers: list[dict[str, Any]] = []
+    for run in independent_runs(entries):
+        answers += await _commit_run(services, run, base)
+    return answers
+
+
+async def _commit_run(services: Services, entries: list[Entry], base: str) -> list[dict[str, Any]]:
     try:
         plan = await execute(services, entries)
     except FhirError as err:
         if len(entries) == 1:
             return [failed_entry(err)]
         half = len(entries) // 2
-        return await commit_each(services, entries[:half], base) + await commit_each(
+        return await _commit_run(services, entries[:half], base) + await _commit_run(
             services, entries[half:], base
         )
     return [write_entry(result, base, "minimal") for result in plan.results]

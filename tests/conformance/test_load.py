@@ -119,3 +119,33 @@ async def test_each_unit_is_one_commit_and_all_are_projected(tmp_path: Path) -> 
         assert await services.store.oldest_unindexed() is None
         stored = await services.store.read_many([("Patient", f"bulk-{n}") for n in range(1200)])
         assert len(stored) == 1200
+
+
+async def test_lines_naming_one_identifier_are_written_one_after_the_other(
+    tmp_path: Path,
+) -> None:
+    """A line with an id and a later line without one but with the same identifier: the later
+    one finds the first, as it would one request after the other (not two resources)."""
+    data = tmp_path / "data"
+    same = [{"system": MRN, "value": "M-9"}]
+    source = write_ndjson(
+        tmp_path / "p.ndjson",
+        [
+            json.dumps(patient("First", id="p9", identifier=same)),
+            json.dumps(patient("Other", id="p10")),
+            json.dumps(patient("Second", identifier=same)),
+        ],
+    )
+    settings = load_settings({"MICDR_DATA_DIR": str(data)})
+    async with deployed(settings) as services:
+        before = await services.store.sequence()
+
+    tally = await load_into(data, [source], tmp_path / "r.jsonl")
+
+    assert (tally.units, tally.failed_units, tally.resources, tally.rejects) == (1, 0, 3, 0)
+    async with deployed(settings) as services:
+        assert await services.store.sequence() == before + 2  # [p9, p10], then [Second]
+        found = dict(await services.store.find_by_identifier("Patient", [f"{MRN}|M-9"]))
+        assert list(found.values()) == [["p9"]]
+        (p9,) = await services.store.read_many([("Patient", "p9")])
+        assert (p9.version, p9.resource["name"]) == (2, [{"family": "Second"}])
