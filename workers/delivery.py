@@ -288,7 +288,7 @@ async def send(
     channel = settings.channel
     why = await _refused(ctx, request.url)
     if why is not None:
-        return Attempt(None, why)
+        return Attempt(None, why, unsent=True)
     headers = {"Content-Type": channel.payload or "application/fhir+json"}
     for header in channel.headers:
         name, _, value = header.partition(":")

@@ -33,10 +33,11 @@ __all__ = [
 @dataclass(frozen=True)
 class Attempt:
     """The endpoint's answer: its HTTP status, or None with `error` when none came (refused,
-    timed out, refused by the endpoint rule at send time)."""
+    timed out), or `unsent` when the endpoint rule refused it at send time (nothing was sent)."""
 
     status: int | None
     error: str | None = None
+    unsent: bool = False
 
     @property
     def ok(self) -> bool:
@@ -45,6 +46,8 @@ class Attempt:
     def describe(self) -> str:
         if self.status is not None:
             return f"the endpoint answered HTTP {self.status}"
+        if self.unsent:
+            return f"not sent: {self.error}"
         return f"the endpoint could not be reached: {self.error or 'no answer'}"
 
 

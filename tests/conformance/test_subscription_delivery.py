@@ -5,6 +5,7 @@ a handshake; an unreachable one puts the subscription in `error`."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -242,6 +243,34 @@ async def test_an_unreachable_endpoint_puts_the_subscription_in_error(
     assert [e["resource"]["status"] for e in history["entry"]] == ["error", "requested"]
     health = (await plain_client.get("/health")).json()["subscriptions"]
     assert (health["by_status"], health["undelivered_events"]) == ({"error": 1}, 0)
+
+
+async def test_a_name_pointed_into_the_network_after_creation_is_refused_at_delivery(
+    plain_client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint's name passed at creation (https, a name, not an address); at delivery it
+    resolves to an internal address: nothing is sent and the subscription is in error. The
+    resolver replaced is every event loop's (the app may run on a loop of its own)."""
+    real = asyncio.BaseEventLoop.getaddrinfo
+    asked: list[str] = []
+
+    async def resolve(loop: Any, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.example.org":
+            asked.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.20.30.40", port))]
+        return await real(loop, host, port, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", resolve)
+    wanted = topic_subscription(REPORT_TOPIC)
+    wanted["channel"]["endpoint"] = "https://hooks.example.org/hook"
+    created = await plain_client.post("/fhir/Subscription", json=wanted)
+    assert created.status_code == 201, created.text
+    failed = await until_status(plain_client, created.json()["id"], "error")
+    assert failed["error"] == (
+        "handshake failed: not sent: channel.endpoint 'https://hooks.example.org/hook' reaches the "
+        "internal address 10.20.30.40, which is not on the allow-list"
+    )
+    assert asked  # refused on what the name resolved to, not before trying
 
 
 CANCELLED_TOPIC = "http://example.org/topic/report-cancelled"
