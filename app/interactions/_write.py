@@ -22,7 +22,7 @@ from app.interactions.context import Services
 from app.records import Transaction
 from app.search_parameters import register_written
 from app.store.port import ClaimTaken, VersionConflict
-from app.subscription_topics import register_topics
+from app.subscription_topics import learn_named_topics, register_topics
 from app.tx.conditional import Criteria, match_ids
 from app.tx.entry import Entry
 from app.tx.plan import (
@@ -48,6 +48,7 @@ async def execute(
         replayed = await journal.replay(origin, entries)
         if replayed is not None:
             return TransactionPlan(Transaction(()), replayed)
+    await learn_named_topics(services.store, services.topics, (e.resource or {} for e in entries))
     for attempt in range(_ATTEMPTS):
         resolution = await resolve(services, entries)
         opts = PlanOptions(

@@ -11,6 +11,7 @@ from app.bulk.port import ExportFiles
 from app.security.scopes import OPEN, Principal
 from app.settings import Settings
 from app.store.port import (
+    ResourceScan,
     ResourceStore,
     SnapshotScan,
     SubmissionStore,
@@ -44,6 +45,7 @@ class WriteJournal(Protocol):
 
 class RequestStore(
     ResourceStore,
+    ResourceScan,
     SubmissionStore,
     SubscriptionEventLog,
     SubscriptionDelivery,
@@ -51,8 +53,9 @@ class RequestStore(
     Protocol,
 ):
     """What the interactions ask of the store: resources, asynchronous submissions, the
-    subscriptions' events and delivery progress (`/health`), and the snapshot bound of an
-    export (the commit log and the scans are the jobs')."""
+    subscriptions' events and delivery progress (`/health`), the snapshot bound of an
+    export, and a scan of the stored topics when a Subscription names one this process does
+    not know (the commit log and the other scans are the jobs')."""
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,7 @@ class TopicCatalog(Mapping[str, Topic]):
         self._built_in = {topic.url: topic for topic in built_in}
         self._run_time: dict[str, Topic] = {}  # by the Basic resource's id
         self.synced = False  # learnt from the store once (app/subscription_topics.py)
+        self.rescanned_at = float("-inf")  # time.monotonic() of the last rescan on a miss
         self.revision = 0  # moves whenever the run-time topics change
 
     def apply(self, basic_id: str, resource: Mapping[str, Any] | None) -> None:

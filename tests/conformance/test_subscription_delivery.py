@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 
 from app.subscriptions.topics import SUBSCRIPTION_TOPIC_PROFILE
 from tests.conformance._auth import ORG_A, ORG_B, contributor, secured_client
-from tests.conformance._clients import DEPLOYMENTS, plain_client
+from tests.conformance._clients import DEPLOYMENTS, PLAIN_FHIR, client_with, plain_client
 from tests.conformance._receiver import Received, Receiver, receiver
 from tests.conformance.conftest import indexed
 from tests.conformance.test_subscription import BP, TOPIC_EXT, topic_subscription
@@ -414,3 +414,24 @@ async def test_heartbeats_keep_coming_and_end_turns_the_subscription_off(
         await indexed(client)
         await asyncio.sleep(1.5)  # a heartbeat period and more
         assert len(hook.received) == sent
+
+
+async def test_a_topic_defined_through_another_api_process_is_known_when_named(
+    tmp_path: Path,
+) -> None:
+    """Two API processes on one store (embedded: one data dir): a topic written through the
+    first is accepted in a Subscription sent to the second, which started before it existed."""
+    async with (
+        client_with(PLAIN_FHIR, "embedded", tmp_path) as first,
+        client_with(PLAIN_FHIR, "embedded", tmp_path) as second,
+    ):
+        await second.get("/fhir/metadata")  # started, topics read
+        assert (await first.post("/fhir/Basic", json=cancelled_topic())).status_code == 201
+        wanted = topic_subscription(CANCELLED_TOPIC, "DiagnosticReport?patient=Patient/p1")
+        wanted["status"] = "off"  # no handshake: only whether the topic is known matters here
+        created = await second.post("/fhir/Subscription", json=wanted)
+        assert created.status_code == 201, created.text
+        unknown = topic_subscription("http://example.org/topic/none", "DiagnosticReport?")
+        refused = await second.post("/fhir/Subscription", json=unknown)
+        assert refused.status_code == 422
+        assert "'http://example.org/topic/none' is not a topic of this server" in refused.text
