@@ -97,7 +97,10 @@ def ndjson_request(resource: dict[str, Any]) -> dict[str, str]:
     type_ = str(resource.get("resourceType", ""))
     if id_ := resource.get("id"):
         return {"method": "PUT", "url": f"{type_}/{id_}"}
-    for identifier in resource.get("identifier") or []:
+    identifiers = resource.get("identifier")
+    for identifier in identifiers if isinstance(identifiers, list) else [identifiers]:
+        if not isinstance(identifier, dict):
+            continue  # not an Identifier: validation refuses the line
         system, value = identifier.get("system"), identifier.get("value")
         if isinstance(system, str) and isinstance(value, str) and system and value:
             token = f"{system}|{value}".replace("\\", "\\\\").replace(",", "\\,")

@@ -149,3 +149,20 @@ async def test_lines_naming_one_identifier_are_written_one_after_the_other(
         assert list(found.values()) == [["p9"]]
         (p9,) = await services.store.read_many([("Patient", "p9")])
         assert (p9.version, p9.resource["name"]) == (2, [{"family": "Second"}])
+
+
+async def test_a_line_whose_identifier_is_malformed_is_refused_alone(tmp_path: Path) -> None:
+    source = write_ndjson(
+        tmp_path / "odd.ndjson",
+        [
+            json.dumps(patient("Odd", identifier="MRN-1")),
+            json.dumps(patient("Fine", id="ok-1")),
+        ],
+    )
+    report = tmp_path / "r.jsonl"
+
+    tally = await load_into(tmp_path / "data", [source], report)
+
+    assert (tally.units, tally.failed_units, tally.resources, tally.rejects) == (1, 1, 1, 1)
+    (outcome,) = [orjson.loads(line) for line in report.read_bytes().splitlines()]
+    assert [(r["line"], r["status"]) for r in outcome["rejects"]] == [(1, "400 Bad Request")]
