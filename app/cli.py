@@ -126,7 +126,6 @@ def load(args: argparse.Namespace) -> None:
 
     from app.deploy.assemble import deployed
     from app.load import (
-        Outcome,
         Tally,
         done_keys,
         http_submitter,
@@ -156,10 +155,8 @@ def load(args: argparse.Namespace) -> None:
     async def run() -> Tally:
         with Progress(*columns, transient=False) as bar:
             task = bar.add_task("load", total=total, failed=0, resources=0)
-            loaded = Tally()
 
-            def step(outcome: Outcome) -> None:
-                loaded.add(outcome)
+            def step(loaded: Tally) -> None:
                 bar.update(task, advance=1, failed=loaded.failed_units, resources=loaded.resources)
 
             submitter = (

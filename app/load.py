@@ -206,7 +206,7 @@ async def load(
     submit: Submit,
     report: Path,
     concurrency: int = 8,
-    progress: Callable[[Outcome], None] = lambda o: None,
+    progress: Callable[[Tally], None] = lambda t: None,
 ) -> Tally:
     state = report.with_suffix(report.suffix + ".done")
     done = done_keys(report)
@@ -228,7 +228,7 @@ async def load(
             if outcome.ok or (unit.independent and 0 < outcome.status < 300):
                 with state.open("a") as marks:
                     marks.write(unit.key + "\n")
-            progress(outcome)
+            progress(tally)
 
     workers = [asyncio.create_task(work()) for _ in range(concurrency)]
     for unit in units(paths):
