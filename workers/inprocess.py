@@ -203,12 +203,15 @@ class InProcessSubmissions:
         return sum(ran)
 
     async def _run(self) -> None:
-        now, purged, backoff = math.inf, 0.0, 0.5
+        takeover, purged, backoff = True, 0.0, 0.5
         while True:
             self._wakeup.clear()
             try:
-                while await self.run_due(now):
-                    now = time.time()
+                # the clock is read at each round: one read before the wait would leave out the
+                # submissions whose wake-up ended it
+                while await self.run_due(math.inf if takeover else time.time()):
+                    takeover = False
+                takeover = False
                 now = time.time()
                 if now - purged > min(PURGE_EVERY_SECONDS, self._ctx.settings.async_result_ttl):
                     await purge_submissions(self._ctx, now)

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.conformance._clients import DEPLOYMENTS, client_with
+from tests.conformance._clients import DEPLOYMENTS, PLAIN_FHIR, client_with
 from tests.conformance._receiver import Receiver, receiver
 from tests.conformance.conftest import episode, finished
+from workers import inprocess
 
 ASYNC = {"Prefer": "respond-async"}
 
@@ -176,6 +177,23 @@ async def test_cancel_a_queued_submission_then_404(deployment: str, tmp_path: Pa
         assert (await client.get(status_path)).status_code == 404
         assert (await client.delete(status_path)).status_code == 404
         assert (await client.get("/fhir/$async-status/unknown")).status_code == 404
+
+
+@pytest.mark.parametrize("deployment", ["embedded", "mongo"])
+async def test_the_in_process_runner_starts_a_submission_on_its_wake_up(
+    deployment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the runner's poll an hour long, each submission still runs at once: the submit
+    wakes the runner, whose round sees it due (arriving while the runner waits, after the last
+    round, is what every submission of an idle server does)."""
+    monkeypatch.setattr(inprocess, "SUBMISSION_POLL_SECONDS", 3600.0)
+    async with client_with(PLAIN_FHIR, deployment, tmp_path) as client:
+        for n in range(3):
+            await asyncio.sleep(0.05)  # the runner is idle, waiting
+            basic = {"resourceType": "Basic", "code": {"text": f"b{n}"}}
+            status_path = await submit(client, basic, "/fhir/Basic")
+            done = await finished(client, status_path, timeout=10.0)
+            assert (n, done.status_code, done.headers["x-original-status"]) == (n, 200, "201")
 
 
 async def test_a_finished_submission_cannot_be_cancelled(client: AsyncTestClient[Any]) -> None:
