@@ -393,7 +393,7 @@ async def test_under_ingest_the_export_is_the_kickoff_snapshot(
 
 WRITERS = 4
 WRITES_EACH = 40  # at most: a writer stops once the export has finished
-SEEDED = 100  # with batches of 2, the export reads the store 50 times or more
+SEEDED = 400  # with batches of 2, the export reads the store 200 times or more
 
 
 @dataclass(frozen=True)
