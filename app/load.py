@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -71,6 +72,12 @@ def _chunks(path: Path) -> Iterator[tuple[int, list[tuple[int, bytes]]]]:
                 chunk, start = [], number + 1
     if chunk:
         yield start, chunk
+
+
+def ndjson_units(path: Path, skip: int = 0) -> Iterator[Unit]:
+    """The units of one NDJSON file after its first `skip` (those are not parsed: resume)."""
+    for start, lines in itertools.islice(_chunks(path), skip, None):
+        yield _ndjson_unit(f"{path}#{start}", lines)
 
 
 def _ndjson_unit(key: str, lines: list[tuple[int, bytes]]) -> Unit:
@@ -139,8 +146,7 @@ def units(paths: list[Path]) -> Iterator[Unit]:
     read as it is needed: memory holds a few units whatever the input's size."""
     for file in _files(paths):
         if file.suffix == ".ndjson":
-            for start, lines in _chunks(file):
-                yield _ndjson_unit(f"{file}#{start}", lines)
+            yield from ndjson_units(file)
         else:
             yield _json_unit(file)
 
@@ -157,7 +163,7 @@ def unit_keys(paths: list[Path]) -> Iterator[str]:
 Submit = Callable[[Unit], Awaitable[tuple[int, dict[str, Any]]]]
 
 
-def _judge(unit: Unit, status: int, body: dict[str, Any]) -> Outcome:
+def judge(unit: Unit, status: int, body: dict[str, Any]) -> Outcome:
     rejects = [{"line": n, "status": status_line(400), "reason": why} for n, why in unit.bad_lines]
     if status >= 300:
         issues = body.get("issue") or [{}]
@@ -217,7 +223,7 @@ async def load(
         while (unit := await queue.get()) is not None:
             try:
                 status, body = await submit(unit)
-                outcome = _judge(unit, status, body)
+                outcome = judge(unit, status, body)
             except Exception as exc:  # one bad unit must not stop the load
                 outcome = Outcome(unit.key, False, 0, 0, f"{type(exc).__name__}: {exc}")
             tally.add(outcome)
@@ -269,7 +275,7 @@ async def store_submitter(
         async def submit(unit: Unit) -> tuple[int, dict[str, Any]]:
             try:
                 if unit.independent:
-                    return 200, {"entry": await _commit_independent(services, unit, base)}
+                    return 200, {"entry": await commit_unit(services, unit, base)}
                 answer = await submit_bundle(services, FhirRequest(base=base, body=unit.bundle))
             except FhirError as err:
                 return err.status, operation_outcome(err.issues)
@@ -279,8 +285,9 @@ async def store_submitter(
         await services.queue.drain()
 
 
-async def _commit_independent(services: Services, unit: Unit, base: str) -> list[dict[str, Any]]:
-    """The batch-response entries of an NDJSON unit, committed together where they can be."""
+async def commit_unit(services: Services, unit: Unit, base: str) -> list[dict[str, Any]]:
+    """The batch-response entries of an NDJSON unit, committed together where they can be
+    (`micdr load` straight into the store, and `$import`)."""
     answers: dict[int, dict[str, Any]] = {}
     entries = []
     for index, raw in enumerate(unit.bundle["entry"]):

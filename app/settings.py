@@ -120,6 +120,10 @@ class Settings:
     engine_timeout: float = 30.0  # seconds for one store or index call
     # Subscriptions: hosts (names or addresses) a rest-hook may reach although internal.
     subscription_allow_list: tuple[str, ...] = ()
+    # $import: folders whose files a `file:` input may name (none: no file inputs), and hosts
+    # an https input may reach although internal.
+    import_dirs: tuple[str, ...] = ()
+    import_allow_list: tuple[str, ...] = ()
 
     @property
     def auth_configured(self) -> bool:
@@ -267,6 +271,8 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
 
 _LISTS = {
     "subscription_allow_list": "MICDR_SUBSCRIPTION_ALLOW_LIST",
+    "import_dirs": "MICDR_IMPORT_DIRS",
+    "import_allow_list": "MICDR_IMPORT_ALLOW_LIST",
     "hospital_org_types": "MICDR_HOSPITAL_ORG_TYPES",
     "ichsc_org_types": "MICDR_ICHSC_ORG_TYPES",
     "mrn_systems": "MICDR_MRN_SYSTEMS",

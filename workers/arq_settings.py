@@ -28,9 +28,9 @@ from app.search_parameters import ALL_TYPES
 from app.settings import Settings
 from workers.context import JobContext
 from workers.delivery import deliver_notifications
-from workers.export import is_export
 from workers.jobs import (
     deliver_callbacks,
+    is_bulk,
     process_submission,
     project_in_turn,
     purge_submissions,
@@ -40,9 +40,9 @@ from workers.jobs import (
     retry_delay,
 )
 from workers.keys import (
+    BULK_JOB,
     DELIVER_JOB,
     DELIVERY_TICK_JOB,
-    EXPORT_JOB,
     PROCESS_JOB,
     PROJECT_JOB,
     RECONCILE_JOB,
@@ -59,7 +59,7 @@ SUBMISSIONS_RECONCILE_SECONDS = 5
 DELIVERY_TICK_SECONDS = 2  # retries, heartbeats, and what a lost ring left
 PROJECT_TRIES = 10  # then the reconciler (every 15 s) projects what is left
 REINDEX_TRIES = 20
-EXPORT_TIMEOUT = 24 * 3600
+BULK_TIMEOUT = 24 * 3600
 AHEAD_OF_QUEUE = timedelta(hours=1)
 CRON_HOLD_SECONDS = 600.0  # the longest a killed reconciler's run keeps the next ones out
 
@@ -150,12 +150,13 @@ async def _process(ctx: dict[str, Any], submission_id: str) -> str:
     return processed.state
 
 
-async def _export(ctx: dict[str, Any], submission_id: str) -> str:
-    """Produce one export (a submission run by `process_submission`), retried as above."""
+async def _bulk(ctx: dict[str, Any], submission_id: str) -> str:
+    """Run one bulk job, an export or an import (a submission run by `process_submission`),
+    retried as above."""
     job: JobContext = ctx["job"]
     processed = await process_submission(job, submission_id)
     if processed.state == "queued":
-        await enqueue_export(
+        await enqueue_bulk(
             ctx["redis"], ctx["names"], submission_id, processed.attempts, processed.not_before
         )
     return processed.state
@@ -180,7 +181,7 @@ async def _reconcile_submissions(ctx: dict[str, Any]) -> int | None:
         now = time.time()
         due = await reconcile_submissions(job, now)
         for sub in due:
-            enqueue = enqueue_export if is_export(sub) else enqueue_submission
+            enqueue = enqueue_bulk if is_bulk(sub) else enqueue_submission
             await enqueue(ctx["redis"], ctx["names"], sub.id, sub.attempts, sub.not_before)
         await deliver_callbacks(job, now)
         await purge_submissions(job, now)
@@ -197,12 +198,12 @@ async def enqueue_submission(
     return await _enqueue_attempt(pool, names.queue, PROCESS_JOB, job_id, submission_id, not_before)
 
 
-async def enqueue_export(
+async def enqueue_bulk(
     pool: ArqRedis, names: QueueNames, submission_id: str, attempt: int, not_before: float = 0.0
 ) -> bool:
-    """One export job per attempt (its own job name: no time limit of a submission's)."""
-    job_id = names.export_job_id(submission_id, attempt)
-    return await _enqueue_attempt(pool, names.queue, EXPORT_JOB, job_id, submission_id, not_before)
+    """One bulk job per attempt (its own job name: no time limit of a submission's)."""
+    job_id = names.bulk_job_id(submission_id, attempt)
+    return await _enqueue_attempt(pool, names.queue, BULK_JOB, job_id, submission_id, not_before)
 
 
 async def _enqueue_attempt(
@@ -300,9 +301,9 @@ class ArqQueue:
         """Rings the doorbell for a newly stored submission (its first attempt)."""
         await enqueue_submission(self._pool, self._names, submission_id, 0)
 
-    async def export(self, submission_id: str) -> None:
-        """Rings the doorbell for a newly stored export (its first attempt)."""
-        await enqueue_export(self._pool, self._names, submission_id, 0)
+    async def bulk(self, submission_id: str) -> None:
+        """Rings the doorbell for a newly stored bulk job (its first attempt)."""
+        await enqueue_bulk(self._pool, self._names, submission_id, 0)
 
     async def drain(self) -> int:
         """The workers project, in their own processes: nothing to finish here."""
@@ -347,7 +348,7 @@ def build_worker(
             # reconciler may enqueue the same attempt again once its job is gone
             func(_process, name=PROCESS_JOB, max_tries=1, keep_result=0, timeout=600),
             # an export checkpoints every batch; a day's limit only stops a stuck one
-            func(_export, name=EXPORT_JOB, max_tries=1, keep_result=0, timeout=EXPORT_TIMEOUT),
+            func(_bulk, name=BULK_JOB, max_tries=1, keep_result=0, timeout=BULK_TIMEOUT),
             func(_deliver, name=DELIVER_JOB, max_tries=1, keep_result=0, timeout=600),
         ],
         cron_jobs=[

@@ -21,7 +21,6 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -43,7 +42,6 @@ from app.subscriptions.delivery import (
     after_handshake,
     next_step,
 )
-from app.subscriptions.endpoint import refusal
 from app.subscriptions.events import LIVE
 from app.subscriptions.notification import (
     Notification,
@@ -55,6 +53,7 @@ from app.subscriptions.notification import (
 from app.subscriptions.subscription import SubscriptionSettings, owner_of
 from app.subscriptions.trigger import Criteria
 from workers.context import JobContext
+from workers.reach import refusal_now
 from workers.subscriptions import known_subscriptions, subscriber_of
 
 log = logging.getLogger("micdr.subscriptions")
@@ -286,7 +285,7 @@ async def send(
     """Make the request, after checking every address the endpoint's host resolves to (a name
     may have been pointed into the network since the subscription was written)."""
     channel = settings.channel
-    why = await _refused(ctx, request.url)
+    why = await refusal_now(request.url, ctx.settings.subscription_allow_list, "channel.endpoint")
     if why is not None:
         return Attempt(None, why, unsent=True)
     headers = {"Content-Type": channel.payload or "application/fhir+json"}
@@ -302,19 +301,6 @@ async def send(
     except httpx.HTTPError as exc:
         return Attempt(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     return Attempt(response.status_code)
-
-
-async def _refused(ctx: JobContext, url: str) -> str | None:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80)
-        )
-    except OSError as exc:
-        return f"{host} does not resolve: {exc}"
-    addresses = {str(info[4][0]) for info in infos}
-    return refusal(url, ctx.settings.subscription_allow_list, addresses)
 
 
 async def set_status(

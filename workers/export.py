@@ -44,6 +44,7 @@ from app.store.port import Submission
 from indexing.compartment import Compartment
 from indexing.plan.parse import parse_search
 from workers import outcomes
+from workers.bulk import run_bulk_job, save_checkpoint
 from workers.context import JobContext
 
 log = logging.getLogger("micdr.export")
@@ -52,14 +53,6 @@ EXPORT_INTERACTION = "export"
 JOURNAL_KEY = "export"
 SETTLE_POLL_SECONDS = 0.25
 SETTLE_WARN_SECONDS = 5.0
-
-
-def is_export(sub: Submission) -> bool:
-    return sub.request.get("interaction") == EXPORT_INTERACTION
-
-
-class Stopped(Exception):
-    """The export is no longer this worker's: cancelled, or its lease was taken over."""
 
 
 def _files(ctx: JobContext) -> ExportFiles:
@@ -85,33 +78,13 @@ async def _accesses(
 async def _save(
     ctx: JobContext, sub: Submission, state: ExportState, changes: Mapping[str, Any] | None = None
 ) -> None:
-    now = time.time()
-    saved = await ctx.store.update_submission(
-        sub.id,
-        {"state": "running", "owner": ctx.worker},
-        {
-            f"journal.{JOURNAL_KEY}": state.to_json(),
-            "progress": progress(state),
-            "lease_until": now + ctx.settings.async_lease_seconds,
-            "updated": now,
-            **(changes or {}),
-        },
-    )
-    if saved is None:
-        raise Stopped(sub.id)
+    await save_checkpoint(ctx, sub, JOURNAL_KEY, state.to_json(), progress(state), changes)
 
 
 async def produce_export(ctx: JobContext, sub: Submission) -> str:
     """Run a claimed export to its end (or until it stops being this worker's); answers the
     state it left: `done`, or `lost` (cancelled: its files removed)."""
-    try:
-        await _produce(ctx, sub)
-    except Stopped:
-        current = await ctx.store.submission(sub.id)
-        if current is None or current.state == "cancelled":
-            await _files(ctx).remove(sub.id)
-        return "lost"
-    return "done"
+    return await run_bulk_job(ctx, sub, _produce)
 
 
 async def _produce(ctx: JobContext, sub: Submission) -> None:

@@ -30,9 +30,9 @@ from app.search_parameters import ALL_TYPES
 from app.subscriptions.trigger import Criteria
 from workers.context import JobContext
 from workers.delivery import deliver_to, due_subscriptions
-from workers.export import is_export
 from workers.jobs import (
     deliver_callbacks,
+    is_bulk,
     process_submission,
     project_commits,
     purge_submissions,
@@ -160,27 +160,28 @@ class InProcessSubmissions:
         self._concurrency = concurrency
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Exports run for long: each in a task of its own, so a round does not wait for them
-        # and exports started later run beside earlier ones (each yields between batches).
-        self._exports: dict[str, asyncio.Task[None]] = {}
-        self._export_gate = asyncio.Semaphore(concurrency)
+        # Bulk jobs (exports, imports) run for long: each in a task of its own, so a round does
+        # not wait for them and those started later run beside earlier ones (each yields
+        # between batches).
+        self._bulk: dict[str, asyncio.Task[None]] = {}
+        self._bulk_gate = asyncio.Semaphore(concurrency)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micdr-inprocess-submissions")
 
-    def _start_export(self, submission_id: str) -> None:
-        if submission_id in self._exports:
+    def _start_bulk(self, submission_id: str) -> None:
+        if submission_id in self._bulk:
             return
 
         async def run() -> None:
-            async with self._export_gate:
+            async with self._bulk_gate:
                 processed = await process_submission(self._ctx, submission_id)
             if processed.state == "queued":  # a retry: the next rounds pick it up
                 self._wakeup.set()
 
-        task = asyncio.create_task(run(), name=f"micdr-export-{submission_id}")
-        self._exports[submission_id] = task
-        task.add_done_callback(lambda _: self._exports.pop(submission_id, None))
+        task = asyncio.create_task(run(), name=f"micdr-bulk-{submission_id}")
+        self._bulk[submission_id] = task
+        task.add_done_callback(lambda _: self._bulk.pop(submission_id, None))
 
     async def wake(self, submission_id: str) -> None:
         self._wakeup.set()
@@ -196,9 +197,9 @@ class InProcessSubmissions:
                 return (await process_submission(self._ctx, submission_id)).state != "skipped"
 
         for sub in due:
-            if is_export(sub):
-                self._start_export(sub.id)
-        ran = await asyncio.gather(*(one(s.id) for s in due if not is_export(s)))
+            if is_bulk(sub):
+                self._start_bulk(sub.id)
+        ran = await asyncio.gather(*(one(s.id) for s in due if not is_bulk(s)))
         await deliver_callbacks(self._ctx, time.time())
         return sum(ran)
 
@@ -227,9 +228,9 @@ class InProcessSubmissions:
             await _wait(self._wakeup, SUBMISSION_POLL_SECONDS)
 
     async def stop(self) -> None:
-        await _cancel(self._task, *self._exports.values())
+        await _cancel(self._task, *self._bulk.values())
         self._task = None
-        self._exports.clear()
+        self._bulk.clear()
 
 
 class InProcessDelivery:
@@ -327,7 +328,7 @@ class InProcessQueue:
         if self._submissions is not None:
             await self._submissions.wake(submission_id)
 
-    async def export(self, submission_id: str) -> None:
+    async def bulk(self, submission_id: str) -> None:
         if self._submissions is not None:
             await self._submissions.wake(submission_id)
 

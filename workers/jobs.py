@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -29,9 +29,10 @@ from app.tx.plan import EntryResult
 from indexing.document import IndexOp
 from indexing.project import project
 from workers import outcomes
+from workers.bulk_import import IMPORT_INTERACTION, produce_import
 from workers.context import JobContext
 from workers.episodes import maintain_episodes, rebuild_episodes
-from workers.export import is_export, produce_export, purge_exports
+from workers.export import EXPORT_INTERACTION, produce_export, purge_exports
 from workers.subscriptions import record_subscription_events
 from workers.turns import take_turn
 
@@ -224,6 +225,17 @@ async def _heartbeat(store: SubmissionStore, id_: str, worker: str, lease: float
             return
 
 
+# The long submissions: run apart from the others, each saving its own checkpoints and result.
+BULK_JOBS: dict[str, Callable[[JobContext, Submission], Awaitable[str]]] = {
+    EXPORT_INTERACTION: produce_export,
+    IMPORT_INTERACTION: produce_import,
+}
+
+
+def is_bulk(sub: Submission) -> bool:
+    return sub.request.get("interaction") in BULK_JOBS
+
+
 async def process_submission(ctx: JobContext, id_: str) -> Processed:
     """Claim, run, store the result: at-least-once safe (a second delivery finds the submission
     claimed or finished and skips; a redelivery after a crash replays its commits)."""
@@ -235,8 +247,8 @@ async def process_submission(ctx: JobContext, id_: str) -> Processed:
     journal = SubmissionJournal(store, sub, ctx.worker, settings.async_lease_seconds)
     beat = asyncio.create_task(_heartbeat(store, id_, ctx.worker, settings.async_lease_seconds))
     try:
-        if is_export(sub):  # an export saves its own result (workers/export.py)
-            return Processed(await produce_export(ctx, sub), sub.attempts)
+        if is_bulk(sub):  # a bulk job saves its own result (workers/export.py, bulk_import.py)
+            return Processed(await BULK_JOBS[sub.request["interaction"]](ctx, sub), sub.attempts)
         result = await run_submission(replace(ctx.services, journal=journal), sub)
     except LeaseLost:
         return Processed("lost")

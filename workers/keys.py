@@ -13,7 +13,7 @@ RECONCILE_JOB = "micdr.reconcile"
 REINDEX_JOB = "micdr.reindex"
 PROCESS_JOB = "micdr.process_submission"
 SUBMISSIONS_RECONCILE_JOB = "micdr.reconcile_submissions"
-EXPORT_JOB = "micdr.export"
+BULK_JOB = "micdr.bulk"
 DELIVER_JOB = "micdr.deliver"
 DELIVERY_TICK_JOB = "micdr.delivery_tick"
 
@@ -66,6 +66,6 @@ class QueueNames:
         does not."""
         return f"{self.namespace}:submission:{submission_id}:{attempt}"
 
-    def export_job_id(self, submission_id: str, attempt: int) -> str:
-        """One job per delivery attempt of an export, as for submissions."""
-        return f"{self.namespace}:export:{submission_id}:{attempt}"
+    def bulk_job_id(self, submission_id: str, attempt: int) -> str:
+        """One job per delivery attempt of a bulk job (export, import), as for submissions."""
+        return f"{self.namespace}:bulk:{submission_id}:{attempt}"

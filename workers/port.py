@@ -21,9 +21,10 @@ class JobQueue(Protocol):
         """A new asynchronous submission is stored: run it."""
         ...
 
-    async def export(self, submission_id: str) -> None:
-        """A new Bulk Data export is stored (a submission, workers/export.py): produce its
-        files. Run apart from short submissions: an export may take hours."""
+    async def bulk(self, submission_id: str) -> None:
+        """A new bulk job is stored, an export or an import (a submission, workers/export.py,
+        workers/bulk_import.py): run it. Run apart from short submissions: one may take
+        hours."""
         ...
 
     async def deliver(self, subscriptions: Sequence[str]) -> None:

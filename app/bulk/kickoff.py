@@ -242,13 +242,15 @@ def parse_kickoff(
     )
 
 
-def check_headers(headers: Mapping[str, str], lenient: bool) -> list[Issue]:
+def check_headers(
+    headers: Mapping[str, str], lenient: bool, operation: str = "export"
+) -> list[Issue]:
     """`Prefer: respond-async` is required; `Accept`, when sent, must allow FHIR JSON (the
     OperationOutcome of an error). Answers the warnings of what lenient handling ignored."""
     prefer = headers.get("prefer") or ""
     tokens = {t.strip() for p in prefer.split(",") for t in p.split(";")}
     if "respond-async" not in tokens:
-        raise bad("a bulk export runs asynchronously: send Prefer: respond-async", "Prefer")
+        raise bad(f"a bulk {operation} runs asynchronously: send Prefer: respond-async", "Prefer")
     accept = (headers.get("accept") or "").split(";")[0].strip().lower()
     if accept and accept not in ACCEPTS:
         err = not_supported(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from app.fhir.clock import utc_now
 from app.fhir.meta import new_id
 from app.fhir.outcome import FhirError, information, operation_outcome
 from app.interactions._access import require
@@ -152,6 +153,31 @@ async def accept(services: Services, code: str, method: str, request: FhirReques
     )
 
 
+async def accept_bulk(services: Services, request: FhirRequest, job: dict[str, Any]) -> Submission:
+    """Store a bulk job (an export or an import: `job` holds its `interaction` and what it
+    runs on) as the caller's submission, then ring the queue for it."""
+    now = time.time()
+    sub = Submission(
+        id=new_id(),
+        contributor=contributor(request, services.principal),
+        principal=None if services.principal.open else services.principal.to_json(),
+        request={
+            "base": request.base,
+            "type": None,
+            "id": request.id,
+            "headers": {REQUEST_ID_HEADER: request.header(REQUEST_ID_HEADER) or ""},
+            "transactionTime": utc_now(),
+            **job,
+        },
+        created=now,
+        updated=now,
+        not_before=now,
+    )
+    await services.store.submit(sub)
+    await services.queue.bulk(sub.id)
+    return sub
+
+
 def _progress(sub: Submission) -> str:
     if sub.state == "queued":
         return "queued" if not sub.attempts else f"queued (retry {sub.attempts})"
@@ -170,11 +196,11 @@ def _callback_header(sub: Submission) -> dict[str, str]:
 
 def _theirs(services: Services, sub: Submission | None) -> bool:
     """A submission is visible only to its submitter (any, when no authentication is on); a
-    Bulk Data export has its own status URL (export_status.py)."""
+    bulk job (export, import) has its own status URL (export_status.py)."""
     principal = services.principal
     return (
         sub is not None
-        and sub.request.get("interaction") != "export"
+        and sub.request.get("interaction") not in ("export", "import")
         and (principal.open or sub.contributor == principal.submitter)
     )
 

@@ -11,7 +11,6 @@ API: docs/api/export.md.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from functools import cache
 from typing import Any
@@ -27,15 +26,12 @@ from app.bulk.kickoff import (
     parameters_of,
     parse_kickoff,
 )
-from app.fhir.clock import utc_now
-from app.fhir.meta import new_id
 from app.fhir.outcome import FhirError, Issue, operation_outcome
 from app.interactions._access import require, visible
-from app.interactions.async_status import REQUEST_ID_HEADER, contributor
+from app.interactions.async_status import accept_bulk
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.table import EXPORT_STATUS_PATH
-from app.store.port import Submission
 from indexing.compartment import Compartment
 from indexing.plan.errors import InvalidSearch
 from indexing.plan.parse import parse_search
@@ -115,30 +111,14 @@ async def _kickoff(services: Services, request: FhirRequest, level: str, path: s
         listed = export.patients
         chosen = members if listed is None else tuple(p for p in members if p in listed)
         export = replace(export, patients=chosen)
-    seq = await services.store.sequence()
-    now = time.time()
-    sub = Submission(
-        id=new_id(),
-        contributor=contributor(request, services.principal),
-        principal=None if services.principal.open else services.principal.to_json(),
-        request={
-            "interaction": EXPORT_INTERACTION,
-            "method": "POST" if post else "GET",
-            "base": request.base,
-            "url": _request_url(request, path),
-            "type": None,
-            "id": request.id,
-            "headers": {REQUEST_ID_HEADER: request.header(REQUEST_ID_HEADER) or ""},
-            "export": export.to_json(),
-            "seq": seq,
-            "transactionTime": utc_now(),
-        },
-        created=now,
-        updated=now,
-        not_before=now,
-    )
-    await services.store.submit(sub)
-    await services.queue.export(sub.id)
+    job = {
+        "interaction": EXPORT_INTERACTION,
+        "method": "POST" if post else "GET",
+        "url": _request_url(request, path),
+        "export": export.to_json(),
+        "seq": await services.store.sequence(),
+    }
+    sub = await accept_bulk(services, request, job)
     issues = [
         Issue("informational", f"export {sub.id} accepted", severity="information"),
         *warnings,

@@ -1,17 +1,19 @@
 """The Bulk Data status and file URLs (Bulk Data Access IG v2.0.0, export.html#bulk-data-
-status-request, #bulk-data-delete-request, #file-request):
+status-request, #bulk-data-delete-request, #file-request), for exports and, the same way, for
+imports (`$import-status`, `$import-file`: the files of refused lines):
 
 - `GET [base]/$export-status/<id>`: `202` with `X-Progress` and `Retry-After` while the export
   is queued or running; `200` with the completion manifest (`application/json`) once done; the
   OperationOutcome and its 4xx/5xx if it failed; `404` for an unknown, cancelled or expired
   export (after MICDR_EXPORT_RETENTION seconds).
 - `DELETE` on it: cancels a queued or running export, or forgets a finished one, and removes its
-  files; `202`.
+  files; `202`. (A cancelled import stops after the unit of lines it is committing: what it
+  committed stays.)
 - `GET [base]/$export-file/<id>/<file>`: the file as `application/fhir+ndjson`, streamed chunk
   by chunk.
 
-An export is visible to its submitter only (anyone, without authentication), as asynchronous
-submissions are. API: docs/api/export.md.
+A bulk job is visible to its submitter only (anyone, without authentication), as asynchronous
+submissions are. API: docs/api/export.md, docs/api/import.md.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from datetime import UTC, datetime
 
 import orjson
 
-from app.bulk.output import NDJSON, ExportState
+from app.bulk.imports import ImportState
+from app.bulk.output import NDJSON, ExportState, OutputFile
 from app.bulk.port import ExportFiles
 from app.fhir.clock import format_instant, http_date
 from app.fhir.outcome import FhirError, information
 from app.interactions.async_status import FINISHED
+from app.interactions.bulk_import import IMPORT_INTERACTION
 from app.interactions.context import Services
 from app.interactions.export import EXPORT_INTERACTION
 from app.interactions.result import FhirRequest, FhirResponse
@@ -42,29 +46,51 @@ def _files(services: Services) -> ExportFiles:
     return services.files
 
 
-async def _export(services: Services, id_: str | None) -> Submission:
-    """The caller's live export `id_`, else 404 (expired ones too: the IG says so)."""
+def _output_file(sub: Submission, name: str) -> OutputFile | None:
+    """The file `name` the bulk job's checkpoint lists (an export's output or errors, an
+    import's refused lines)."""
+    kind = sub.request.get("interaction")
+    saved = sub.journal.get(kind or "")
+    if not saved:
+        return None
+    state = (
+        ExportState.from_json(saved) if kind == EXPORT_INTERACTION else ImportState.from_json(saved)
+    )
+    return state.file(name)
+
+
+async def _job(services: Services, id_: str | None, kind: str) -> Submission:
+    """The caller's live bulk job `id_` of this kind, else 404 (expired ones too: the IG says
+    so)."""
     sub = await services.store.submission(id_ or "")
     principal = services.principal
     if (
         sub is None
-        or sub.request.get("interaction") != EXPORT_INTERACTION
+        or sub.request.get("interaction") != kind
         or sub.state == "cancelled"
         or not (principal.open or sub.contributor == principal.submitter)
     ):
-        raise FhirError.of(404, "not-found", f"no export {id_}")
+        raise FhirError.of(404, "not-found", f"no {kind} {id_}")
     if sub.expires is not None and sub.expires < time.time():
-        raise FhirError.of(404, "not-found", f"export {id_} has expired and its files are gone")
+        raise FhirError.of(404, "not-found", f"{kind} {id_} has expired and its files are gone")
     return sub
 
 
 async def export_status(services: Services, request: FhirRequest) -> FhirResponse:
-    sub = await _export(services, request.id)
+    return await _status(services, request, EXPORT_INTERACTION)
+
+
+async def import_status(services: Services, request: FhirRequest) -> FhirResponse:
+    return await _status(services, request, IMPORT_INTERACTION)
+
+
+async def _status(services: Services, request: FhirRequest, kind: str) -> FhirResponse:
+    sub = await _job(services, request.id, kind)
     if sub.state not in FINISHED or sub.result is None:
         progress = sub.progress if sub.state == "running" and sub.progress else sub.state
         return FhirResponse(
             202,
-            information(f"export {sub.id} is {sub.state}"),
+            information(f"{kind} {sub.id} is {sub.state}"),
             {"X-Progress": progress[:100], "Retry-After": RETRY_AFTER_SECONDS},
         )
     status = int(sub.result["status"])
@@ -78,8 +104,16 @@ async def export_status(services: Services, request: FhirRequest) -> FhirRespons
 
 
 async def export_cancel(services: Services, request: FhirRequest) -> FhirResponse:
+    return await _cancel(services, request, EXPORT_INTERACTION)
+
+
+async def import_cancel(services: Services, request: FhirRequest) -> FhirResponse:
+    return await _cancel(services, request, IMPORT_INTERACTION)
+
+
+async def _cancel(services: Services, request: FhirRequest, kind: str) -> FhirResponse:
     for _ in range(5):
-        sub = await _export(services, request.id)
+        sub = await _job(services, request.id, kind)
         now = time.time()
         cancelled = await services.store.update_submission(
             sub.id,
@@ -94,19 +128,26 @@ async def export_cancel(services: Services, request: FhirRequest) -> FhirRespons
         )
         if cancelled is not None:
             await _files(services).remove(sub.id)
-            return FhirResponse(202, information(f"export {sub.id} cancelled; its files removed"))
-    raise FhirError.of(409, "conflict", f"export {request.id} kept changing; try again")
+            return FhirResponse(202, information(f"{kind} {sub.id} cancelled; its files removed"))
+    raise FhirError.of(409, "conflict", f"{kind} {request.id} kept changing; try again")
 
 
 async def export_file(services: Services, request: FhirRequest) -> FhirResponse:
-    sub = await _export(services, request.id)
-    saved = sub.journal.get("export")
-    found = ExportState.from_json(saved).file(request.file or "") if saved else None
+    return await _file(services, request, EXPORT_INTERACTION)
+
+
+async def import_file(services: Services, request: FhirRequest) -> FhirResponse:
+    return await _file(services, request, IMPORT_INTERACTION)
+
+
+async def _file(services: Services, request: FhirRequest, kind: str) -> FhirResponse:
+    sub = await _job(services, request.id, kind)
+    found = _output_file(sub, request.file or "")
     if sub.state != "done" or found is None or not found.count:
-        raise FhirError.of(404, "not-found", f"export {sub.id} has no file {request.file!r}")
+        raise FhirError.of(404, "not-found", f"{kind} {sub.id} has no file {request.file!r}")
     accept = (request.header("Accept") or "").split(";")[0].strip().lower()
     if accept not in FILE_ACCEPTS:
-        raise FhirError.of(406, "not-supported", f"export files are {NDJSON}, not {accept!r}")
+        raise FhirError.of(406, "not-supported", f"{kind} files are {NDJSON}, not {accept!r}")
     return FhirResponse(
         200,
         stream=_files(services).read(sub.id, found.name, found.chunks),

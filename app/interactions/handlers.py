@@ -7,12 +7,20 @@ from collections.abc import Mapping
 
 from app.interactions._reads import READS
 from app.interactions.async_status import async_cancel, async_status
+from app.interactions.bulk_import import import_system
 from app.interactions.bundle import submit_bundle
 from app.interactions.create import create
 from app.interactions.delete import delete
 from app.interactions.everything import everything
 from app.interactions.export import export_group, export_patient, export_system
-from app.interactions.export_status import export_cancel, export_file, export_status
+from app.interactions.export_status import (
+    export_cancel,
+    export_file,
+    export_status,
+    import_cancel,
+    import_file,
+    import_status,
+)
 from app.interactions.patch import patch
 from app.interactions.table import TABLE, asynchronous_codes
 from app.interactions.types import Run
@@ -33,6 +41,10 @@ HANDLERS: Mapping[str, Run] = {
     "export-status": export_status,
     "export-cancel": export_cancel,
     "export-file": export_file,
+    "import-system": import_system,
+    "import-status": import_status,
+    "import-cancel": import_cancel,
+    "import-file": import_file,
     "everything": everything,
 }
 

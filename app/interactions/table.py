@@ -11,6 +11,8 @@ from dataclasses import dataclass
 STATUS_PATH = "$async-status"
 EXPORT_STATUS_PATH = "$export-status"
 EXPORT_FILE_PATH = "$export-file"
+IMPORT_STATUS_PATH = "$import-status"
+IMPORT_FILE_PATH = "$import-file"
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ _BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
 _EXPORT = _BULK + "export"
 _PATIENT_EXPORT = _BULK + "patient-export"
 _GROUP_EXPORT = _BULK + "group-export"
+# No published definition: the kick-off of HAPI FHIR's and Azure's $import (docs/api/import.md).
+_IMPORT = "http://micdr.org/fhir/OperationDefinition/import"
 _EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 
 OPERATIONS: tuple[Row, ...] = (
@@ -167,6 +171,24 @@ OPERATIONS: tuple[Row, ...] = (
         handler="export-cancel",
     ),
     Row("export-file", "GET", f"/{EXPORT_FILE_PATH}/{{id:str}}/{{file:str}}", "system"),
+    Row(
+        "import",
+        "POST",
+        "/$import",
+        "system",
+        body=True,
+        handler="import-system",
+        operation=_IMPORT,
+    ),
+    Row("import-status", "GET", f"/{IMPORT_STATUS_PATH}/{{id:str}}", "system"),
+    Row(
+        "import-status",
+        "DELETE",
+        f"/{IMPORT_STATUS_PATH}/{{id:str}}",
+        "system",
+        handler="import-cancel",
+    ),
+    Row("import-file", "GET", f"/{IMPORT_FILE_PATH}/{{id:str}}/{{file:str}}", "system"),
 )
 
 

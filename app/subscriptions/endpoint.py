@@ -20,20 +20,24 @@ _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
 def refusal(
-    endpoint: str, allow_list: Iterable[str] = (), addresses: Iterable[str] = ()
+    endpoint: str,
+    allow_list: Iterable[str] = (),
+    addresses: Iterable[str] = (),
+    name: str = "channel.endpoint",
 ) -> str | None:
     """Why `endpoint` may not be called (a sentence), or None when it may. `allow_list` holds
-    host names or addresses the operator trusts; `addresses` are those the host resolved to."""
+    host names or addresses the operator trusts; `addresses` are those the host resolved to;
+    `name` is what the sentence calls the URL (an $import input's too)."""
     try:
         parts = urlsplit(endpoint)
         host = (parts.hostname or "").lower()
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError:
-        return f"channel.endpoint {endpoint!r} is not a valid URL"
+        return f"{name} {endpoint!r} is not a valid URL"
     if parts.scheme not in {"https", "http"} or not host:
-        return f"channel.endpoint {endpoint!r} must be an absolute https URL"
+        return f"{name} {endpoint!r} must be an absolute https URL"
     if parts.username is not None or parts.password is not None:
-        return "channel.endpoint must not carry credentials; use channel.header"
+        return f"{name} must not carry credentials in the URL"
     allowed = {a.lower() for a in allow_list}
     if host in allowed:
         return None
@@ -44,13 +48,13 @@ def refusal(
         bool(candidates) and all(a.is_loopback for a in candidates)
     )
     if parts.scheme == "http" and not loopback:
-        return f"channel.endpoint {endpoint!r} must use https (http only to a loopback address)"
+        return f"{name} {endpoint!r} must use https (http only to a loopback address)"
     for address in candidates:
         if str(address) in allowed or address.is_loopback:
             continue
         if not address.is_global or address.is_multicast:
             return (
-                f"channel.endpoint {endpoint!r} reaches the internal address {address}, "
+                f"{name} {endpoint!r} reaches the internal address {address}, "
                 "which is not on the allow-list"
             )
     return None

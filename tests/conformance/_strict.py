@@ -43,6 +43,8 @@ FHIR_XML = "application/fhir+xml"
 # status URL, and NDJSON files, each line a resource.
 EXPORT_STATUS = "/$export-status/"
 EXPORT_FILE = "/$export-file/"
+IMPORT_STATUS = "/$import-status/"
+IMPORT_FILE = "/$import-file/"
 MANIFEST_JSON = "application/json"
 FHIR_NDJSON = "application/fhir+ndjson"
 
@@ -58,10 +60,10 @@ def check_body(body: bytes, content_type: str | None, path: str) -> None:
     if path.startswith(JSON_API_PREFIXES) and (content_type or "").startswith("application/json"):
         return
     kind = (content_type or "").split(";")[0].strip().lower()
-    if kind == MANIFEST_JSON and EXPORT_STATUS in path:
-        check_manifest(body, path)
+    if kind == MANIFEST_JSON and (EXPORT_STATUS in path or IMPORT_STATUS in path):
+        check_manifest(body, path, imported=IMPORT_STATUS in path)
         return
-    if kind == FHIR_NDJSON and EXPORT_FILE in path:
+    if kind == FHIR_NDJSON and (EXPORT_FILE in path or IMPORT_FILE in path):
         check_ndjson(body, path)
         return
     if kind == FHIR_JSON:
@@ -79,9 +81,10 @@ def check_body(body: bytes, content_type: str | None, path: str) -> None:
     check_resource(resource, path)
 
 
-def check_manifest(body: bytes, path: str) -> None:
+def check_manifest(body: bytes, path: str, imported: bool = False) -> None:
     """A Bulk Data completion manifest (export.html#response---complete-status): exactly the
-    IG's fields, each of its type; output and error entries with type, url and count."""
+    IG's fields, each of its type; output and error entries with type, url and count. An
+    import's entries name their input (`inputUrl`); its output entries count, without a url."""
     try:
         manifest = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -102,13 +105,15 @@ def check_manifest(body: bytes, path: str) -> None:
         if not isinstance(entries, list):
             problems.append(f"{name} must be an array")
             continue
+        keys = {"type", "url", "count", "extension"} | ({"inputUrl"} if imported else set())
         for entry in entries:
             ok = (
                 isinstance(entry, dict)
                 and isinstance(entry.get("type"), str)
-                and isinstance(entry.get("url"), str)
+                and (isinstance(entry.get("url"), str) or (imported and name == "output"))
                 and isinstance(entry.get("count", 0), int)
-                and set(entry) <= {"type", "url", "count", "extension"}
+                and (not imported or isinstance(entry.get("inputUrl"), str))
+                and set(entry) <= keys
             )
             if not ok:
                 problems.append(f"{name} entry {entry!r} is not type/url/count")

@@ -346,7 +346,8 @@ async def test_the_capability_statement_declares_the_operations(plain_client: Cl
         {
             "name": "export",
             "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-        }
+        },
+        {"name": "import", "definition": "http://micdr.org/fhir/OperationDefinition/import"},
     ]
     by_type = {r["type"]: r.get("operation") for r in rest["resource"]}
     assert by_type["Patient"] == [

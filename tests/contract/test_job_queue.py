@@ -50,7 +50,7 @@ class SilentQueue:
     async def submit(self, submission_id: str) -> None:
         return None
 
-    async def export(self, submission_id: str) -> None:
+    async def bulk(self, submission_id: str) -> None:
         return None
 
     async def request_reindex(self, seq: int, types: Sequence[str]) -> None:
@@ -225,13 +225,13 @@ async def test_a_submitted_submission_runs_to_its_result(harness: Harness) -> No
 
 
 async def test_an_export_produces_its_files(harness: Harness) -> None:
-    """`export` rings for a stored export: a worker produces the manifest and the files."""
+    """`bulk` rings for a stored export: a worker produces the manifest and the files."""
     await write_patient(harness.silent, "Exported")
     request = FhirRequest(BASE, query=(("_type", "Patient"),), headers={"prefer": "respond-async"})
     answer = await export_system(harness.silent, request)
     assert answer.status == 202
     export_id = answer.headers["Content-Location"].rsplit("/", 1)[1]
-    await harness.queue.export(export_id)
+    await harness.queue.bulk(export_id)
 
     async def done() -> bool:
         sub = await harness.services.store.submission(export_id)
