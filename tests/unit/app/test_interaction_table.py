@@ -31,7 +31,7 @@ def test_every_routed_row_has_its_function() -> None:
 
 
 def test_every_kickoff_operation_has_its_definition() -> None:
-    kickoffs = [row for row in OPERATIONS if row.code in ("export", "everything")]
+    kickoffs = [row for row in OPERATIONS if row.code in ("export", "import", "everything")]
     assert all(row.operation for row in kickoffs)
     assert not any(row.operation for row in OPERATIONS if row not in kickoffs)  # status, files
 
@@ -43,7 +43,13 @@ BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
 @pytest.mark.parametrize(
     ("owner", "declared"),
     [
-        (None, [("export", BULK + "export")]),
+        (
+            None,
+            [
+                ("export", BULK + "export"),
+                ("import", "http://micdr.org/fhir/OperationDefinition/import"),
+            ],
+        ),
         (
             "Patient",
             [
