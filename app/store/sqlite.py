@@ -47,6 +47,15 @@ from app.store.port import (
 from indexing.engines.sqlite_file import open_connection
 
 T = TypeVar("T")
+# Bodies are 1-2 KB (p99 ~4 KB): with 4 KB pages a WITHOUT ROWID row keeps at most ~1 KB in
+# its page and puts the rest on an overflow page of its own, 3.3x the body on disk. 16 KB
+# pages keep them whole (bench/README.md, "Bytes per resource"). Takes effect on a new file.
+STORE_PAGE_SIZE = 16384
+# A current row and the body of its version.
+_CURRENT_ROWS = (
+    f"SELECT c.type, c.id, c.version, c.op, c.last_updated, v.body FROM {CURRENT} c "
+    f"JOIN {VERSIONS} v ON v.type = c.type AND v.id = c.id AND v.version = c.version"
+)
 _DELIVERY_COLUMNS = ", ".join(f.name for f in fields(DeliveryState))
 
 _SCHEMA = f"""
@@ -126,7 +135,7 @@ class SqliteResourceStore:
         return store
 
     def _connect(self) -> None:
-        self._conn = open_connection(self._path, _SCHEMA)
+        self._conn = open_connection(self._path, _SCHEMA, STORE_PAGE_SIZE)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -205,10 +214,12 @@ class SqliteResourceStore:
             )
         except sqlite3.IntegrityError:
             raise VersionConflict(write.ref, write.version) from None
+        # The body is the version's, read through it (_CURRENT_ROWS): one copy on disk, not
+        # two. (Data dirs from before keep a stale copy here, never read.)
         db.execute(
             f"INSERT OR REPLACE INTO {CURRENT} (type, id, version, op, last_updated, body) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (write.type, write.id, write.version, write.op, last_updated, body),
+            "VALUES (?, ?, ?, ?, ?, NULL)",
+            (write.type, write.id, write.version, write.op, last_updated),
         )
         db.execute(f"DELETE FROM {IDENTIFIERS} WHERE type = ? AND id = ?", (write.type, write.id))
         if write.op != "delete":
@@ -224,9 +235,7 @@ class SqliteResourceStore:
 
     def _read(self, type_: str, id_: str) -> StoredResource | None:
         row = self._db.execute(
-            f"SELECT type, id, version, op, last_updated, body FROM {CURRENT} "
-            "WHERE type = ? AND id = ?",
-            (type_, id_),
+            f"{_CURRENT_ROWS} WHERE c.type = ? AND c.id = ?", (type_, id_)
         ).fetchone()
         return _stored(row) if row else None
 
@@ -237,12 +246,9 @@ class SqliteResourceStore:
         out: list[StoredResource] = []
         for start in range(0, len(refs), 400):
             chunk = refs[start : start + 400]
-            where = " OR ".join("(type = ? AND id = ?)" for _ in chunk)
+            where = " OR ".join("(c.type = ? AND c.id = ?)" for _ in chunk)
             params = [v for ref in chunk for v in ref]
-            rows = self._db.execute(
-                f"SELECT type, id, version, op, last_updated, body FROM {CURRENT} WHERE {where}",
-                params,
-            ).fetchall()
+            rows = self._db.execute(f"{_CURRENT_ROWS} WHERE {where}", params).fetchall()
             out.extend(_stored(r) for r in rows)
         return out
 
@@ -334,8 +340,7 @@ class SqliteResourceStore:
 
     def _scan(self, type_: str, after_id: str | None, limit: int) -> list[StoredResource]:
         rows = self._db.execute(
-            f"SELECT type, id, version, op, last_updated, body FROM {CURRENT} "
-            "WHERE type = ? AND id > ? ORDER BY id LIMIT ?",
+            f"{_CURRENT_ROWS} WHERE c.type = ? AND c.id > ? ORDER BY c.id LIMIT ?",
             (type_, after_id or "", limit),
         ).fetchall()
         return [_stored(r) for r in rows]
