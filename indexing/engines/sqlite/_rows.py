@@ -60,8 +60,10 @@ def _value_rows(
 ) -> None:
     head = (type_, id_, param, grp)
     if "forms" in value or "text" in value:
-        code = value.get("code")
-        rows.setdefault(TOKEN, []).extend((*head, form, code) for form in value.get("forms") or ())
+        # One row per value, not per query form: the compiler turns a form into conditions on
+        # (system, code). `_id` has none: the compiler reads ids from idx_resource.
+        if value.get("forms") and param != "_id":
+            rows.setdefault(TOKEN, []).append((*head, value.get("system") or "", value.get("code")))
         if value.get("text"):
             rows.setdefault(TOKEN_TEXT, []).append((*head, value["text"]))
         rows.setdefault(OF_TYPE, []).extend((*head, form) for form in value.get("of_type") or ())

@@ -21,7 +21,7 @@ from indexing.document import IndexOp
 from indexing.engines.port import Hit, HitPage, IndexStatus
 from indexing.engines.sqlite._rows import Rows, document_rows
 from indexing.engines.sqlite.compile import compile_count, compile_query
-from indexing.engines.sqlite.schema import PARAM, RESOURCE, SCHEMA, VALUE_COLUMNS
+from indexing.engines.sqlite.schema import PARAM, RESOURCE, SCHEMA, VALUE_COLUMNS, outdated
 from indexing.engines.sqlite_file import open_connection
 from indexing.plan.plan import SearchPlan
 from indexing.registry import SearchParamRegistry
@@ -41,6 +41,14 @@ _INSERTS = {
 }
 
 
+def _drop_outdated(db: sqlite3.Connection) -> None:
+    def columns_of(table: str) -> list[str]:
+        return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
+    for table in outdated(columns_of):
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 class SqliteSearchIndex:
     """The embedded search index; one instance per process owns the file's index writes."""
 
@@ -57,7 +65,7 @@ class SqliteSearchIndex:
         return index
 
     def _connect(self) -> None:
-        self._conn = open_connection(self._path, SCHEMA)
+        self._conn = open_connection(self._path, SCHEMA, before=_drop_outdated)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

@@ -44,6 +44,7 @@ from indexing.engines.sqlite.schema import (
     TOKEN_TEXT,
     URI,
 )
+from indexing.plan._syntax import split_unescaped, unescape
 from indexing.plan.approximate import approximate_date_range, approximate_number_range
 from indexing.plan.plan import (
     Chain,
@@ -206,6 +207,8 @@ def _predicate(
             return "1" if predicate.negate else "0"
         params.extend(predicate.ids)
         return f"r.id {'NOT IN' if predicate.negate else 'IN'} ({_marks(predicate.ids)})"
+    if isinstance(predicate, TokenMatch) and predicate.param == "_id" and not predicate.text:
+        return _id_condition(predicate, params)
     if isinstance(predicate, Missing):
         params.append(predicate.param)
         return (
@@ -232,6 +235,18 @@ def _predicate(
         f"{'NOT ' if negate else ''}EXISTS (SELECT 1 FROM {source} WHERE {alias}.type = r.type"
         f" AND {alias}.id = r.id AND {condition})"
     )
+
+
+def _id_condition(predicate: TokenMatch, params: Params) -> str:
+    """`_id` as a token (the planner sends IdIn; an index plan may say it so): the id is the
+    resource's own, it has no token rows (_rows.py), and no system."""
+    parts = split_unescaped(predicate.form, "|")
+    if predicate.of_type or (len(parts) > 1 and parts[0]):
+        condition = "0"
+    else:
+        params.append(unescape(parts[-1]))
+        condition = "r.id = ?"
+    return f"NOT ({condition})" if predicate.negate else condition
 
 
 def _composite(predicate: CompositeMatch, now: datetime) -> tuple[str, str, Params]:
@@ -291,7 +306,9 @@ def _value_condition(predicate: Predicate, v: str, now: datetime) -> tuple[str, 
                     predicate.form + _MAX_CHAR,
                 ],
             )
-        return (OF_TYPE if predicate.of_type else TOKEN), f"{v}.form = ?", [predicate.form]
+        if predicate.of_type:
+            return OF_TYPE, f"{v}.form = ?", [predicate.form]
+        return _token_condition(predicate.form, v)
     if isinstance(predicate, DateMatch):
         low, high = predicate.gte, predicate.lte
         if predicate.prefix == "ap":
@@ -341,6 +358,18 @@ def _value_condition(predicate: Predicate, v: str, now: datetime) -> tuple[str, 
             )
         return URI, f"{v}.uri = ?", [predicate.value]
     raise ValueError(f"cannot compile {type(predicate).__name__}")
+
+
+def _token_condition(form: str, v: str) -> tuple[str, str, Params]:
+    """A token query form (escaped as in the query) as conditions on a value's columns:
+    `code`, `system|code`, `|code` (no system) or `system|` (any code of it)."""
+    parts = split_unescaped(form, "|")
+    if len(parts) == 1:
+        return TOKEN, f"{v}.code = ?", [unescape(form)]
+    system, code = unescape(parts[0]), unescape("|".join(parts[1:]))
+    if not code:
+        return TOKEN, f"{v}.system = ?", [system]
+    return TOKEN, f"{v}.code = ? AND {v}.system = ?", [code, system]
 
 
 def _range_condition(prefix: str, v: str, low: Any, high: Any) -> tuple[str, Params]:

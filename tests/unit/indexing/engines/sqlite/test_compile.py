@@ -110,8 +110,8 @@ def test_composite_values_share_a_group_per_value() -> None:
     }
     rows = document_rows("Observation", "o1", document)
     assert rows["idx_token"] == [
-        ("Observation", "o1", "code-value-quantity$code", 1, "a", "a"),
-        ("Observation", "o1", "code-value-quantity$code", 2, "b", "b"),
+        ("Observation", "o1", "code-value-quantity$code", 1, "", "a"),
+        ("Observation", "o1", "code-value-quantity$code", 2, "", "b"),
     ]
     assert [row[3] for row in rows["idx_number"]] == [1, 2]
     assert rows["idx_param"] == [("Observation", "o1", "code-value-quantity")]
@@ -158,8 +158,8 @@ def test_a_patient_reference_drives_a_report_search_and_the_date_is_probed_per_r
     # every other predicate is a lookup keyed by the report (`id=?`), never a range scan
     assert [s for s in steps if "idx_date" in s or "idx_token" in s] == [
         "SEARCH v USING INDEX idx_date_by_resource (type=? AND id=? AND param=?)",
-        "SEARCH v USING COVERING INDEX idx_token_by_param_form"
-        " (param=? AND form=? AND type=? AND id=?)",
+        "SEARCH v USING COVERING INDEX idx_token_by_param_code_system"
+        " (param=? AND code=? AND type=? AND id=?)",
     ]
 
 
@@ -174,16 +174,16 @@ def test_an_identifier_drives_before_a_bare_code(registry: SearchParamRegistry) 
     sql, params = compile_query(plan, registry)
     # the identifier's set is selected first; the status is a condition on each of its rows
     assert sql.index("IN (SELECT v.type, v.id FROM idx_token v") < sql.index("EXISTS (SELECT 1")
-    assert params[1:4] == ["identifier", "urn:acc|A-1", "ServiceRequest"]
+    assert params[1:5] == ["identifier", "A-1", "urn:acc", "ServiceRequest"]
+    by_code = "SEARCH v USING COVERING INDEX idx_token_by_param_code_system"
     assert _query_plan(plan, registry) == [
         "SEARCH r USING PRIMARY KEY (type=? AND id=?)",
         "LIST SUBQUERY 1",
-        "SEARCH v USING COVERING INDEX idx_token_by_param_form (param=? AND form=? AND type=?)",
+        f"{by_code} (param=? AND code=? AND type=?)",
         "LIST SUBQUERY 1",
-        "SEARCH v USING COVERING INDEX idx_token_by_param_form (param=? AND form=? AND type=?)",
+        f"{by_code} (param=? AND code=? AND type=?)",
         "CORRELATED SCALAR SUBQUERY 2",
-        "SEARCH v USING COVERING INDEX idx_token_by_param_form"
-        " (param=? AND form=? AND type=? AND id=?)",
+        f"{by_code} (param=? AND code=? AND type=? AND id=?)",
     ]
 
 
@@ -198,3 +198,25 @@ def test_negations_and_missing_never_drive(registry: SearchParamRegistry) -> Non
     sql, _ = compile_query(plan, registry)
     assert " IN (SELECT" not in sql
     assert sql.count("NOT EXISTS (SELECT 1 FROM") == 2
+
+
+@pytest.mark.parametrize(
+    ("form", "condition", "values"),
+    [
+        ("A-1", "v.code = ?", ["A-1"]),
+        ("urn:acc|A-1", "v.code = ? AND v.system = ?", ["A-1", "urn:acc"]),
+        ("|A-1", "v.code = ? AND v.system = ?", ["A-1", ""]),
+        ("urn:acc|", "v.system = ?", ["urn:acc"]),
+        ("a\\|b|c\\\\d", "v.code = ? AND v.system = ?", ["c\\d", "a|b"]),
+    ],
+)
+def test_a_token_form_is_a_condition_on_the_value_row(
+    registry: SearchParamRegistry, form: str, condition: str, values: list[str]
+) -> None:
+    """One row per token value (system, code as written); each query form is a condition."""
+    plan = SearchPlan(
+        types=("ServiceRequest",), clauses=(Clause((TokenMatch("identifier", form),)),)
+    )
+    sql, params = compile_query(plan, registry)
+    assert f"WHERE v.param = ? AND {condition} AND v.type IN (?)" in sql
+    assert params[1:-2] == ["identifier", *values]
