@@ -164,13 +164,19 @@ def export_files(settings: Settings, store: Store) -> ExportFiles:
 
 
 async def index_lost(store: Store, index: SearchIndex) -> bool:
-    """The index holds nothing, not even a tombstone, while the store holds resources."""
+    """The index holds nothing, not even a tombstone, while the store holds resources that
+    were projected once: not when the store's first commit still waits in the outbox (a new
+    deployment whose worker starts after the API took its first writes; projection will
+    index them, a rebuild would only race it)."""
     try:
         empty = await index.empty()
     except Exception as exc:  # an index that does not answer yet: writes wait for it anyway
         log.warning("could not tell whether the search index is empty: %s", exc)
         return False
-    return empty and bool(await store.resource_types())
+    if not empty or not await store.resource_types():
+        return False
+    oldest = await store.unindexed(1)
+    return not (oldest and oldest[0].seq == 1)
 
 
 async def check_engines(settings: Settings) -> None:

@@ -14,8 +14,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.deploy.assemble import OpenEngines
-from app.deploy.engines import open_engines
+from app.deploy.engines import index_lost, open_engines
+from app.fhir.clock import utc_now
+from app.fhir.meta import identifier_tokens, with_meta
 from app.main import create_app
+from app.records import Transaction, Write
 from app.settings import Settings, load_settings
 from indexing.engines.elasticsearch.adapter import ElasticsearchSearchIndex
 from indexing.registry import SearchParamRegistry
@@ -98,3 +101,26 @@ async def _lose_and_rebuild(settings: Settings, open_with: OpenEngines) -> None:
         dee = await create(client, patient("Dee"))
         await indexed(client)
         assert await found(client, "Patient?family=Rebuilt", {ada, cy, dee}) == {ada, cy, dee}
+
+
+async def test_an_empty_index_is_lost_only_once_the_store_projected_something(
+    tmp_path: Path,
+) -> None:
+    """A worker starting after the API took its first writes finds the index empty and the
+    store not: those commits wait in the outbox, so nothing is lost and no rebuild is queued.
+    Once a commit was marked indexed, an empty index is a lost one."""
+    settings = load_settings({"MICDR_DATA_DIR": str(tmp_path)})
+    engines = await open_engines(settings)
+    try:
+        store, index = engines.store, engines.index
+        assert index is not None
+        assert not await index_lost(store, index)  # nothing anywhere
+        resource = with_meta(patient("Ada"), "p1", 1, utc_now())
+        write = Write("Patient", "p1", 1, "create", resource, identifier_tokens(resource))
+        seq = await store.commit(Transaction((write,), last_updated=utc_now()))
+        assert seq == 1
+        assert not await index_lost(store, index)  # the first commit waits for projection
+        await store.mark_indexed([seq])
+        assert await index_lost(store, index)
+    finally:
+        await engines.close()
