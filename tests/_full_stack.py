@@ -90,15 +90,24 @@ async def run_worker_burst(settings: Settings) -> None:
 
 async def drop(settings: Settings) -> None:
     """Delete the test's indexes and database."""
-    from elasticsearch import AsyncElasticsearch
+    from elasticsearch import AsyncElasticsearch, NotFoundError
     from pymongo import AsyncMongoClient
 
     es = AsyncElasticsearch(settings.elasticsearch_url)
     try:
-        # wildcard deletes are refused (action.destructive_requires_name): name each index
-        names = list(await es.indices.get(index=f"{settings.index_prefix}-*"))
-        if names:
-            await es.indices.delete(index=",".join(names))
+        # wildcard deletes are refused (action.destructive_requires_name): name each index;
+        # listed again when one of them went meanwhile (an episode index being swapped)
+        for attempt in range(3):
+            names = list(await es.indices.get(index=f"{settings.index_prefix}-*"))
+            if not names:
+                break
+            try:
+                await es.indices.delete(index=",".join(names), ignore_unavailable=True)
+                break
+            except NotFoundError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2)
     finally:
         await es.close()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
