@@ -42,8 +42,9 @@ async def notify_ahead(ctx: JobContext, batch: int = NOTIFY_BATCH) -> int:
     and ring the delivery of what they make; answers how many commits it evaluated. One job
     of a process does so at a time (`take_turn`): the others leave at once, so that under a
     backlog the worker's slots are free for the deliveries this rings. Nothing when no
-    subscription takes part. A commit that becomes visible behind the last one evaluated here
-    (its sequence drawn earlier) is left to projection. Whether any subscription takes part
+    subscription takes part. It never evaluates past a transaction still committing
+    (`_in_order`): a commit numbered earlier but visible later is not overtaken, so events
+    keep commit order. Whether any subscription takes part
     is answered by the subscriptions projection last read (no store call): a new one's first
     events may wait for projection."""
     return await take_turn(ctx.notifying, lambda: _evaluate_ahead(ctx, batch))
@@ -56,7 +57,7 @@ async def _evaluate_ahead(ctx: JobContext, batch: int) -> int:
             if not ctx.subscribers.live(datetime.now(UTC).isoformat()):
                 return evaluated
             found = await ctx.store.unindexed(batch, after=ahead.after)
-            commits = leading_commits(found, NOTIFY_RESOURCES)
+            commits = await _in_order(ctx, ahead.after, leading_commits(found, NOTIFY_RESOURCES))
             if not commits:
                 return evaluated
             # the topics they define, as projection would learn them
@@ -67,6 +68,22 @@ async def _evaluate_ahead(ctx: JobContext, batch: int) -> int:
         if notified:
             await ctx.services.queue.deliver(sorted(notified))
         evaluated += len(commits)
+
+
+async def _in_order(
+    ctx: JobContext, after: int, commits: Sequence[CommittedTransaction]
+) -> list[CommittedTransaction]:
+    """The leading `commits` that no unfinished transaction precedes. A sequence number
+    missing before one of them is a transaction still committing (it drew its number first
+    and will be visible later), or one aborted or already projected: evaluating past the
+    first kind would number its events after those of a later commit, so the evaluation
+    stops there and takes it up in order once it is visible (the store says which kind)."""
+    expected = after + 1
+    for n, commit in enumerate(commits):
+        if commit.seq != expected and not await ctx.store.settled(commit.seq - 1):
+            return list(commits[:n])
+        expected = commit.seq + 1
+    return list(commits)
 
 
 async def record_subscription_events(
