@@ -5,7 +5,7 @@ notifies), write the unit's refused lines as a chunk of the input's error file, 
 checkpoint (app/bulk/imports.py `ImportState`) with the same fence as an export's.
 
 A `file:` input is read where it lies (inside MICDR_IMPORT_DIRS); an https one is downloaded
-first to a temporary file, after its host's addresses are checked again (workers/reach.py). An
+first to a temporary file from an address checked at that moment (workers/reach.py). An
 input that cannot be read is one error of the manifest; the other inputs still load. Memory
 holds one unit. Between units the job yields, so bulk jobs running together take turns.
 """
@@ -38,7 +38,7 @@ from app.store.port import Submission
 from workers import outcomes
 from workers.bulk import run_bulk_job, save_checkpoint
 from workers.context import JobContext
-from workers.reach import refusal_now
+from workers.reach import Reach, Unreachable, call, reach
 
 IMPORT_INTERACTION = "import"
 JOURNAL_KEY = "import"
@@ -119,21 +119,23 @@ async def _readable(ctx: JobContext, url: str) -> AsyncIterator[Path]:
             raise Unreadable(f"{path} is not a file")
         yield path
         return
-    why = await refusal_now(url, settings.import_allow_list, "input url")
-    if why is not None:
-        raise Unreadable(why)
-    with tempfile.TemporaryDirectory(prefix="micdr-import-") as folder:
-        target = Path(folder) / "input.ndjson"
-        await _download(ctx, url, target)
-        yield target
-
-
-async def _download(ctx: JobContext, url: str, target: Path) -> None:
     try:
-        async with ctx.outbound.stream("GET", url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as answer:
+        target = await reach(url, settings.import_allow_list, "input url")
+    except Unreachable as exc:
+        raise Unreadable(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="micdr-import-") as folder:
+        path = Path(folder) / "input.ndjson"
+        await _download(ctx, target, path)
+        yield path
+
+
+async def _download(ctx: JobContext, target: Reach, path: Path) -> None:
+    url = target.url
+    try:
+        async with call(ctx.outbound, target, "GET", timeout=DOWNLOAD_TIMEOUT_SECONDS) as answer:
             if answer.status_code != 200:
                 raise Unreadable(f"GET {url} answered {answer.status_code}")
-            with target.open("wb") as out:
+            with path.open("wb") as out:
                 async for data in answer.aiter_bytes():
                     out.write(data)
     except httpx.HTTPError as exc:

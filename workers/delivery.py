@@ -53,7 +53,7 @@ from app.subscriptions.notification import (
 from app.subscriptions.subscription import SubscriptionSettings, owner_of
 from app.subscriptions.trigger import Criteria
 from workers.context import JobContext
-from workers.reach import refusal_now
+from workers.reach import Unreachable, call, reach
 from workers.subscriptions import known_subscriptions, subscriber_of
 
 log = logging.getLogger("micdr.subscriptions")
@@ -285,9 +285,10 @@ async def send(
     """Make the request, after checking every address the endpoint's host resolves to (a name
     may have been pointed into the network since the subscription was written)."""
     channel = settings.channel
-    why = await refusal_now(request.url, ctx.settings.subscription_allow_list, "channel.endpoint")
-    if why is not None:
-        return Attempt(None, why, unsent=True)
+    try:
+        target = await reach(request.url, ctx.settings.subscription_allow_list, "channel.endpoint")
+    except Unreachable as exc:
+        return Attempt(None, str(exc), unsent=True)
     headers = {"Content-Type": channel.payload or "application/fhir+json"}
     for header in channel.headers:
         name, _, value = header.partition(":")
@@ -295,9 +296,10 @@ async def send(
     content = orjson.dumps(request.body) if request.body is not None else b""
     timeout = channel.timeout or SEND_TIMEOUT_SECONDS
     try:
-        response = await ctx.outbound.request(
-            request.method, request.url, content=content, headers=headers, timeout=timeout
-        )
+        async with call(
+            ctx.outbound, target, request.method, headers=headers, content=content, timeout=timeout
+        ) as response:
+            await response.aread()
     except httpx.HTTPError as exc:
         return Attempt(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     return Attempt(response.status_code)
