@@ -40,8 +40,6 @@ from workers.bulk import run_bulk_job, save_checkpoint
 from workers.context import JobContext
 from workers.reach import Reach, Unreachable, call, reach
 
-IMPORT_INTERACTION = "import"
-JOURNAL_KEY = "import"
 DOWNLOAD_TIMEOUT_SECONDS = 300.0
 
 
@@ -59,7 +57,7 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
     files = ctx.services.files
     assert files is not None, "app/deploy hands every process its bulk files"
     request = ImportRequest.from_json(sub.request["import"])
-    saved = sub.journal.get(JOURNAL_KEY)
+    saved = sub.journal.get(ImportState.KIND)
     state = ImportState.from_json(saved) if saved is not None else ImportState()
     services = replace(ctx.services, principal=submitted_principal(sub))
     base = sub.request["base"]
@@ -103,7 +101,9 @@ async def _save(
     inputs: int,
     changes: dict[str, object] | None = None,
 ) -> None:
-    await save_checkpoint(ctx, sub, JOURNAL_KEY, state.to_json(), progress(state, inputs), changes)
+    await save_checkpoint(
+        ctx, sub, ImportState.KIND, state.to_json(), progress(state, inputs), changes
+    )
 
 
 @contextlib.asynccontextmanager

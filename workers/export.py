@@ -49,8 +49,6 @@ from workers.context import JobContext
 
 log = logging.getLogger("micdr.export")
 
-EXPORT_INTERACTION = "export"
-JOURNAL_KEY = "export"
 SETTLE_POLL_SECONDS = 0.25
 SETTLE_WARN_SECONDS = 5.0
 
@@ -78,7 +76,7 @@ async def _accesses(
 async def _save(
     ctx: JobContext, sub: Submission, state: ExportState, changes: Mapping[str, Any] | None = None
 ) -> None:
-    await save_checkpoint(ctx, sub, JOURNAL_KEY, state.to_json(), progress(state), changes)
+    await save_checkpoint(ctx, sub, ExportState.KIND, state.to_json(), progress(state), changes)
 
 
 async def produce_export(ctx: JobContext, sub: Submission) -> str:
@@ -101,7 +99,7 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
         while (oldest := await store.unindexed(1)) and oldest[0].seq <= seq:
             await asyncio.sleep(SETTLE_POLL_SECONDS)
     compartment = Compartment.load()
-    saved = sub.journal.get(JOURNAL_KEY)
+    saved = sub.journal.get(ExportState.KIND)
     if saved is not None:
         state = ExportState.from_json(saved)
     else:

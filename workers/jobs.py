@@ -20,6 +20,8 @@ from typing import Protocol
 import httpx
 import orjson
 
+from app.bulk.imports import ImportState
+from app.bulk.output import ExportState
 from app.interactions.replay import dead_result, run_submission, status_answer, status_url
 from app.reindex import ReindexReport, reindex, select_types
 from app.search_parameters import ALL_TYPES, sync_search_parameters
@@ -29,10 +31,10 @@ from app.tx.plan import EntryResult
 from indexing.document import IndexOp
 from indexing.project import project
 from workers import outcomes
-from workers.bulk_import import IMPORT_INTERACTION, produce_import
+from workers.bulk_import import produce_import
 from workers.context import JobContext
 from workers.episodes import maintain_episodes, rebuild_episodes
-from workers.export import EXPORT_INTERACTION, produce_export, purge_exports
+from workers.export import produce_export, purge_exports
 from workers.subscriptions import record_subscription_events
 from workers.turns import take_turn
 
@@ -227,8 +229,8 @@ async def _heartbeat(store: SubmissionStore, id_: str, worker: str, lease: float
 
 # The long submissions: run apart from the others, each saving its own checkpoints and result.
 BULK_JOBS: dict[str, Callable[[JobContext, Submission], Awaitable[str]]] = {
-    EXPORT_INTERACTION: produce_export,
-    IMPORT_INTERACTION: produce_import,
+    ExportState.KIND: produce_export,
+    ImportState.KIND: produce_import,
 }
 
 

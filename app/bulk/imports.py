@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -153,6 +153,8 @@ class ImportState:
     """Where an import stands: the input being read (`position`), the units of it done, what
     each input gave so far, and the files of refused lines (one per input that has any)."""
 
+    # the bulk job's interaction name, and the key of its checkpoint in the submission's journal
+    KIND: ClassVar[str] = "import"
     position: int = 0
     units: int = 0
     tallies: tuple[InputTally, ...] = ()

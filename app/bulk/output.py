@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -50,6 +50,8 @@ class ExportState:
     """Where an export stands: the types it produces (fixed at its first run), the type being
     read (`position`) and the id after which its next batch starts, and the files so far."""
 
+    # the bulk job's interaction name, and the key of its checkpoint in the submission's journal
+    KIND: ClassVar[str] = "export"
     types: tuple[str, ...]
     position: int = 0
     after: str | None = None

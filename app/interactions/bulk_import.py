@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import orjson
 
-from app.bulk.imports import parse_import
+from app.bulk.imports import ImportState, parse_import
 from app.bulk.kickoff import check_headers
 from app.fhir.outcome import Issue, operation_outcome
 from app.interactions._access import require
@@ -23,7 +23,6 @@ from app.interactions.context import Services
 from app.interactions.result import FhirRequest, FhirResponse
 from app.interactions.table import IMPORT_STATUS_PATH
 
-IMPORT_INTERACTION = "import"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 
 
@@ -37,7 +36,7 @@ async def import_system(services: Services, request: FhirRequest) -> FhirRespons
         require(services, type_, "c")
         require(services, type_, "u")
     job = {
-        "interaction": IMPORT_INTERACTION,
+        "interaction": ImportState.KIND,
         "method": "POST",
         "url": f"{request.base}/$import",
         "import": imported.to_json(),

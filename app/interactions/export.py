@@ -26,6 +26,7 @@ from app.bulk.kickoff import (
     parameters_of,
     parse_kickoff,
 )
+from app.bulk.output import ExportState
 from app.fhir.outcome import FhirError, Issue, operation_outcome
 from app.interactions._access import require, visible
 from app.interactions.async_status import accept_bulk
@@ -36,7 +37,6 @@ from indexing.compartment import Compartment
 from indexing.plan.errors import InvalidSearch
 from indexing.plan.parse import parse_search
 
-EXPORT_INTERACTION = "export"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 
 
@@ -112,7 +112,7 @@ async def _kickoff(services: Services, request: FhirRequest, level: str, path: s
         chosen = members if listed is None else tuple(p for p in members if p in listed)
         export = replace(export, patients=chosen)
     job = {
-        "interaction": EXPORT_INTERACTION,
+        "interaction": ExportState.KIND,
         "method": "POST" if post else "GET",
         "url": _request_url(request, path),
         "export": export.to_json(),

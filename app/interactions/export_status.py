@@ -29,9 +29,7 @@ from app.bulk.port import ExportFiles
 from app.fhir.clock import format_instant, http_date
 from app.fhir.outcome import FhirError, information
 from app.interactions.async_status import FINISHED
-from app.interactions.bulk_import import IMPORT_INTERACTION
 from app.interactions.context import Services
-from app.interactions.export import EXPORT_INTERACTION
 from app.interactions.result import FhirRequest, FhirResponse
 from app.store.port import Submission
 
@@ -39,6 +37,11 @@ RETRY_AFTER_SECONDS = "2"
 # Accept values a file request may send.
 FILE_ACCEPTS = frozenset({NDJSON, "application/ndjson", "application/x-ndjson", "*/*", ""})
 MANIFEST_TYPE = "application/json"
+# the checkpoint each kind of bulk job keeps in its journal
+_CHECKPOINTS: dict[str, type[ExportState] | type[ImportState]] = {
+    ExportState.KIND: ExportState,
+    ImportState.KIND: ImportState,
+}
 
 
 def _files(services: Services) -> ExportFiles:
@@ -49,14 +52,11 @@ def _files(services: Services) -> ExportFiles:
 def _output_file(sub: Submission, name: str) -> OutputFile | None:
     """The file `name` the bulk job's checkpoint lists (an export's output or errors, an
     import's refused lines)."""
-    kind = sub.request.get("interaction")
-    saved = sub.journal.get(kind or "")
-    if not saved:
+    checkpoint = _CHECKPOINTS.get(sub.request.get("interaction") or "")
+    saved = sub.journal.get(checkpoint.KIND) if checkpoint is not None else None
+    if checkpoint is None or not saved:
         return None
-    state = (
-        ExportState.from_json(saved) if kind == EXPORT_INTERACTION else ImportState.from_json(saved)
-    )
-    return state.file(name)
+    return checkpoint.from_json(saved).file(name)
 
 
 async def _job(services: Services, id_: str | None, kind: str) -> Submission:
@@ -77,11 +77,11 @@ async def _job(services: Services, id_: str | None, kind: str) -> Submission:
 
 
 async def export_status(services: Services, request: FhirRequest) -> FhirResponse:
-    return await _status(services, request, EXPORT_INTERACTION)
+    return await _status(services, request, ExportState.KIND)
 
 
 async def import_status(services: Services, request: FhirRequest) -> FhirResponse:
-    return await _status(services, request, IMPORT_INTERACTION)
+    return await _status(services, request, ImportState.KIND)
 
 
 async def _status(services: Services, request: FhirRequest, kind: str) -> FhirResponse:
@@ -104,11 +104,11 @@ async def _status(services: Services, request: FhirRequest, kind: str) -> FhirRe
 
 
 async def export_cancel(services: Services, request: FhirRequest) -> FhirResponse:
-    return await _cancel(services, request, EXPORT_INTERACTION)
+    return await _cancel(services, request, ExportState.KIND)
 
 
 async def import_cancel(services: Services, request: FhirRequest) -> FhirResponse:
-    return await _cancel(services, request, IMPORT_INTERACTION)
+    return await _cancel(services, request, ImportState.KIND)
 
 
 async def _cancel(services: Services, request: FhirRequest, kind: str) -> FhirResponse:
@@ -133,11 +133,11 @@ async def _cancel(services: Services, request: FhirRequest, kind: str) -> FhirRe
 
 
 async def export_file(services: Services, request: FhirRequest) -> FhirResponse:
-    return await _file(services, request, EXPORT_INTERACTION)
+    return await _file(services, request, ExportState.KIND)
 
 
 async def import_file(services: Services, request: FhirRequest) -> FhirResponse:
-    return await _file(services, request, IMPORT_INTERACTION)
+    return await _file(services, request, ImportState.KIND)
 
 
 async def _file(services: Services, request: FhirRequest, kind: str) -> FhirResponse:
