@@ -7,7 +7,7 @@ id is a PUT of that id; one without, a conditional update on its first business 
 (`Type?identifier=system|value`), so loading a record twice, or a record the server already
 holds, updates it instead of creating a duplicate; one with neither, a create. Straight into the
 store, an NDJSON unit is committed as one transaction while all its lines succeed
-(`commit_each`): the bulk path. Completed units are appended to a state file, so a rerun with
+(`commit_independent`): the bulk path. Completed units are appended to a state file, so a rerun with
 the same report path skips them (resume after interruption).
 """
 
@@ -26,12 +26,10 @@ import orjson
 
 from app.fhir.bundles import status_line
 from app.fhir.outcome import FhirError, operation_outcome
-from app.interactions._entries import failed_entry
-from app.interactions.batch import commit_each
+from app.interactions.batch import commit_independent
 from app.interactions.bundle import submit_bundle
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest
-from app.tx.entry import entry_from_bundle
 
 NDJSON_CHUNK = 500
 
@@ -275,7 +273,8 @@ async def store_submitter(
         async def submit(unit: Unit) -> tuple[int, dict[str, Any]]:
             try:
                 if unit.independent:
-                    return 200, {"entry": await commit_unit(services, unit, base)}
+                    entries = await commit_independent(services, unit.bundle["entry"], base)
+                    return 200, {"entry": entries}
                 answer = await submit_bundle(services, FhirRequest(base=base, body=unit.bundle))
             except FhirError as err:
                 return err.status, operation_outcome(err.issues)
@@ -283,18 +282,3 @@ async def store_submitter(
 
         yield submit
         await services.queue.drain()
-
-
-async def commit_unit(services: Services, unit: Unit, base: str) -> list[dict[str, Any]]:
-    """The batch-response entries of an NDJSON unit, committed together where they can be
-    (`micdr load` straight into the store, and `$import`)."""
-    answers: dict[int, dict[str, Any]] = {}
-    entries = []
-    for index, raw in enumerate(unit.bundle["entry"]):
-        try:
-            entries.append(entry_from_bundle(index, raw, services.resource_types))
-        except FhirError as err:
-            answers[index] = failed_entry(err)
-    committed = await commit_each(services, entries, base) if entries else []
-    answers.update(zip((e.index for e in entries), committed, strict=True))
-    return [answers[i] for i in range(len(unit.bundle["entry"]))]

@@ -1,8 +1,9 @@
 """The Bulk Data import job (docs/api/import.md): read the inputs in order, each in units of
-NDJSON lines, commit each unit as `micdr load` does (app/load.py `commit_unit`: validation, the
-IG's rules, identity by id or business identifier, versions, the outbox that projects and
-notifies), write the unit's refused lines as a chunk of the input's error file, then save the
-checkpoint (app/bulk/imports.py `ImportState`) with the same fence as an export's.
+NDJSON lines, commit each unit as `micdr load` does (app/interactions/batch.py
+`commit_independent`: validation, the IG's rules, identity by id or business identifier,
+versions, the outbox that projects and notifies), write the unit's refused lines as a chunk of
+the input's error file, then save the checkpoint (app/bulk/imports.py `ImportState`) with the
+same fence as an export's.
 
 A `file:` input is read where it lies (inside MICDR_IMPORT_DIRS); an https one is downloaded
 first to a temporary file from an address checked at that moment (workers/reach.py). An
@@ -32,8 +33,9 @@ from app.bulk.imports import (
     next_input,
     progress,
 )
+from app.interactions.batch import commit_independent
 from app.interactions.replay import audit_job, submitted_principal
-from app.load import commit_unit, judge, ndjson_units
+from app.load import judge, ndjson_units
 from app.store.port import Submission
 from workers import outcomes
 from workers.bulk import run_bulk_job, save_checkpoint
@@ -66,7 +68,8 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
         try:
             async with _readable(ctx, url) as path:
                 for unit in ndjson_units(path, state.units):
-                    outcome = judge(unit, 200, {"entry": await commit_unit(services, unit, base)})
+                    answers = await commit_independent(services, unit.bundle["entry"], base)
+                    outcome = judge(unit, 200, {"entry": answers})
                     state, chunk = advance(state, url, outcome.resources, outcome.rejects)
                     if chunk is not None:
                         await files.put(sub.id, chunk.file, chunk.index, chunk.data)

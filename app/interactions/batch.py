@@ -1,8 +1,9 @@
 """batch: `POST [base]` with a `batch` Bundle (http.html#transaction): every entry on its own,
 each with its own status, or an OperationOutcome where it failed.
 
-`commit_each` is the same promise for a bulk load (`micdr load`, `$import`): independent writes
-committed together while they all succeed, so that a thousand resources cost one commit."""
+`commit_independent` is the same promise for a bulk load (`micdr load`, `$import`): independent
+writes committed together while they all succeed, so that a thousand resources cost one
+commit."""
 
 from __future__ import annotations
 
@@ -59,15 +60,25 @@ def independent_runs(entries: list[Entry]) -> list[list[Entry]]:
     return runs
 
 
-async def commit_each(services: Services, entries: list[Entry], base: str) -> list[dict[str, Any]]:
-    """The batch-response entries of independent write `entries`, in their order, as a batch
-    would answer them one after another: each run of `independent_runs` is one commit, and
-    where that fails, each half on its own, down to the entries that fail alone. Only the
-    number of commits differs (one per run, plus about log2 of its size per failing entry)."""
-    answers: list[dict[str, Any]] = []
+async def commit_independent(
+    services: Services, raw_entries: list[dict[str, Any]], base: str
+) -> list[dict[str, Any]]:
+    """The batch-response entries of a bulk load's write entries (no entry depends on
+    another), in their order, as a batch would answer them one after another: each run of
+    `independent_runs` is one commit, and where that fails, each half on its own, down to the
+    entries that fail alone. Only the number of commits differs (one per run, plus about log2
+    of its size per failing entry)."""
+    answers: dict[int, dict[str, Any]] = {}
+    entries = []
+    for index, raw in enumerate(raw_entries):
+        try:
+            entries.append(entry_from_bundle(index, raw, services.resource_types))
+        except FhirError as err:
+            answers[index] = failed_entry(err)
     for run in independent_runs(entries):
-        answers += await _commit_run(services, run, base)
-    return answers
+        committed = await _commit_run(services, run, base)
+        answers.update(zip((e.index for e in run), committed, strict=True))
+    return [answers[i] for i in range(len(raw_entries))]
 
 
 async def _commit_run(services: Services, entries: list[Entry], base: str) -> list[dict[str, Any]]:
