@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,31 @@ async def submit(client: httpx.AsyncClient | Any, body: dict[str, Any], base: st
     """POST with `Prefer: respond-async` (retrying while the server is unreachable); the status
     URL's path."""
     response = await client.post(base, json=body, headers=ASYNC)
+    return status_path(response)
+
+
+def status_path(response: httpx.Response | Any) -> str:
+    """The path of the status URL a 202 answer names."""
     assert response.status_code == 202, response.text
-    location = response.headers["content-location"]
-    return "/" + location.split("/", 3)[3]
+    return "/" + response.headers["content-location"].split("/", 3)[3]
+
+
+async def until_under_way(
+    client: httpx.AsyncClient | Any,
+    path: str,
+    under_way: Callable[[str], bool],
+    timeout: float,
+) -> str:
+    """Poll a bulk job's status until its X-Progress shows it `under_way`, unfinished: the
+    moment to kill the process running it. Answers that progress."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = await client.get(path)
+        assert response.status_code == 202, f"finished before it could be killed: {response.text}"
+        if under_way(progress := response.headers["x-progress"]):
+            return progress
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{path} never got under way")
 
 
 async def wait_finished(

@@ -10,8 +10,6 @@ Small batches (MICDR_EXPORT_BATCH) make the export long enough to be caught half
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,15 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration._async import Process, free_port, in_process_api, wait_serving
+from tests.integration._async import (
+    Process,
+    free_port,
+    in_process_api,
+    status_path,
+    until_under_way,
+    wait_finished,
+    wait_serving,
+)
 from tests.integration.test_async_faults import full_env as full_env  # a fixture
 
 RESOURCES = 1500
@@ -47,29 +53,15 @@ async def load(client: Any) -> None:
 
 
 async def kick_off(client: Any) -> str:
-    response = await client.get("/fhir/$export?_type=Patient", headers=ASYNC)
-    assert response.status_code == 202, response.text
-    return "/" + response.headers["content-location"].split("/", 3)[3]
+    return status_path(await client.get("/fhir/$export?_type=Patient", headers=ASYNC))
 
 
-async def until_half_done(client: Any, status: str, timeout: float = 60.0) -> str:
-    """Poll until the export reports resources written (and is not finished)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = await client.get(status)
-        assert response.status_code == 202, f"finished before it could be killed: {response.text}"
-        progress = response.headers["x-progress"]
-        if "Patient" in progress and not progress.endswith(": 0 resources"):
-            return progress
-        await asyncio.sleep(0.02)
-    raise AssertionError("the export never started")
+def under_way(progress: str) -> bool:
+    return "Patient" in progress and not progress.endswith(": 0 resources")
 
 
 async def exported_ids(client: Any, status: str, timeout: float = 120.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while (response := await client.get(status)).status_code == 202:
-        assert time.monotonic() < deadline, "the export did not finish after the kill"
-        await asyncio.sleep(0.2)
+    response = (await wait_finished(client, [status], timeout))[status]
     assert response.status_code == 200, response.text
     ids: list[str] = []
     for entry in response.json()["output"]:
@@ -97,7 +89,7 @@ async def test_embedded_server_killed_mid_export_resumes(tmp_path: Path) -> None
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             await load(client)
             status = await kick_off(client)
-            progress = await until_half_done(client, status)
+            progress = await until_under_way(client, status, under_way, 60)
             server.kill()
             server = Process(serve, env, tmp_path / "2.log")
             await wait_serving(url, server)
@@ -125,7 +117,7 @@ async def test_full_stack_worker_killed_mid_export_is_taken_over(
     first = Process(["worker"], env, tmp_path / "worker-1.log")
     second: Process | None = None
     try:
-        await until_half_done(client, status, timeout=120)
+        await until_under_way(client, status, under_way, 120)
         first.kill()
         second = Process(["worker"], env, tmp_path / "worker-2.log")
         ids = await exported_ids(client, status, timeout=240)

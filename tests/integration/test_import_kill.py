@@ -19,7 +19,15 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration._async import Process, free_port, in_process_api, wait_serving
+from tests.integration._async import (
+    Process,
+    free_port,
+    in_process_api,
+    status_path,
+    until_under_way,
+    wait_finished,
+    wait_serving,
+)
 from tests.integration.test_async_faults import full_env as full_env  # a fixture
 
 SYSTEM = "urn:micdr-test:import-kill"
@@ -56,28 +64,15 @@ async def kick_off(client: Any, path: Path) -> str:
             },
         ],
     }
-    response = await client.post("/fhir/$import", json=body, headers=ASYNC)
-    assert response.status_code == 202, response.text
-    return "/" + response.headers["content-location"].split("/", 3)[3]
+    return status_path(await client.post("/fhir/$import", json=body, headers=ASYNC))
 
 
-async def until_half_done(client: Any, status: str, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = await client.get(status)
-        assert response.status_code == 202, f"finished before it could be killed: {response.text}"
-        progress = response.headers["x-progress"]
-        if progress.startswith("input 1 of 1") and not progress.endswith(": 0 resources loaded"):
-            return progress
-        await asyncio.sleep(0.02)
-    raise AssertionError("the import never started")
+def under_way(progress: str) -> bool:
+    return progress.startswith("input 1 of 1") and not progress.endswith(": 0 resources loaded")
 
 
 async def finished_count(client: Any, status: str, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while (response := await client.get(status)).status_code == 202:
-        assert time.monotonic() < deadline, "the import did not finish after the kill"
-        await asyncio.sleep(0.2)
+    response = (await wait_finished(client, [status], timeout))[status]
     assert response.status_code == 200, response.text
     manifest = response.json()
     assert manifest["error"] == []
@@ -115,7 +110,7 @@ async def test_embedded_server_killed_mid_import_resumes(tmp_path: Path) -> None
         await wait_serving(url, server)
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             status = await kick_off(client, path)
-            progress = await until_half_done(client, status)
+            progress = await until_under_way(client, status, under_way, 60)
             server.kill()
             server = Process(serve, env, tmp_path / "2.log")
             await wait_serving(url, server)
@@ -146,7 +141,7 @@ async def test_full_stack_worker_killed_mid_import_is_taken_over(
     first = Process(["worker"], env, tmp_path / "worker-1.log")
     second: Process | None = None
     try:
-        await until_half_done(client, status, timeout=120)
+        await until_under_way(client, status, under_way, 120)
         first.kill()
         second = Process(["worker"], env, tmp_path / "worker-2.log")
         count = await finished_count(client, status, 300)
