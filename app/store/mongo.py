@@ -279,6 +279,35 @@ async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[int]:
     return []
 
 
+async def _insert_until_taken(collection: Any, docs: list[dict[str, Any]]) -> int:
+    """Insert `docs` in order in one round trip, stopping at the first whose `_id` is taken;
+    answers how many were inserted. Any other failure is a StoreError."""
+    if not docs:
+        return 0
+    try:
+        await collection.insert_many(docs, ordered=True)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or errors[0].get("code") != _DUPLICATE_KEY:
+            raise StoreError(str(exc)) from exc
+        return int(errors[0]["index"])
+    return len(docs)
+
+
+def _event_doc(subscription: str, key: str, number: int, event: FoundEvent) -> dict[str, Any]:
+    return {
+        "_id": f"{subscription}#{number}",
+        "key": key,
+        "subscription": subscription,
+        "number": number,
+        "seq": event.seq,
+        "focus": event.focus,
+        "version": event.version,
+        "interaction": event.interaction,
+        "timestamp": event.timestamp,
+    }
+
+
 def _current_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The current-document fields of a version document."""
     fields = {k: doc[k] for k in ("type", "id", "version", "op", "last_updated", "resource")}
@@ -714,14 +743,20 @@ class MongoResourceStore:
         return int(counter["seq"]) if counter else 0
 
     async def settled(self, seq: int) -> bool:
-        unfinished = await self._txlog.find_one(
-            {
-                "_id": {"$lte": _tx_key(seq)},
-                "state": {"$in": ["pending", "committed", "aborting"]},
-            },
-            {"_id": 1},
-        )
-        return unfinished is None
+        # Every transaction below the recovery mark has finished, so only those from it to
+        # `seq` are looked up, by key: the log keeps a record per transaction ever committed,
+        # and a range on it is a read of the whole log on FerretDB (and of every key below
+        # `seq` on MongoDB). The mark moves at each reconcile, so the keys are few.
+        below = await self._recovered_below()
+        for start in range(below, seq + 1, _LOG_BATCH):
+            keys = [_tx_key(n) for n in range(start, min(start + _LOG_BATCH, seq + 1))]
+            unfinished = await self._txlog.find_one(
+                {"_id": {"$in": keys}, "state": {"$in": ["pending", "committed", "aborting"]}},
+                {"_id": 1},
+            )
+            if unfinished is not None:
+                return False
+        return True
 
     async def snapshot_types(self, seq: int) -> list[str]:
         # FerretDB: the directory the scans then use, not a `distinct` (a read of every resource)
@@ -936,66 +971,83 @@ class MongoResourceStore:
 
     # -- subscription events --------------------------------------------------------------
     #
-    # Two single-document writes per event, no multi-document transaction: first the key
-    # (`<subscription>|<seq>|<focus>`, its `_id` taken once) claims a number, then the event
-    # is written under `<subscription>#<number>` (its `_id` makes the number taken once: a
-    # FerretDB `$inc` may draw a number twice; the loser draws again and moves its claim).
-    # A crash after the claim and before the event leaves a claim whose event a replay writes;
-    # a crash after drawing and before claiming leaves an unused number.
+    # Single-document writes, no multi-document transaction, a few round trips per batch:
+    # the keys (`<subscription>|<seq>|<focus>`, each `_id` taken once) are looked up; those
+    # not yet claimed draw their numbers in one `$inc` and claim them in one insert; then the
+    # events are inserted in order under `<subscription>#<number>`, their `_id` making each
+    # number taken once (a FerretDB `$inc` may draw a range twice). From the first event whose
+    # number is taken on, they go one at a time: a replay keeps its number, a number drawn
+    # twice is drawn again above the last one given, so the batch keeps its order. A crash
+    # after the claims and before the events leaves claims whose events a replay writes; a
+    # crash after drawing and before claiming leaves unused numbers.
 
     async def record_events(
         self, subscription: str, found: Sequence[FoundEvent]
     ) -> list[SubscriptionEvent]:
-        return [await self._record_event(subscription, event) for event in found]
+        keys = [f"{subscription}|{event.seq}|{event.focus}" for event in found]
+        numbers = await self._event_numbers(subscription, keys)
+        docs = [
+            _event_doc(subscription, key, numbers[key], event)
+            for key, event in zip(keys, found, strict=True)
+        ]
+        written = await _insert_until_taken(self._events, docs)
+        recorded = [
+            event.numbered(subscription, numbers[key])
+            for key, event in zip(keys[:written], found[:written], strict=True)
+        ]
+        for key, event in zip(keys[written:], found[written:], strict=True):
+            above = recorded[-1].number if recorded else 0
+            number = await self._record_event(subscription, key, event, numbers[key], above)
+            recorded.append(event.numbered(subscription, number))
+        return recorded
 
-    async def _record_event(self, subscription: str, event: FoundEvent) -> SubscriptionEvent:
-        key = f"{subscription}|{event.seq}|{event.focus}"
-        claim = await self._event_keys.find_one({"_id": key})
-        if claim is None:
-            number = await self._draw_event_number(subscription, key)
-            try:
-                await self._event_keys.insert_one({"_id": key, "number": number})
-            except DuplicateKeyError:  # recorded concurrently: that number stands
-                claim = await self._event_keys.find_one({"_id": key})
-                assert claim is not None
-                number = int(claim["number"])
-        else:
-            number = int(claim["number"])
+    async def _event_numbers(self, subscription: str, keys: Sequence[str]) -> dict[str, int]:
+        """The number each key has claimed, claiming one for each key that has none."""
+        claims = await self._find_ids(self._event_keys, keys)
+        numbers = {str(d["_id"]): int(d["number"]) for d in claims}
+        fresh = [k for k in dict.fromkeys(keys) if k not in numbers]
+        if not fresh:
+            return numbers
+        last = await self._draw_event_numbers(subscription, f"{fresh[0]}+{len(fresh)}", len(fresh))
+        drawn = {key: last - len(fresh) + 1 + n for n, key in enumerate(fresh)}
+        claimed = [{"_id": key, "number": number} for key, number in drawn.items()]
+        taken = [fresh[n] for n in await _insert_new(self._event_keys, claimed)]
+        # claimed concurrently (another evaluator of the same commits): those numbers stand
+        for doc in await self._find_ids(self._event_keys, taken):
+            drawn[str(doc["_id"])] = int(doc["number"])
+        return numbers | drawn
+
+    async def _record_event(
+        self, subscription: str, key: str, event: FoundEvent, number: int, above: int
+    ) -> int:
+        """The number of one event whose claimed `number` may be taken: kept for a replay,
+        else drawn again (and the claim moved) until it is free and above `above`."""
         for _ in range(_SEQUENCE_ATTEMPTS):
-            doc = {
-                "_id": f"{subscription}#{number}",
-                "key": key,
-                "subscription": subscription,
-                "number": number,
-                "seq": event.seq,
-                "focus": event.focus,
-                "version": event.version,
-                "interaction": event.interaction,
-                "timestamp": event.timestamp,
-            }
-            try:
-                await self._events.insert_one(doc)
-                return event.numbered(subscription, number)  # the number was free: ours
-            except DuplicateKeyError:  # written before (a replay), or the number drawn twice
-                held = await self._events.find_one({"_id": doc["_id"]}, {"key": 1})
+            if number > above:
+                try:
+                    await self._events.insert_one(_event_doc(subscription, key, number, event))
+                    return number  # the number was free: ours
+                except DuplicateKeyError:  # written before (a replay), or the number drawn twice
+                    pass
+            held = await self._events.find_one({"_id": f"{subscription}#{number}"}, {"key": 1})
             if held is not None and held["key"] == key:
-                return event.numbered(subscription, number)
-            fresh = await self._draw_event_number(subscription, f"{key}#{number}")  # drawn twice
+                return number
+            fresh = await self._draw_event_numbers(subscription, f"{key}#{number}", 1)
             await self._event_keys.update_one(
                 {"_id": key, "number": number}, {"$set": {"number": fresh}}
             )
             number = fresh
         raise StoreError(f"no free event number for Subscription/{subscription}")
 
-    async def _draw_event_number(self, subscription: str, key: str) -> int:
-        """The next number, unless the last draw was for this same event: then that one. Two
-        evaluators of one commit (at-least-once projection jobs) thus draw once, not twice,
-        and leave no unused number between them."""
+    async def _draw_event_numbers(self, subscription: str, key: str, count: int) -> int:
+        """The last of `count` new numbers, unless the last draw was for this same `key`:
+        then its last. Two evaluators of the same commits (at-least-once projection jobs) thus
+        draw once, not twice, and leave no unused numbers between them."""
         counter_id = f"{SUBSCRIPTION_EVENTS}|{subscription}"
         try:
             counter = await self._counters.find_one_and_update(
                 {"_id": counter_id, "last": {"$ne": key}},
-                {"$inc": {"n": 1}, "$set": {"last": key}},
+                {"$inc": {"n": count}, "$set": {"last": key}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
             )

@@ -333,7 +333,8 @@ class SubscriptionEventLog(Protocol):
     - `record_events` numbers the events found for one subscription, in the order given, after
       every number it gave before; an event already recorded (same commit and focus) keeps its
       number and is not recorded again, so evaluating a commit again after a crash repeats
-      nothing. Numbers are never reused; a crash while recording may leave one unused.
+      nothing. Numbers are never reused; a crash while recording, or two evaluators drawing
+      the same numbers at once (FerretDB), may leave some unused.
     - `subscription_events` answers events with `since <= number <= until`, by number.
     - `events_since_start` is the highest number given (0 before the first event).
     """
