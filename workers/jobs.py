@@ -57,8 +57,11 @@ def retry_delay(attempt: int) -> float:
     return min(FIRST_RETRY_SECONDS * 2 ** max(attempt - 1, 0), MAX_RETRY_SECONDS)
 
 
-async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
-    """Index every committed, unindexed transaction (the outbox); answers resources projected.
+async def project_commits(
+    ctx: JobContext, batch: int = PROJECT_BATCH, until: float | None = None
+) -> int:
+    """Index every committed, unindexed transaction (the outbox), or until `time.monotonic()`
+    passes `until`; answers resources projected.
 
     Before the first write the registry learns the store's SearchParameters (another process may
     have registered one), so that every document written here carries every registered
@@ -94,11 +97,13 @@ async def project_commits(ctx: JobContext, batch: int = PROJECT_BATCH) -> int:
             await ctx.services.queue.deliver(sorted(notified))
         projected += len(ops)
         log.debug("projected %d resources from %d commits", len(ops), len(commits))
+        if until is not None and time.monotonic() >= until:
+            return projected
 
 
 async def project_in_turn(ctx: JobContext) -> int:
     """Project the outbox, unless a job of this process already does (workers/turns.py)."""
-    return await take_turn(ctx.projecting, lambda: project_commits(ctx))
+    return await take_turn(ctx.projecting, lambda until: project_commits(ctx, until=until))
 
 
 async def recover_transactions(ctx: JobContext) -> None:

@@ -12,6 +12,7 @@ projection skips what it evaluated and still evaluates everything else."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -47,10 +48,10 @@ async def notify_ahead(ctx: JobContext, batch: int = NOTIFY_BATCH) -> int:
     keep commit order. Whether any subscription takes part
     is answered by the subscriptions projection last read (no store call): a new one's first
     events may wait for projection."""
-    return await take_turn(ctx.notifying, lambda: _evaluate_ahead(ctx, batch))
+    return await take_turn(ctx.notifying, lambda until: _evaluate_ahead(ctx, batch, until))
 
 
-async def _evaluate_ahead(ctx: JobContext, batch: int) -> int:
+async def _evaluate_ahead(ctx: JobContext, batch: int, until: float) -> int:
     ahead, evaluated = ctx.ahead, 0
     while True:
         async with ahead.lock:
@@ -68,6 +69,8 @@ async def _evaluate_ahead(ctx: JobContext, batch: int) -> int:
         if notified:
             await ctx.services.queue.deliver(sorted(notified))
         evaluated += len(commits)
+        if time.monotonic() >= until:  # projection evaluates what is left
+            return evaluated
 
 
 async def _in_order(

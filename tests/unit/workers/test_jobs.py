@@ -18,12 +18,18 @@ import pytest
 from app.deploy.assemble import assemble
 from app.deploy.engines import Engines, open_engines
 from app.interactions.async_status import new_submission
+from app.interactions.bundle import submit_bundle
 from app.interactions.context import Services
 from app.interactions.result import FhirRequest
 from app.settings import load_settings
 from app.store.port import HistoryQuery, StoreError
 from workers.context import JobContext
-from workers.jobs import process_submission, project_in_turn, reconcile_submissions
+from workers.jobs import (
+    process_submission,
+    project_commits,
+    project_in_turn,
+    reconcile_submissions,
+)
 
 
 class CrashAfterCommit:
@@ -192,3 +198,29 @@ async def test_a_second_projecting_job_of_a_process_leaves_and_the_first_looks_a
     before = store.reads
     await project_in_turn(ctx)
     assert store.reads > before  # alone now: it reads the outbox itself
+
+
+async def test_projection_stops_after_the_batch_during_which_its_time_ran_out(
+    running: tuple[Engines, Services],
+) -> None:
+    _, services = running
+    for _ in range(3):
+        await submit_bundle(services, FhirRequest(base="http://x/fhir", body=transaction(1)))
+    store = CountedOutbox(services.store)
+    projected = await project_commits(job(services, store), batch=1, until=time.monotonic())
+    assert (projected, store.reads) == (1, 1)  # one batch, and the outbox not read again
+
+
+class CountedOutbox:
+    """The store, counting the reads of the outbox."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def unindexed(self, limit: int, after: int = 0) -> list[Any]:
+        self.reads += 1
+        return list(await self._store.unindexed(limit, after))

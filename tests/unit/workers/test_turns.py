@@ -1,9 +1,11 @@
 """`take_turn`: one job of a process drains at a time; the others leave and ask it to look
-again (used by projection and by the subscription evaluation ahead of it)."""
+again (used by projection and by the subscription evaluation ahead of it), for a bounded
+time."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -17,7 +19,7 @@ async def test_a_second_job_leaves_at_once_and_the_first_drains_again() -> None:
     held = asyncio.Event()
     release = asyncio.Event()
 
-    async def drain() -> int:
+    async def drain(until: float) -> int:
         calls.append("drain")
         if len(calls) == 1:
             held.set()
@@ -39,9 +41,29 @@ async def test_a_second_job_leaves_at_once_and_the_first_drains_again() -> None:
 async def test_a_failing_drain_frees_the_turn() -> None:
     turn = Turn()
 
-    async def drain() -> int:
+    async def drain(until: float) -> int:
         raise RuntimeError("the store is down")
 
     with pytest.raises(RuntimeError, match="the store is down"):  # reaches the job's retry
         await take_turn(turn, drain)
+    assert not turn.lock.locked()
+
+
+async def test_the_turn_ends_when_its_time_is_up_though_asked_again() -> None:
+    """Under a backlog that never empties every commit asks again; the job must still end
+    before arq's timeout cancels it mid-batch. Each drain is told when to stop."""
+    turn = Turn()
+    deadlines: list[float] = []
+
+    async def drain(until: float) -> int:
+        deadlines.append(until)
+        turn.again = True  # another commit's job asked meanwhile
+        await asyncio.sleep(0.05)
+        return 1
+
+    started = time.monotonic()
+    done = await take_turn(turn, drain, seconds=0.2)
+    assert 0.2 <= time.monotonic() - started < 0.5
+    assert done == len(deadlines) and 3 <= done <= 5
+    assert len(set(deadlines)) == 1 and abs(deadlines[0] - (started + 0.2)) < 0.05
     assert not turn.lock.locked()
