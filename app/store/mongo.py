@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -59,6 +60,7 @@ from app.store.names import (
     ORIGINS,
     OUTBOX,
     SUBMISSION_KEYS,
+    SUBMISSION_STATES,
     SUBMISSIONS,
     SUBSCRIPTION_DELIVERY,
     SUBSCRIPTION_DELIVERY_TURNS,
@@ -279,6 +281,33 @@ async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[int]:
     return []
 
 
+_STATE_FIELDS = {f: 1 for f in ("state", "created", "not_before", "lease_until", "expires")} | {
+    "callback": 1
+}
+
+
+def _submission_state(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a submission its periodic queries select on."""
+    callback = doc.get("callback") or {}
+    return {
+        "_id": doc["_id"],
+        "state": doc.get("state"),
+        "created": doc.get("created"),
+        "not_before": doc.get("not_before", 0.0),
+        "lease_until": doc.get("lease_until", 0.0),
+        "expires": doc.get("expires"),
+        "callback_state": callback.get("state"),
+        "callback_next_at": callback.get("next_at"),
+    }
+
+
+def _is_due(doc: Mapping[str, Any], now: float) -> bool:
+    """Queued and past its backoff, or running past its lease."""
+    if doc.get("state") == "queued":
+        return bool(doc.get("not_before", 0.0) <= now)
+    return doc.get("state") == "running" and bool(doc.get("lease_until", 0.0) <= now)
+
+
 async def _insert_until_taken(collection: Any, docs: list[dict[str, Any]]) -> int:
     """Insert `docs` in order in one round trip, stopping at the first whose `_id` is taken;
     answers how many were inserted. Any other failure is a StoreError."""
@@ -358,6 +387,7 @@ class MongoResourceStore:
         self._counters = _BusyRetry(database[COUNTERS])
         self._submissions = _BusyRetry(database[SUBMISSIONS])
         self._submission_keys = _BusyRetry(database[SUBMISSION_KEYS])
+        self._submission_states = _BusyRetry(database[SUBMISSION_STATES])
         self._events = _BusyRetry(database[SUBSCRIPTION_EVENTS])
         self._event_keys = _BusyRetry(database[SUBSCRIPTION_EVENT_KEYS])
         self._delivery = _BusyRetry(database[SUBSCRIPTION_DELIVERY])
@@ -378,9 +408,11 @@ class MongoResourceStore:
         await store._versions.create_index([("type", ASCENDING), ("id", ASCENDING)])
         await store._txlog.create_index([("state", ASCENDING)])
         await store._outbox.create_index([("applied", ASCENDING)])
-        await store._submissions.create_index([("state", ASCENDING), ("created", ASCENDING)])
-        await store._submissions.create_index([("callback.state", ASCENDING)])
-        await store._submissions.create_index([("expires", ASCENDING)])
+        states = store._submission_states
+        await states.create_index([("state", ASCENDING), ("created", ASCENDING)])
+        await states.create_index([("callback_state", ASCENDING), ("callback_next_at", ASCENDING)])
+        await states.create_index([("expires", ASCENDING)])
+        await store._note_missing_states()
         await store._events.create_index([("subscription", ASCENDING), ("number", ASCENDING)])
         return store
 
@@ -1061,15 +1093,18 @@ class MongoResourceStore:
     async def subscription_events(
         self, subscription: str, since: int, until: int | None, limit: int
     ) -> list[SubscriptionEvent]:
-        bounds: dict[str, int] = {"$gte": since}
-        if until is not None:
-            bounds["$lte"] = until
-        docs = (
-            await self._events.find({"subscription": subscription, "number": bounds})
-            .sort("number", ASCENDING)
-            .limit(limit)
-            .to_list(None)
-        )
+        # By `_id` (`<subscription>#<number>`), `limit` numbers at a time up to the last one
+        # drawn: a filter on the fields would read the events of every subscription ever
+        # recorded on FerretDB. A number left unused makes a window answer one fewer.
+        top = await self.events_since_start(subscription)
+        top = top if until is None else min(top, until)
+        docs: list[dict[str, Any]] = []
+        start = max(since, 1)
+        while start <= top and len(docs) < limit:
+            end = min(top, start + limit - 1)
+            keys = [f"{subscription}#{n}" for n in range(start, end + 1)]
+            docs += sorted(await self._find_ids(self._events, keys), key=lambda d: d["number"])
+            start = end + 1
         return [
             SubscriptionEvent(
                 subscription,
@@ -1080,7 +1115,7 @@ class MongoResourceStore:
                 d["interaction"],
                 d["timestamp"],
             )
-            for d in docs
+            for d in docs[:limit]
         ]
 
     async def events_since_start(self, subscription: str) -> int:
@@ -1172,6 +1207,9 @@ class MongoResourceStore:
                 raise StoreError(f"could not take the idempotency claim {key}")
         doc = submission.to_doc()
         doc["_id"] = doc.pop("id")
+        # its state first: a submission is never stored without one that the periodic
+        # queries find (a state whose submission never came is dropped when found)
+        await self._note_state(doc)
         await self._submissions.insert_one(doc)
         return submission
 
@@ -1215,6 +1253,8 @@ class MongoResourceStore:
             },
             return_document=ReturnDocument.AFTER,
         )
+        if doc is not None:
+            await self._note_state(doc)
         return self._submission_of(doc)
 
     async def update_submission(
@@ -1225,43 +1265,80 @@ class MongoResourceStore:
             {"$set": dict(changes)},
             return_document=ReturnDocument.AFTER,
         )
+        if doc is not None:
+            await self._note_state(doc)
         return self._submission_of(doc)
 
+    # The periodic queries (due submissions, callbacks to retry, counts, expiry) filter on
+    # state, not `_id`: on FerretDB a read of every document of the collection. A submission
+    # holds its request, journal and result (tens of KB), so they read the small state
+    # documents of `submission_states` instead (one per submission, `_submission_state`),
+    # written after each change of the submission and before its first insert. The
+    # submission stays the truth: what a state document selects is read by `_id` and checked
+    # again, and a state document found stale (a crash, or two writers' notes crossing) is
+    # written again from it, or dropped when it has none.
+
     async def due_submissions(self, now: float, limit: int) -> list[Submission]:
-        cursor = (
-            self._submissions.find(
-                {
-                    "$or": [
-                        {"state": "queued", "not_before": {"$lte": now}},
-                        {"state": "running", "lease_until": {"$lte": now}},
-                    ]
-                }
-            )
-            .sort("created", ASCENDING)
-            .limit(limit)
-        )
-        return [s for d in await cursor.to_list(None) if (s := self._submission_of(d))]
+        selected = {
+            "$or": [
+                {"state": "queued", "not_before": {"$lte": now}},
+                {"state": "running", "lease_until": {"$lte": now}},
+            ]
+        }
+        docs = await self._selected(selected, [("created", ASCENDING)], limit)
+        return [s for d in docs if _is_due(d, now) and (s := self._submission_of(d))]
 
     async def undelivered_callbacks(self, now: float, limit: int) -> list[Submission]:
-        cursor = (
-            self._submissions.find({"callback.state": "pending", "callback.next_at": {"$lte": now}})
-            .sort("callback.next_at", ASCENDING)
-            .limit(limit)
-        )
-        return [s for d in await cursor.to_list(None) if (s := self._submission_of(d))]
+        selected = {"callback_state": "pending", "callback_next_at": {"$lte": now}}
+        docs = await self._selected(selected, [("callback_next_at", ASCENDING)], limit)
+        return [
+            s
+            for d in docs
+            if (d.get("callback") or {}).get("state") == "pending"
+            and d["callback"].get("next_at", math.inf) <= now
+            and (s := self._submission_of(d))
+        ]
+
+    async def _selected(
+        self, selected: Mapping[str, Any], order: list[tuple[str, int]], limit: int
+    ) -> list[dict[str, Any]]:
+        """The submissions whose state documents match, in their order; the stale state
+        documents met on the way are mended."""
+        noted = await self._submission_states.find(selected).sort(order).limit(limit).to_list(None)
+        found = {
+            d["_id"]: d for d in await self._find_ids(self._submissions, [n["_id"] for n in noted])
+        }
+        for note in noted:
+            doc = found.get(note["_id"])
+            if doc is None:
+                await self._submission_states.delete_one({"_id": note["_id"]})
+            elif _submission_state(doc) != note:
+                await self._note_state(doc)
+        return [found[n["_id"]] for n in noted if n["_id"] in found]
+
+    async def _note_state(self, doc: Mapping[str, Any]) -> None:
+        state = _submission_state(doc)
+        await self._submission_states.replace_one({"_id": state["_id"]}, state, upsert=True)
+
+    async def _note_missing_states(self) -> None:
+        """A database written before the state documents existed gets them, once."""
+        if await self._submission_states.find_one({}) is not None:
+            return
+        async for doc in self._submissions.find({}):
+            await self._note_state(doc)
 
     async def submission_stats(self) -> SubmissionStats:
         async def count(filt: dict[str, Any]) -> int:
-            return int(await self._submissions.count_documents(filt))
+            return int(await self._submission_states.count_documents(filt))
 
         queued, running, failed, dead, callbacks = await asyncio.gather(
             count({"state": "queued"}),
             count({"state": "running"}),
             count({"state": "failed"}),
             count({"state": "dead"}),
-            count({"callback.state": "failed"}),
+            count({"callback_state": "failed"}),
         )
-        oldest = await self._submissions.find_one(
+        oldest = await self._submission_states.find_one(
             {"state": "queued"}, {"created": 1}, sort=[("created", ASCENDING)]
         )
         return SubmissionStats(
@@ -1270,12 +1347,21 @@ class MongoResourceStore:
 
     async def purge_submissions(self, before: float) -> int:
         expired = {"expires": {"$ne": None, "$lt": before}}
-        ids = [d["_id"] async for d in self._submissions.find(expired, {"_id": 1})]
-        if not ids:
-            return 0
-        await self._submission_keys.delete_many({"id": {"$in": ids}})
-        gone = await self._submissions.delete_many({"_id": {"$in": ids}})
-        return int(gone.deleted_count)
+        noted = [d["_id"] async for d in self._submission_states.find(expired, {"_id": 1})]
+        found = {d["_id"]: d for d in await self._find_ids(self._submissions, noted, _STATE_FIELDS)}
+        ids = [
+            i for i, d in found.items() if d.get("expires") is not None and d["expires"] < before
+        ]
+        gone = 0
+        if ids:
+            await self._submission_keys.delete_many({"id": {"$in": ids}})
+            gone = int((await self._submissions.delete_many({"_id": {"$in": ids}})).deleted_count)
+        for stale in found.keys() - set(ids):
+            await self._note_state(found[stale])
+        # after the submissions: a crash in between leaves states that the next purge finds
+        dropped = [i for i in noted if i not in found or i in ids]
+        await self._submission_states.delete_many({"_id": {"$in": dropped}})
+        return gone
 
     async def close(self) -> None:
         self._directories.clear()
