@@ -12,6 +12,7 @@ from app.fhir.outcome import FhirError
 from app.http.render import render_error
 from app.security.timeouts import EngineTimeout
 from app.store.port import StoreError
+from indexing.engines.port import IndexUnavailable
 
 log = logging.getLogger("micdr.http")
 
@@ -55,6 +56,12 @@ def on_store_error(request: Request, exc: Exception) -> Response[bytes]:
     )
 
 
+def on_index_unavailable(request: Request, exc: IndexUnavailable) -> Response[bytes]:
+    log.error("search index unavailable: %s", exc)
+    detail = "the search index is unavailable; retry later"
+    return render_error(request, FhirError.of(503, "transient", detail, **{"Retry-After": "5"}))
+
+
 def on_engine_timeout(request: Request, exc: EngineTimeout) -> Response[bytes]:
     log.error("engine timeout: %s", exc)
     detail = f"the server's engines did not answer within {exc.seconds:g}s; retry later"
@@ -79,6 +86,7 @@ def handlers(unavailable: tuple[type[Exception], ...] = ()) -> dict[type[Excepti
         HTTPException: on_http_exception,
         StoreError: on_store_error,
         EngineTimeout: on_engine_timeout,
+        IndexUnavailable: on_index_unavailable,
     }
     table.update({kind: on_store_error for kind in unavailable})
     table[Exception] = on_unexpected

@@ -32,6 +32,10 @@ from indexing.document import IndexOp
 from indexing.plan.plan import SearchPlan
 
 
+class IndexUnavailable(Exception):
+    """The index cannot answer now (down, or its shards not ready): a 503, retried later."""
+
+
 @dataclass(frozen=True)
 class Hit:
     type: str

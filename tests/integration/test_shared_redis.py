@@ -41,6 +41,9 @@ async def _searchable(client: AsyncTestClient[Any], query: str, ids: list[str]) 
     found: list[str] = []
     for _ in range(100):
         answer = await client.get(f"/fhir/{query}", headers={"Prefer": "handling=strict"})
+        if answer.status_code == 503:  # an index just created, its shard not ready: retry later
+            await asyncio.sleep(0.2)
+            continue
         assert answer.status_code == 200, answer.text
         found = sorted(e["resource"]["id"] for e in answer.json().get("entry", []))
         if found == sorted(ids):

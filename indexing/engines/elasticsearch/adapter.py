@@ -44,7 +44,7 @@ from indexing.engines.names import (
     is_alias_of,
     validate_prefix,
 )
-from indexing.engines.port import Hit, HitPage, IndexStatus
+from indexing.engines.port import Hit, HitPage, IndexStatus, IndexUnavailable
 from indexing.plan.plan import SearchPlan
 from indexing.registry import SearchParamRegistry
 
@@ -60,6 +60,7 @@ _log = logging.getLogger(__name__)
 BULK_CHUNK = 1000  # ops per bulk request
 SCROLL_PAGE = 1000
 _MAX_SHARD_DOC = 2**63 - 1
+_UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class ElasticsearchUnavailable(RuntimeError):
@@ -266,6 +267,18 @@ class ElasticsearchSearchIndex:
     async def search(
         self, plan: SearchPlan, after: Any = None, with_total: bool = False
     ) -> HitPage:
+        try:
+            return await self._search(plan, after, with_total)
+        except TransportError as error:
+            raise IndexUnavailable(f"Elasticsearch did not answer: {error}") from error
+        except ApiError as error:
+            # a shard not ready (an index just created, a node restarting) or the node
+            # overloaded: the search may succeed later; anything else is a fault of ours
+            if error.meta.status not in _UNAVAILABLE_STATUSES:
+                raise
+            raise IndexUnavailable(f"Elasticsearch answered {error.meta.status}: {error}") from error
+
+    async def _search(self, plan: SearchPlan, after: Any, with_total: bool) -> HitPage:
         pit = after.get("pit") if isinstance(after, dict) else None
         values = after.get("after") if isinstance(after, dict) else after
         size = max(plan.count, 0)
