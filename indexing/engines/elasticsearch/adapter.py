@@ -276,7 +276,9 @@ class ElasticsearchSearchIndex:
             # overloaded: the search may succeed later; anything else is a fault of ours
             if error.meta.status not in _UNAVAILABLE_STATUSES:
                 raise
-            raise IndexUnavailable(f"Elasticsearch answered {error.meta.status}: {error}") from error
+            raise IndexUnavailable(
+                f"Elasticsearch answered {error.meta.status}: {error}"
+            ) from error
 
     async def _search(self, plan: SearchPlan, after: Any, with_total: bool) -> HitPage:
         pit = after.get("pit") if isinstance(after, dict) else None
