@@ -77,6 +77,8 @@ def date_interval(text: str) -> tuple[str, str]:
         raise ValueError(f"not a FHIR date, dateTime or instant: {text!r}")
     parts = match.groupdict()
     try:
+        if parts["zone"] in _UTC_ZONES:
+            return _utc_interval(parts)
         start, width = _local_start_and_width(parts)
     except ValueError as error:
         raise ValueError(f"not a valid date {text!r}: {error}") from None
@@ -84,6 +86,33 @@ def date_interval(text: str) -> tuple[str, str]:
     low = _to_utc(start, offset)
     high = _to_utc(start, offset, plus=width - _ONE_MICROSECOND)
     return format_instant(low), format_instant(high)
+
+
+_UTC_ZONES = (None, "Z", "+00:00", "-00:00")
+
+
+def _utc_interval(parts: dict[str, str | None]) -> tuple[str, str]:
+    """`date_interval` of a value already in UTC (or without a zone), written out directly: the
+    common case, and several times faster than the arithmetic of the general path. `datetime`
+    still checks the calendar (February 30th, hour 25)."""
+    year, month, day = parts["year"] or "", parts["month"], parts["day"]
+    if month is None:
+        datetime(int(year), 1, 1)
+        return f"{year}-01-01T00:00:00.000Z", f"{year}-12-31T23:59:59.999Z"
+    if day is None:
+        last = calendar.monthrange(int(year), int(month))[1]  # checks the month
+        return f"{year}-{month}-01T00:00:00.000Z", f"{year}-{month}-{last:02d}T23:59:59.999Z"
+    hour, minute, second = parts["hour"], parts["minute"], parts["second"]
+    datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    date = f"{year}-{month}-{day}T"
+    if hour is None:
+        return f"{date}00:00:00.000Z", f"{date}23:59:59.999Z"
+    if second is None:
+        return f"{date}{hour}:{minute}:00.000Z", f"{date}{hour}:{minute}:59.999Z"
+    fraction = parts["fraction"] or ""
+    # `.5` covers .500-.599 and `.50` .500-.509; from three digits on, one millisecond
+    low, high = (fraction + "000")[:3], (fraction + "999")[:3]
+    return f"{date}{hour}:{minute}:{second}.{low}Z", f"{date}{hour}:{minute}:{second}.{high}Z"
 
 
 def _local_start_and_width(parts: dict[str, str | None]) -> tuple[datetime, timedelta]:
