@@ -22,6 +22,7 @@ Primitive extensions (`_birthDate`) are not walked: they carry no searchable val
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -36,7 +37,7 @@ from indexing._fhirpath import (
     split_union,
 )
 
-__all__ = ["compile_fast_path"]
+__all__ = ["compile_fast_path", "first_keys"]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _STEP = re.compile(
@@ -70,6 +71,20 @@ def compile_fast_path(expression: str) -> Evaluator | None:
     return lambda target: distinct_nodes(
         [node for steps in compiled for node in _evaluate(steps, target)]
     )
+
+
+def first_keys(expression: str) -> tuple[str, ...] | None:
+    """The resource's top-level JSON keys of which it must have one for `expression` to select
+    anything (`DiagnosticReport.effective` -> `effectiveDateTime`, `effectivePeriod`), or None
+    when the expression is not a plain path from the resource. Most of a type's parameters
+    select nothing on a given resource; this lets extraction skip them without evaluating."""
+    keys: list[str] = []
+    for branch in split_union(expression):
+        steps = _parse_branch(branch)
+        if steps is None or len(steps) < 2 or steps[0][0] != "root" or steps[1][0] != "member":
+            return None
+        keys += (key for key, _ in _member(steps[0][1], steps[1][1]))
+    return tuple(dict.fromkeys(keys))
 
 
 def _parse_branch(branch: str) -> list[Step] | None:
@@ -150,25 +165,26 @@ def _children(node: Node, key: str) -> list[Node]:
     data = node.data
     if not isinstance(data, dict):  # parsed JSON: dict is exact and much faster than Mapping
         return []
-    child_path = f"{node.type}.{key}"
-    child_path = _DEFINED_ELSEWHERE.get(child_path, child_path)
-    choices = _CHOICE_TYPES.get(child_path)
-    value = None
+    for json_key, child_type in _member(node.type, key):
+        value = data.get(json_key)
+        if value is not None:
+            items = value if isinstance(value, list) else [value]
+            return [Node(_own_type(item, child_type), item) for item in items if item is not None]
+    return []
+
+
+@functools.cache
+def _member(parent_type: str, key: str) -> tuple[tuple[str, str], ...]:
+    """Where member `key` of a `parent_type` may be in the JSON, and the type it has there:
+    one place, or one per choice (`value` -> `valueQuantity`, ...), looked at in order."""
+    path = f"{parent_type}.{key}"
+    path = _DEFINED_ELSEWHERE.get(path, path)
+    choices = _CHOICE_TYPES.get(path)
     if choices:
-        for choice in choices:
-            value = data.get(key + choice)
-            if value is not None:
-                child_path += choice
-                break
-    else:
-        value = data.get(key)
-        if key == "extension":
-            child_path = "Extension"
-    if value is None:
-        return []
-    child_type = _PATH_TYPES.get(child_path, child_path)
-    items = value if isinstance(value, list) else [value]
-    return [Node(_own_type(item, child_type), item) for item in items if item is not None]
+        return tuple((key + c, _PATH_TYPES.get(path + c, path + c)) for c in choices)
+    if key == "extension":
+        path = "Extension"
+    return ((key, _PATH_TYPES.get(path, path)),)
 
 
 def _own_type(item: Any, declared: str) -> str:

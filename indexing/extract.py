@@ -70,7 +70,7 @@ def extract_values(
     extracted: dict[str, list[Value]] = {}
     for bound in registry.bound_for_type(resource_type):
         param = bound.param
-        if param.type == "special":
+        if param.type == "special" or bound.selects_nothing_in(resource):
             continue
         values: list[Value]
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, cast, get_args
 
-from indexing._fastpath import compile_fast_path
+from indexing._fastpath import compile_fast_path, first_keys
 from indexing._fhirpath import RESOURCE_TYPES, Evaluator, compile_fhirpath, split_union
 
 __all__ = [
@@ -181,6 +181,11 @@ class BoundParam:
     resource_type: str
     expression: str
     evaluate: Evaluator
+    keys: tuple[str, ...] | None = None
+    """A resource without any of these top-level keys has no value for it (None: unknown)."""
+
+    def selects_nothing_in(self, resource: Mapping[str, Any]) -> bool:
+        return self.keys is not None and not any(key in resource for key in self.keys)
 
 
 @dataclass
@@ -331,7 +336,13 @@ class SearchParamRegistry:
             param = self.get(resource_type, code)
             expression = param.expression_for(resource_type) if param is not None else ""
             self._bound[key] = (
-                BoundParam(param, resource_type, expression, self._compile(expression))
+                BoundParam(
+                    param,
+                    resource_type,
+                    expression,
+                    self._compile(expression),
+                    first_keys(expression) if self.fast_path else None,
+                )
                 if param is not None and expression
                 else None
             )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import R4_FIXTURES, bundle_resources, load_json
 
-from indexing._fastpath import compile_fast_path
+from indexing._fastpath import compile_fast_path, first_keys
 from indexing._fhirpath import Evaluator, Node, compile_fhirpath
 from indexing.extract import extract_values
 from indexing.registry import SearchParamRegistry
@@ -17,6 +17,19 @@ from tests._data import IG_EPISODES as EPISODES
 from tests._data import SYNTHEA
 
 SOURCES = [*EPISODES, *SYNTHEA, *sorted(R4_FIXTURES.glob("*.json"))]
+_VALUE_TYPES = (
+    "Quantity",
+    "CodeableConcept",
+    "String",
+    "Boolean",
+    "Integer",
+    "Range",
+    "Ratio",
+    "SampledData",
+    "Time",
+    "DateTime",
+    "Period",
+)  # Observation.value[x], in the order R4 lists them
 
 
 def _resources(path: Path) -> list[dict[str, Any]]:
@@ -65,3 +78,21 @@ def test_extraction_is_the_same_with_and_without_fast_path(
         for code in set(fast) - set(slow):
             assert code.endswith(("value-concept", "value-quantity")), code
         assert {code: fast[code] for code in slow} == slow
+
+
+@pytest.mark.parametrize(
+    ("expression", "keys"),
+    [
+        ("DiagnosticReport.subject", ("subject",)),
+        ("DiagnosticReport.effective", ("effectiveDateTime", "effectivePeriod")),
+        ("ImagingStudy.endpoint | ImagingStudy.series.endpoint", ("endpoint", "series")),
+        ("(Observation.value as Quantity).value", tuple(f"value{t}" for t in _VALUE_TYPES)),
+        ("Patient.extension.where(url = 'x').value", ("extension",)),
+        ("Patient.deceased.exists() and Patient.deceased != false", None),
+        ("identifier", None),  # relative to a node (a composite's component): no resource
+    ],
+)
+def test_first_keys_name_what_the_resource_must_have(
+    expression: str, keys: tuple[str, ...] | None
+) -> None:
+    assert first_keys(expression) == keys
