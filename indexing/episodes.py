@@ -145,11 +145,15 @@ def utc(value: Any) -> str | None:
                 moment = moment.replace(tzinfo=UTC)
     except ValueError:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = moment.astimezone(UTC)
+    return (
+        f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}:{at.minute:02d}:{at.second:02d}Z"
+    )
 
 
 def _moment(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    """A value `utc` wrote, back as a datetime (fromisoformat: strptime is ~30x slower)."""
+    return datetime.fromisoformat(value)
 
 
 def _minutes(start: str | None, end: str | None) -> int | None:
