@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.deploy.engines import Engines, StartupError, export_files, index_lost, open_engines
+from app.deploy.heap import settle_heap
 from app.fhir.validate import resource_types, validate_resource
 from app.ig.rules import IgRules
 from app.interactions.context import Services
@@ -123,6 +124,7 @@ async def assemble(
     )
     job = JobContext(engines.store, engines.index, services, episodes=engines.episodes)
     engines.closers.append(job.outbound.aclose)  # after the runners stop (closed in reverse)
+    settle_heap()
     if embedded is not None:
         await embedded.start(job)
         engines.closers.append(embedded.close)
