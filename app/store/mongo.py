@@ -85,6 +85,7 @@ from app.store.port import (
     SubmissionStats,
     SubscriptionEvent,
     VersionConflict,
+    idempotency_claim,
 )
 
 _DUPLICATE_KEY = 11000
@@ -284,6 +285,22 @@ async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[int]:
 _STATE_FIELDS = {f: 1 for f in ("state", "created", "not_before", "lease_until", "expires")} | {
     "callback": 1
 }
+
+
+_KEY_FIELDS = {"attempts": 1, "contributor": 1, "idempotency_key": 1}
+
+
+def _attempt_claim(id: str, attempts: int) -> str:
+    """The `submission_keys` document that lets one worker run attempt `attempts`."""
+    return f"claim|{id}|{attempts}"
+
+
+def _submission_keys(doc: Mapping[str, Any]) -> list[str]:
+    """The `_id`s of every `submission_keys` document a submission can have written: one claim
+    per attempt, and its idempotency claim."""
+    keys = [_attempt_claim(doc["_id"], n) for n in range(int(doc.get("attempts") or 0) + 1)]
+    claim = idempotency_claim(str(doc.get("contributor", "")), doc.get("idempotency_key"))
+    return [*keys, claim] if claim else keys
 
 
 def _submission_state(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -1237,7 +1254,7 @@ class MongoResourceStore:
             return None
         try:
             await self._submission_keys.insert_one(
-                {"_id": f"claim|{id}|{current['attempts']}", "id": id, "at": time.time()}
+                {"_id": _attempt_claim(id, current["attempts"]), "id": id, "at": time.time()}
             )
         except DuplicateKeyError:
             return None
@@ -1348,13 +1365,19 @@ class MongoResourceStore:
     async def purge_submissions(self, before: float) -> int:
         expired = {"expires": {"$ne": None, "$lt": before}}
         noted = [d["_id"] async for d in self._submission_states.find(expired, {"_id": 1})]
-        found = {d["_id"]: d for d in await self._find_ids(self._submissions, noted, _STATE_FIELDS)}
+        found = {
+            d["_id"]: d
+            for d in await self._find_ids(self._submissions, noted, _STATE_FIELDS | _KEY_FIELDS)
+        }
         ids = [
             i for i, d in found.items() if d.get("expires") is not None and d["expires"] < before
         ]
         gone = 0
         if ids:
-            await self._submission_keys.delete_many({"id": {"$in": ids}})
+            # by `_id` (a filter on `id` alone reads every claim ever taken on FerretDB); `id`
+            # keeps an idempotency key that a later submission has taken over
+            keys = [k for i in ids for k in _submission_keys(found[i])]
+            await self._submission_keys.delete_many({"_id": {"$in": keys}, "id": {"$in": ids}})
             gone = int((await self._submissions.delete_many({"_id": {"$in": ids}})).deleted_count)
         for stale in found.keys() - set(ids):
             await self._note_state(found[stale])

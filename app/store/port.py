@@ -202,6 +202,11 @@ class SnapshotScan(Protocol):
 COUNTED_TYPES = frozenset({"SearchParameter", "Subscription"})
 
 
+def idempotency_claim(contributor: str, key: str | None) -> str | None:
+    """The claim that keeps a contributor's idempotency key to one submission."""
+    return f"{contributor}|{key}" if key else None
+
+
 @dataclass(frozen=True)
 class Submission:
     """One asynchronous request (docs/implementation/async.md has the states and fields).
@@ -236,7 +241,7 @@ class Submission:
     @property
     def claim_key(self) -> str | None:
         """The idempotency claim: one submission per contributor and key."""
-        return f"{self.contributor}|{self.idempotency_key}" if self.idempotency_key else None
+        return idempotency_claim(self.contributor, self.idempotency_key)
 
     def to_doc(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from mongomock_motor import AsyncMongoMockClient
 
 from app.store.mongo import MongoResourceStore
-from app.store.names import SUBMISSION_STATES, SUBMISSIONS
+from app.store.names import SUBMISSION_KEYS, SUBMISSION_STATES, SUBMISSIONS
 from app.store.port import Submission
 
 
@@ -73,6 +74,22 @@ async def test_a_purge_drops_expired_submissions_and_mends_a_stale_expiry() -> N
     kept = await db[SUBMISSION_STATES].find_one({"_id": "kept"})
     assert [d["_id"] async for d in db[SUBMISSION_STATES].find({})] == ["kept"]
     assert kept is not None and kept["expires"] == now + 3600
+
+
+async def test_a_purge_drops_the_claims_of_its_submissions_but_not_a_key_taken_over() -> None:
+    db = database()
+    store = await MongoResourceStore.open(db)
+    now = time.time()
+    for id_, key in (("old", "k1"), ("gone", "k2"), ("live", None)):
+        await store.submit(replace(submission(id_, now - 100), idempotency_key=key))
+        assert await store.claim_submission(id_, "w", now, now + 60) is not None
+    # `gone`'s key was taken over by a later submission (its own was thought lost)
+    await db[SUBMISSION_KEYS].update_one({"_id": "c|k2"}, {"$set": {"id": "later"}})
+    for id_ in ("old", "gone"):
+        await store.update_submission(id_, {"state": "running"}, {"state": "done", "expires": 1.0})
+    assert await store.purge_submissions(now) == 2
+    left = {d["_id"]: d["id"] async for d in db[SUBMISSION_KEYS].find({})}
+    assert left == {"c|k2": "later", "claim|live|0": "live"}
 
 
 async def test_a_database_from_before_the_state_documents_gets_them_on_open() -> None:
