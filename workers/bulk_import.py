@@ -92,9 +92,10 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
     result = {"status": 200, "headers": {}, "body": body}
     settings = ctx.settings
     changes = outcomes.finished("done", result, time.time(), settings.export_retention, None)
-    await _save(ctx, sub, state, len(request.inputs), changes)
     refused = sum(t.refused for t in state.tallies)
+    # audited before it shows as done, as an export is (workers/export.py)
     audit_job(ctx.services, sub, 200, None, f"imported {state.loaded} resources, {refused} refused")
+    await _save(ctx, sub, state, len(request.inputs), changes)
 
 
 async def _save(

@@ -141,7 +141,8 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
     )
     result = {"status": 200, "headers": {}, "body": body}
     changes = outcomes.finished("done", result, time.time(), settings.export_retention, None)
-    await _save(ctx, sub, state, changes)
+    # audited before it shows as done: whoever sees it complete finds its audit line, and a
+    # crash between the two writes the line again rather than never
     audit_job(
         services,
         sub,
@@ -149,6 +150,7 @@ async def _produce(ctx: JobContext, sub: Submission) -> None:
         None,
         f"exported {state.count} resources in {len(body['output'])} files",
     )
+    await _save(ctx, sub, state, changes)
     log.info("export %s: %d resources in %d files", sub.id, state.count, len(body["output"]))
 
 

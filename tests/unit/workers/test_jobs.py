@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from app.deploy.assemble import assemble
@@ -20,6 +21,7 @@ from app.deploy.engines import Engines, open_engines
 from app.interactions.async_status import new_submission
 from app.interactions.bundle import submit_bundle
 from app.interactions.context import Services
+from app.interactions.export import export_system
 from app.interactions.result import FhirRequest
 from app.settings import load_settings
 from app.store.port import HistoryQuery, StoreError
@@ -224,3 +226,31 @@ class CountedOutbox:
     async def unindexed(self, limit: int, after: int = 0) -> list[Any]:
         self.reads += 1
         return list(await self._store.unindexed(limit, after))
+
+
+async def test_an_export_is_audited_before_it_shows_as_done(
+    running: tuple[Engines, Services],
+) -> None:
+    """A worker that dies while storing a finished export's result has written its audit line
+    already; the retry writes it again (at least once, never lost), then finishes it."""
+    _, services = running
+    headers = {"accept": "application/fhir+json", "prefer": "respond-async"}
+    request = FhirRequest(base="http://x/fhir", query=(("_type", "Basic"),), headers=headers)
+    await submit_bundle(services, FhirRequest(base="http://x/fhir", body=transaction(2)))
+    kicked = await export_system(services, request)
+    sub_id = kicked.headers["Content-Location"].rsplit("/", 1)[1]
+    audit = Path(services.settings.audit_path)
+
+    def finished_lines() -> list[dict[str, Any]]:
+        lines = [orjson.loads(line) for line in audit.read_bytes().splitlines()]
+        return [line for line in lines if line.get("submission") == sub_id and line.get("async")]
+
+    crashing = CrashAfterCommit(services.store)
+    assert (await process_submission(job(services, crashing), sub_id)).state == "queued"
+    assert (await services.store.submission(sub_id)).state == "queued"  # type: ignore[union-attr]
+    assert [line["detail"] for line in finished_lines()] == ["exported 2 resources in 1 files"]
+
+    # its backoff over, the retry runs it to its end
+    await services.store.update_submission(sub_id, {"state": "queued"}, {"not_before": 0.0})
+    assert (await process_submission(job(services, services.store), sub_id)).state == "done"
+    assert [line["detail"] for line in finished_lines()] == ["exported 2 resources in 1 files"] * 2
