@@ -16,7 +16,7 @@ from typing import Any
 
 from app.store.port import ResourceScan
 from indexing.engines.sqlite._rows import document_rows
-from indexing.engines.sqlite.schema import PARAM, RESOURCE, VALUE_COLUMNS
+from indexing.engines.sqlite.schema import NAME, PARAM, RESOURCE, VALUE_COLUMNS
 from indexing.project import project
 from indexing.registry import SearchParamRegistry
 
@@ -43,7 +43,7 @@ def as_sqlite_rows(snapshot: Snapshot) -> Snapshot:
         if document is None:
             out[(type_, id_)] = (version, None)
             continue
-        rows = document_rows(type_, id_, document)
+        rows = document_rows(document)
         out[(type_, id_)] = (
             version,
             sorted((table, *row) for table, table_rows in rows.items() for row in table_rows),
@@ -58,11 +58,15 @@ def sqlite_indexed(path: Path) -> Snapshot:
         out: Snapshot = {}
         rows: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
         for table in (PARAM, *VALUE_COLUMNS):
-            columns = ("param",) if table == PARAM else ("param", "grp", *VALUE_COLUMNS[table])
-            for type_, id_, *values in conn.execute(
-                f"SELECT type, id, {', '.join(columns)} FROM {table}"
+            columns = ("n.param",) if table == PARAM else ("n.param", "v.grp")
+            columns += tuple(f"v.{c}" for c in VALUE_COLUMNS.get(table, ()))
+            for type_, id_, named_type, *values in conn.execute(
+                f"SELECT r.type, r.id, n.type, {', '.join(columns)} FROM {table} v"
+                f" LEFT JOIN {RESOURCE} r ON r.doc = v.doc LEFT JOIN {NAME} n ON n.pid = v.pid"
             ):
-                rows.setdefault((type_, id_), []).append((table, type_, id_, *values))
+                # a row's parameter number names its resource's type
+                assert named_type == type_, f"{table} row of {type_}/{id_} numbered {named_type}"
+                rows.setdefault((type_, id_), []).append((table, *values))
         for type_, id_, version, deleted in conn.execute(
             f"SELECT type, id, version, deleted FROM {RESOURCE}"
         ):

@@ -1,4 +1,6 @@
-"""The rows of one index document (pure): what `SqliteSearchIndex.write` inserts.
+"""The rows of one index document (pure): what `SqliteSearchIndex.write` inserts, each after the
+resource's `doc` and with its parameter name in place of the `pid` (schema.py): the adapter
+knows both numbers, this module neither.
 
 A value's kind is read from its shape (docs: indexing/document.py): `forms` -> token, `norm` ->
 string, `ref` -> reference, `uri` -> uri, `gte` with `value` -> number/quantity, `gte` alone ->
@@ -31,13 +33,14 @@ COMPONENT_SEPARATOR = "$"
 Rows = dict[str, list[tuple[Any, ...]]]
 
 
-def document_rows(type_: str, id_: str, document: Mapping[str, Any]) -> Rows:
-    """Rows per table (value tables and idx_param) for one resource's document."""
+def document_rows(document: Mapping[str, Any]) -> Rows:
+    """Rows per table for one resource's document: `(param, grp, *columns)` in the value
+    tables, `(param,)` in idx_param."""
     rows: Rows = {}
     for param, values in document.items():
         if param in RESERVED_DOCUMENT_FIELDS or not isinstance(values, list) or not values:
             continue
-        rows.setdefault(PARAM, []).append((type_, id_, param))
+        rows.setdefault(PARAM, []).append((param,))
         for group, value in enumerate(values, start=1):
             if not isinstance(value, Mapping):
                 continue
@@ -45,9 +48,9 @@ def document_rows(type_: str, id_: str, document: Mapping[str, Any]) -> Rows:
                 for component, part in value.items():
                     if isinstance(part, Mapping):
                         name = f"{param}{COMPONENT_SEPARATOR}{component}"
-                        _value_rows(rows, type_, id_, name, group, part)
+                        _value_rows(rows, name, group, part)
             else:
-                _value_rows(rows, type_, id_, param, 0, value)
+                _value_rows(rows, param, 0, value)
     return rows
 
 
@@ -55,10 +58,8 @@ def _is_composite(value: Mapping[str, Any]) -> bool:
     return bool(value) and all(isinstance(part, Mapping) for part in value.values())
 
 
-def _value_rows(
-    rows: Rows, type_: str, id_: str, param: str, grp: int, value: Mapping[str, Any]
-) -> None:
-    head = (type_, id_, param, grp)
+def _value_rows(rows: Rows, param: str, grp: int, value: Mapping[str, Any]) -> None:
+    head = (param, grp)
     if "forms" in value or "text" in value:
         # One row per value, not per query form: the compiler turns a form into conditions on
         # (system, code). `_id` has none: the compiler reads ids from idx_resource.
@@ -76,7 +77,6 @@ def _value_rows(
                 value.get("ref"),
                 value.get("url"),
                 value.get("type"),
-                value.get("id"),
                 value.get("version"),
             )
         )

@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 from indexing.document import IndexOp
 from indexing.engines.port import Hit, HitPage, IndexStatus
-from indexing.engines.sqlite._rows import Rows, document_rows
+from indexing.engines.sqlite._names import ParamNames
+from indexing.engines.sqlite._rows import document_rows
 from indexing.engines.sqlite.compile import compile_count, compile_query
 from indexing.engines.sqlite.schema import PARAM, RESOURCE, SCHEMA, VALUE_COLUMNS, outdated
 from indexing.engines.sqlite_file import open_connection
@@ -32,10 +33,10 @@ T = TypeVar("T")
 
 _TABLES = (PARAM, *VALUE_COLUMNS)
 _INSERTS = {
-    PARAM: f"INSERT INTO {PARAM} (type, id, param) VALUES (?, ?, ?)",
+    PARAM: f"INSERT INTO {PARAM} (doc, pid) VALUES (?, ?)",
     **{
-        table: f"INSERT INTO {table} (type, id, param, grp, {', '.join(columns)})"
-        f" VALUES ({', '.join('?' * (4 + len(columns)))})"
+        table: f"INSERT INTO {table} (doc, pid, grp, {', '.join(columns)})"
+        f" VALUES ({', '.join('?' * (3 + len(columns)))})"
         for table, columns in VALUE_COLUMNS.items()
     },
 }
@@ -57,6 +58,7 @@ class SqliteSearchIndex:
         self._registry = registry
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="micdr-sqlite-index")
         self._conn: sqlite3.Connection | None = None
+        self._names = ParamNames()
 
     @classmethod
     async def open(cls, path: Path, registry: SearchParamRegistry) -> SqliteSearchIndex:
@@ -66,6 +68,7 @@ class SqliteSearchIndex:
 
     def _connect(self) -> None:
         self._conn = open_connection(self._path, SCHEMA, before=_drop_outdated)
+        self._names.load(self._conn)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -87,38 +90,48 @@ class SqliteSearchIndex:
             known = newest.get((op.type, op.id))
             if known is None or op.version > known.version:
                 newest[(op.type, op.id)] = op
-        db = self._db
+        db, names = self._db, self._names
         db.execute("BEGIN IMMEDIATE")
         try:
-            rows: Rows = {}
-            resources: list[tuple[Any, ...]] = []
+            rows: dict[str, list[tuple[Any, ...]]] = {}
             for (type_, id_), op in newest.items():
-                stored = db.execute(
-                    f"SELECT version FROM {RESOURCE} WHERE type = ? AND id = ?", (type_, id_)
-                ).fetchone()
-                if stored is not None:
-                    # The version guard; a rebuild rewrites an equal version (new parameters),
-                    # never an older one over a newer (a write that raced the rebuild's read).
-                    if stored[0] > op.version or (stored[0] == op.version and not rebuild):
-                        continue
-                    for table in _TABLES:
-                        db.execute(f"DELETE FROM {table} WHERE type = ? AND id = ?", (type_, id_))
                 last_updated = ""
                 if op.document is not None:
                     last_updated = str(op.document.get("lastUpdated") or "")
-                    for table, table_rows in document_rows(type_, id_, op.document).items():
-                        rows.setdefault(table, []).extend(table_rows)
-                resources.append((type_, id_, op.version, last_updated, op.document is None))
-            db.executemany(
-                f"INSERT OR REPLACE INTO {RESOURCE} (type, id, version, last_updated, deleted)"
-                " VALUES (?, ?, ?, ?, ?)",
-                resources,
-            )
+                deleted = op.document is None
+                stored = db.execute(
+                    f"SELECT doc, version FROM {RESOURCE} WHERE type = ? AND id = ?", (type_, id_)
+                ).fetchone()
+                if stored is not None:
+                    doc, version = stored
+                    # The version guard; a rebuild rewrites an equal version (new parameters),
+                    # never an older one over a newer (a write that raced the rebuild's read).
+                    if version > op.version or (version == op.version and not rebuild):
+                        continue
+                    for table in _TABLES:
+                        db.execute(f"DELETE FROM {table} WHERE doc = ?", (doc,))
+                    db.execute(
+                        f"UPDATE {RESOURCE} SET version = ?, last_updated = ?, deleted = ?"
+                        " WHERE doc = ?",
+                        (op.version, last_updated, deleted, doc),
+                    )
+                else:
+                    doc = db.execute(
+                        f"INSERT INTO {RESOURCE} (type, id, version, last_updated, deleted)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (type_, id_, op.version, last_updated, deleted),
+                    ).lastrowid
+                if op.document is not None:
+                    for table, table_rows in document_rows(op.document).items():
+                        rows.setdefault(table, []).extend(
+                            (doc, names.pid(db, type_, param), *rest) for param, *rest in table_rows
+                        )
             for table, table_rows in rows.items():
                 db.executemany(_INSERTS[table], table_rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            names.load(db)  # the numbers given in the rolled-back transaction are gone
             raise
 
     # -- rebuild --------------------------------------------------------------------------
@@ -144,17 +157,21 @@ class SqliteSearchIndex:
     async def search(
         self, plan: SearchPlan, after: Any = None, with_total: bool = False
     ) -> HitPage:
-        sql, params = compile_query(plan, self._registry, after=after)
-        count = compile_count(plan, self._registry) if with_total else None
-        return await self._run(self._search, sql, params, count)
+        return await self._run(self._search, plan, after, with_total)
 
-    def _search(self, sql: str, params: list[Any], count: tuple[str, list[Any]] | None) -> HitPage:
-        db = self._db
+    def _search(self, plan: SearchPlan, after: Any, with_total: bool) -> HitPage:
+        # compiled on the index's thread: the parameter numbers it reads are updated there
+        db, names = self._db, self._names
+        names.catch_up(db)
+        sql, params = compile_query(plan, self._registry, names.by_param, after=after)
         hits = [
             Hit(type=row[0], id=row[1], version=row[2], cursor=[*row[3:], row[0], row[1]])
             for row in db.execute(sql, params)
         ]
-        total = int(db.execute(count[0], count[1]).fetchone()[0]) if count else None
+        total = None
+        if with_total:
+            count_sql, count_params = compile_count(plan, self._registry, names.by_param)
+            total = int(db.execute(count_sql, count_params).fetchone()[0])
         return HitPage(hits=hits, total=total)
 
     async def refresh(self) -> None:

@@ -1,21 +1,24 @@
 """A resolved `SearchPlan` as SQL over the index tables (indexing/engines/sqlite/schema.py). Pure.
 
-Every value is bound as a parameter; only table and column names, chosen here, enter the text.
+Every value is bound as a parameter; only table and column names, chosen here, enter the text. A
+parameter is matched by its numbers (`pid`) for the searched types (all types when none is
+named), given as `names`: parameter -> resource type -> pid; a parameter no resource of those
+types has a value of gets no number, and its value conditions match nothing.
 
 - The most selective clause by kind (an id, a reference, `system|code`, ... a date last; never a
-  negation or `:missing`) drives: its predicates select `(type, id)` pairs from their value
-  tables and the resource matches when its pair is IN that set. Every other predicate probes the
+  negation or `:missing`) drives: its predicates select `doc` keys from their value
+  tables and the resource matches when its `doc` is IN that set. Every other predicate probes the
   resource's own values (EXISTS over the per-resource index; NOT EXISTS for `:not`, so a
   resource without values satisfies it; `ne` is a condition on each value like the other
   prefixes, so it needs a value). A clause ORs its predicates, the plan ANDs its clauses;
   tombstones never match.
-- Composite parts are joined on `(type, id, grp)`: they must hold within one composite value.
+- Composite parts are joined on `(doc, grp)`: they must hold within one composite value.
 - Sort: each key is a per-resource value computed by a correlated subquery (ascending: the
   smallest value, descending: the largest; dates: interval start ascending, end descending;
   strings `norm`, tokens `code`, references `ref`, numbers and quantities `value`, uris `uri`;
   `_id` and `_lastUpdated` from the bookkeeping row), missing values last, then `(type, id)`
   ascending as the unique tie-breaker. Without sort keys the order is `(type, id)` ascending:
-  the primary key, so the cheapest stable order.
+  a unique index, so the cheapest stable order.
 - Paging is keyset: `after` is the previous page's last cursor `[key values..., type, id]` and
   the next page starts strictly after it in that order, so pages never repeat or skip a resource
   whose sort values did not change in between.
@@ -25,7 +28,7 @@ Every value is bound as a parameter; only table and column names, chosen here, e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,11 +87,13 @@ _SORT_SOURCES: dict[str, tuple[str, str, str]] = {
 }
 
 Params = list[Any]
+Names = Mapping[str, Mapping[str, int]]  # parameter -> resource type -> pid
 
 
 def compile_query(
     plan: SearchPlan,
     registry: SearchParamRegistry,
+    names: Names,
     after: Sequence[Any] | None = None,
     limit: int | None = None,
     now: datetime | None = None,
@@ -97,9 +102,9 @@ def compile_query(
     after the cursor `after`. Raises ValueError on an unresolved Chain/Has, an unknown sort
     parameter or a cursor of the wrong length."""
     params: Params = []
-    keys = [_sort_expression(key, plan.types, registry, params) for key in plan.sort]
+    keys = [_sort_expression(key, plan.types, registry, names, params) for key in plan.sort]
     columns = "".join(f", {expression} AS k{n}" for n, expression in enumerate(keys))
-    where = _where(plan, params, now or datetime.now(UTC))
+    where = _where(plan, registry, names, params, now or datetime.now(UTC))
     inner = f"SELECT r.type AS t, r.id AS i, r.version AS ver{columns} FROM {RESOURCE} r {where}"
     sql = f"SELECT * FROM ({inner})"
     if after is not None:
@@ -115,26 +120,32 @@ def compile_query(
 
 
 def compile_count(
-    plan: SearchPlan, registry: SearchParamRegistry, now: datetime | None = None
+    plan: SearchPlan, registry: SearchParamRegistry, names: Names, now: datetime | None = None
 ) -> tuple[str, Params]:
     """`(sql, params)` counting every match of the plan (sort and paging ignored)."""
-    del registry  # the filter needs no parameter types; kept for symmetry with compile_query
     params: Params = []
-    where = _where(plan, params, now or datetime.now(UTC))
+    where = _where(plan, registry, names, params, now or datetime.now(UTC))
     return f"SELECT COUNT(*) FROM {RESOURCE} r {where}", params
 
 
 # -- filter -----------------------------------------------------------------------------------
 
 
-def _where(plan: SearchPlan, params: Params, now: datetime) -> str:
+def _where(
+    plan: SearchPlan, registry: SearchParamRegistry, names: Names, params: Params, now: datetime
+) -> str:
     conditions = ["r.deleted = 0"]
-    if plan.types:
-        conditions.append(f"r.type IN ({_marks(plan.types)})")
-        params.extend(plan.types)
     driver = _driving_clause(plan.clauses)
+    if plan.types:
+        # A driving value clause selects documents of these types already (by their parameter
+        # numbers); `+` keeps the planner from scanning the types' rows instead of looking up
+        # the driver's documents by key.
+        unary = "+" if driver is not None and not _names_ids(driver) else ""
+        conditions.append(f"{unary}r.type IN ({_marks(plan.types)})")
+        params.extend(plan.types)
+    scope = _Scope(names, plan.types, registry)
     for clause in sorted(plan.clauses, key=lambda c: c is not driver):
-        conditions.append(_clause(clause, plan.types, params, now, drives=clause is driver))
+        conditions.append(_clause(clause, scope, params, now, drives=clause is driver))
     return "WHERE " + " AND ".join(conditions)
 
 
@@ -145,6 +156,13 @@ def _driving_clause(clauses: Sequence[Clause]) -> Clause | None:
     selective one (this patient's reports) narrows it."""
     ranked = [(rank, n) for n, c in enumerate(clauses) if (rank := _clause_rank(c)) is not None]
     return clauses[min(ranked)[1]] if ranked else None
+
+
+def _names_ids(clause: Clause) -> bool:
+    return any(
+        isinstance(p, IdIn) or (isinstance(p, TokenMatch) and p.param == "_id")
+        for p in clause.any_of
+    )
 
 
 def _clause_rank(clause: Clause) -> int | None:
@@ -182,20 +200,18 @@ def _selectivity_rank(predicate: Predicate) -> int | None:
     return None
 
 
-def _clause(
-    clause: Clause, types: Sequence[str], params: Params, now: datetime, drives: bool
-) -> str:
+def _clause(clause: Clause, scope: _Scope, params: Params, now: datetime, drives: bool) -> str:
     if not clause.any_of:
         return "0"
-    parts = [_predicate(p, types, params, now, drives) for p in clause.any_of]
+    parts = [_predicate(p, scope, params, now, drives) for p in clause.any_of]
     return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
 
 def _predicate(
-    predicate: Predicate, types: Sequence[str], params: Params, now: datetime, drives: bool
+    predicate: Predicate, scope: _Scope, params: Params, now: datetime, drives: bool
 ) -> str:
     """The predicate as a condition on `r`. The driving clause's predicates select a set of
-    `(type, id)` (the planner enumerates it through the value index, then looks `r` up by key);
+    `doc` (the planner enumerates it through the value index, then looks `r` up by key);
     the others probe the current row's own values through the per-resource index, so a broad
     predicate costs one lookup per candidate instead of a scan of all its matches."""
     if isinstance(predicate, Chain | Has):
@@ -210,30 +226,24 @@ def _predicate(
     if isinstance(predicate, TokenMatch) and predicate.param == "_id" and not predicate.text:
         return _id_condition(predicate, params)
     if isinstance(predicate, Missing):
-        params.append(predicate.param)
         return (
             f"{'NOT ' if predicate.missing else ''}EXISTS (SELECT 1 FROM {PARAM} p"
-            " WHERE p.type = r.type AND p.id = r.id AND p.param = ?)"
+            f" WHERE p.doc = r.doc AND {scope.condition('p', predicate.param, params)})"
         )
     if isinstance(predicate, CompositeMatch):
-        source, condition, values = _composite(predicate, now)
+        source, condition = _composite(predicate, scope, params, now)
         alias, negate = "v0", False
     else:
         negate = _negated(predicate)
-        table, condition, values = _value_condition(predicate, "v", now)
+        table, condition, values = _value_condition(predicate, "v", scope, now)
         source, alias = f"{table} v", "v"
-        condition = f"v.param = ? AND {condition}"
-        values = [predicate.param, *values]
-    params.extend(values)
+        condition = f"{scope.condition('v', predicate.param, params)} AND {condition}"
+        params.extend(values)
     if drives and not negate:
-        params.extend(types)
-        return (
-            f"(r.type, r.id) IN (SELECT {alias}.type, {alias}.id FROM {source}"
-            f" WHERE {condition}{_type_filter(f'{alias}.', types)})"
-        )
+        return f"r.doc IN (SELECT {alias}.doc FROM {source} WHERE {condition})"
     return (
-        f"{'NOT ' if negate else ''}EXISTS (SELECT 1 FROM {source} WHERE {alias}.type = r.type"
-        f" AND {alias}.id = r.id AND {condition})"
+        f"{'NOT ' if negate else ''}EXISTS (SELECT 1 FROM {source}"
+        f" WHERE {alias}.doc = r.doc AND {condition})"
     )
 
 
@@ -249,39 +259,39 @@ def _id_condition(predicate: TokenMatch, params: Params) -> str:
     return f"NOT ({condition})" if predicate.negate else condition
 
 
-def _composite(predicate: CompositeMatch, now: datetime) -> tuple[str, str, Params]:
-    """(joined value tables, condition, its parameters): every part within one composite
-    value (parts joined on `(type, id, grp)`)."""
+def _composite(
+    predicate: CompositeMatch, scope: _Scope, params: Params, now: datetime
+) -> tuple[str, str]:
+    """(joined value tables, condition; its parameters appended to `params`): every part
+    within one composite value (parts joined on `(doc, grp)`)."""
     if not predicate.parts:
         raise ValueError(f"composite {predicate.param!r} has no parts")
     joins: list[str] = []
     conditions: list[str] = []
-    values: Params = []
     for n, part in enumerate(predicate.parts):
         if isinstance(part, IdIn | Missing | CompositeMatch | RefIn | Chain | Has):
             raise ValueError(f"{type(part).__name__} cannot be a composite part")
         if _negated(part):
             raise ValueError("a composite part cannot be negated")
         alias = f"v{n}"
-        table, condition, part_values = _value_condition(part, alias, now)
+        table, condition, part_values = _value_condition(part, alias, scope, now)
         if n == 0:
             joins.append(f"{table} {alias}")
         else:
-            joins.append(
-                f"JOIN {table} {alias} ON {alias}.type = v0.type AND {alias}.id = v0.id"
-                f" AND {alias}.grp = v0.grp"
-            )
-        conditions.append(f"{alias}.param = ? AND {condition}")
-        values.append(f"{predicate.param}{COMPONENT_SEPARATOR}{part.param}")
-        values.extend(part_values)
-    return " ".join(joins), " AND ".join(conditions) + " AND v0.grp > 0", values
+            joins.append(f"JOIN {table} {alias} ON {alias}.doc = v0.doc AND {alias}.grp = v0.grp")
+        name = f"{predicate.param}{COMPONENT_SEPARATOR}{part.param}"
+        conditions.append(f"{scope.condition(alias, name, params)} AND {condition}")
+        params.extend(part_values)
+    return " ".join(joins), " AND ".join(conditions) + " AND v0.grp > 0"
 
 
 def _negated(predicate: Predicate) -> bool:
     return isinstance(predicate, TokenMatch) and predicate.negate
 
 
-def _value_condition(predicate: Predicate, v: str, now: datetime) -> tuple[str, str, Params]:
+def _value_condition(
+    predicate: Predicate, v: str, scope: _Scope, now: datetime
+) -> tuple[str, str, Params]:
     """(table, condition on alias `v`, its parameters) for the positive form of a predicate."""
     if isinstance(predicate, StringMatch):
         if predicate.mode == "exact":
@@ -332,7 +342,7 @@ def _value_condition(predicate: Predicate, v: str, now: datetime) -> tuple[str, 
                 values.extend([predicate.code, predicate.code])
         return NUMBER, condition, values
     if isinstance(predicate, RefMatch):
-        return _reference_condition(predicate, v)
+        return _reference_condition(predicate, v, scope)
     if isinstance(predicate, RefIn):
         if not predicate.refs:
             return REFERENCE, "0", []
@@ -396,7 +406,7 @@ def _range_condition(prefix: str, v: str, low: Any, high: Any) -> tuple[str, Par
     raise ValueError(f"unknown prefix {prefix!r}")
 
 
-def _reference_condition(predicate: RefMatch, v: str) -> tuple[str, str, Params]:
+def _reference_condition(predicate: RefMatch, v: str, scope: _Scope) -> tuple[str, str, Params]:
     if predicate.identifier:
         return REF_IDENTIFIER, f"{v}.form = ?", [predicate.ref]
     ref = predicate.ref
@@ -415,8 +425,9 @@ def _reference_condition(predicate: RefMatch, v: str) -> tuple[str, str, Params]
             conditions.append(f"{v}.ref = ? AND {v}.version = ?")
             values.extend([f"{segments[0]}/{segments[1]}", segments[3]])
         elif len(segments) == 1:  # a bare id: any target type unless `:Type` says which
-            conditions.append(f"{v}.target_id = ?")
-            values.append(ref)
+            targets = [predicate.type] if predicate.type else scope.targets(predicate.param)
+            conditions.append(f"{v}.ref IN ({_marks(targets)})")
+            values.extend(f"{target}/{ref}" for target in targets)
         else:
             conditions.append(f"{v}.ref = ?")
             values.append(ref)
@@ -430,7 +441,7 @@ def _reference_condition(predicate: RefMatch, v: str) -> tuple[str, str, Params]
 
 
 def _sort_expression(
-    key: SortKey, types: Sequence[str], registry: SearchParamRegistry, params: Params
+    key: SortKey, types: Sequence[str], registry: SearchParamRegistry, names: Names, params: Params
 ) -> str:
     if key.param == "_id":
         return "r.id"
@@ -441,13 +452,13 @@ def _sort_expression(
     if source is None:
         raise ValueError(f"cannot sort by {key.param!r} (type {kind or 'unknown'})")
     table, ascending, descending = source
-    params.append(key.param)
     aggregate = descending if key.descending else ascending
-    # INDEXED BY: without statistics the planner prefers the (param, lte) index for MAX(lte),
+    # INDEXED BY: without statistics the planner prefers the (pid, lte) index for MAX(lte),
     # a scan of every value of the parameter per row; the per-resource index is a point lookup.
+    condition = _Scope(names, types, registry).condition("v", key.param, params)
     return (
         f"(SELECT {aggregate} FROM {table} v INDEXED BY {table}_by_resource"
-        " WHERE v.type = r.type AND v.id = r.id AND v.param = ?)"
+        f" WHERE v.doc = r.doc AND {condition})"
     )
 
 
@@ -473,8 +484,40 @@ def _after(keys: Sequence[SortKey], cursor: list[Any], n: int, params: Params) -
     return f"({column} {operator} ? OR {column} IS NULL OR ({column} = ? AND {tail}))"
 
 
-def _type_filter(prefix: str, types: Sequence[str]) -> str:
-    return f" AND {prefix}type IN ({_marks(types)})" if types else ""
+class _Scope:
+    """What the searched types (every type when none is named) give a predicate: the numbers
+    of a parameter, and the types it may reference."""
+
+    def __init__(self, names: Names, types: Sequence[str], registry: SearchParamRegistry) -> None:
+        self._names = names
+        self._types = types
+        self._registry = registry
+
+    def condition(self, alias: str, param: str, params: Params) -> str:
+        """`<alias>.pid IN (...)` for `param`, its numbers appended to `params`; a parameter
+        without numbers has no values: `IN ()` is false."""
+        by_type = self._names.get(param, {})
+        if self._types:
+            pids = [by_type[t] for t in self._types if t in by_type]
+        else:
+            pids = sorted(by_type.values())
+        params.extend(pids)
+        if len(pids) == 1:
+            return f"{alias}.pid = ?"
+        return f"{alias}.pid IN ({_marks(pids)})"
+
+    def targets(self, param: str) -> list[str]:
+        """The types reference parameter `param` may point to (a bare id is any of them);
+        every type when a definition names none."""
+        targets: set[str] = set()
+        for resource_type in self._types or sorted(RESOURCE_TYPES):
+            definition = self._registry.get(resource_type, param)
+            if definition is None:
+                continue
+            if not definition.target:
+                return sorted(RESOURCE_TYPES)
+            targets.update(definition.target)
+        return sorted(targets)
 
 
 def _marks(values: Sequence[Any]) -> str:

@@ -32,6 +32,18 @@ from indexing.registry import SearchParamRegistry
 
 HOSTILE = "x'); DROP TABLE idx_resource; --"
 
+# the parameter numbers of a file that has indexed values of these (as the adapter reads them)
+NAMES = {
+    "family": {"Patient": 1},
+    "birthdate": {"Patient": 2},
+    "gender": {"Patient": 3},
+    "identifier": {"Patient": 4, "ServiceRequest": 5},
+    "status": {"ServiceRequest": 6, "DiagnosticReport": 7},
+    "issued": {"DiagnosticReport": 8},
+    "subject": {"DiagnosticReport": 9, "Observation": 10},
+    "code": {"Observation": 11},
+}
+
 
 def test_values_are_bound_never_concatenated(registry: SearchParamRegistry) -> None:
     plan = SearchPlan(
@@ -42,11 +54,11 @@ def test_values_are_bound_never_concatenated(registry: SearchParamRegistry) -> N
             Clause((IdIn((HOSTILE,)),)),
         ),
     )
-    sql, params = compile_query(plan, registry, after=[HOSTILE, HOSTILE])
+    sql, params = compile_query(plan, registry, NAMES, after=[HOSTILE, HOSTILE])
     assert HOSTILE not in sql
     assert HOSTILE in params
     assert sql.count("?") == len(params)
-    count_sql, count_params = compile_count(plan, registry)
+    count_sql, count_params = compile_count(plan, registry, NAMES)
     assert HOSTILE not in count_sql
     assert count_sql.count("?") == len(count_params)
 
@@ -58,8 +70,10 @@ def test_sort_params_come_before_filter_params(registry: SearchParamRegistry) ->
         sort=(SortKey("birthdate", descending=True),),
         count=7,
     )
-    sql, params = compile_query(plan, registry, after=["2000-01-01T00:00:00.000Z", "Patient", "1"])
-    assert params[0] == "birthdate"
+    sql, params = compile_query(
+        plan, registry, NAMES, after=["2000-01-01T00:00:00.000Z", "Patient", "1"]
+    )
+    assert params[0] == NAMES["birthdate"]["Patient"]
     assert params[-1] == 7
     assert sql.count("?") == len(params)
 
@@ -76,19 +90,19 @@ def test_unresolved_chain_or_has_is_refused(
 ) -> None:
     plan = SearchPlan(types=("Patient",), clauses=(Clause((predicate,)),))
     with pytest.raises(ValueError, match="resolved"):
-        compile_query(plan, registry)
+        compile_query(plan, registry, NAMES)
 
 
 def test_cursor_must_fit_the_sort_keys(registry: SearchParamRegistry) -> None:
     plan = SearchPlan(types=("Patient",), sort=(SortKey("family"),))
     with pytest.raises(ValueError, match="cursor"):
-        compile_query(plan, registry, after=["Patient", "1"])
+        compile_query(plan, registry, NAMES, after=["Patient", "1"])
 
 
 def test_sort_by_a_parameter_that_cannot_sort_is_refused(registry: SearchParamRegistry) -> None:
     plan = SearchPlan(types=("Observation",), sort=(SortKey("code-value-quantity"),))
     with pytest.raises(ValueError, match="cannot sort"):
-        compile_query(plan, registry)
+        compile_query(plan, registry, NAMES)
 
 
 def test_composite_values_share_a_group_per_value() -> None:
@@ -108,13 +122,13 @@ def test_composite_values_share_a_group_per_value() -> None:
             },
         ],
     }
-    rows = document_rows("Observation", "o1", document)
+    rows = document_rows(document)
     assert rows["idx_token"] == [
-        ("Observation", "o1", "code-value-quantity$code", 1, "", "a"),
-        ("Observation", "o1", "code-value-quantity$code", 2, "", "b"),
+        ("code-value-quantity$code", 1, "", "a"),
+        ("code-value-quantity$code", 2, "", "b"),
     ]
-    assert [row[3] for row in rows["idx_number"]] == [1, 2]
-    assert rows["idx_param"] == [("Observation", "o1", "code-value-quantity")]
+    assert [row[1] for row in rows["idx_number"]] == [1, 2]
+    assert rows["idx_param"] == [("code-value-quantity",)]
 
 
 # -- which predicate drives the plan --------------------------------------------------------------
@@ -126,7 +140,7 @@ def _query_plan(plan: SearchPlan, registry: SearchParamRegistry) -> list[str]:
     db = sqlite3.connect(":memory:")
     try:
         db.executescript(SCHEMA)
-        sql, params = compile_query(plan, registry)
+        sql, params = compile_query(plan, registry, NAMES)
         return [str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
     finally:
         db.close()
@@ -151,15 +165,14 @@ def test_a_patient_reference_drives_a_report_search_and_the_date_is_probed_per_r
         ),
     )
     steps = _query_plan(plan, registry)
-    assert steps[0] == "SEARCH r USING PRIMARY KEY (type=? AND id=?)"
+    assert steps[0] == "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"
     assert {s for s in steps if "idx_reference" in s} == {
-        "SEARCH v USING COVERING INDEX idx_reference_by_param_ref (param=? AND ref=? AND type=?)"
+        "SEARCH v USING COVERING INDEX idx_reference_by_pid_ref (pid=? AND ref=?)"
     }
-    # every other predicate is a lookup keyed by the report (`id=?`), never a range scan
+    # every other predicate is a lookup keyed by the report (`doc=?`), never a range scan
     assert [s for s in steps if "idx_date" in s or "idx_token" in s] == [
-        "SEARCH v USING INDEX idx_date_by_resource (type=? AND id=? AND param=?)",
-        "SEARCH v USING COVERING INDEX idx_token_by_param_code_system"
-        " (param=? AND code=? AND type=? AND id=?)",
+        "SEARCH v USING INDEX idx_date_by_resource (doc=? AND pid=?)",
+        "SEARCH v USING COVERING INDEX idx_token_by_pid_code_system (pid=? AND code=? AND doc=?)",
     ]
 
 
@@ -171,19 +184,18 @@ def test_an_identifier_drives_before_a_bare_code(registry: SearchParamRegistry) 
             Clause((TokenMatch("identifier", "urn:acc|A-1"),)),
         ),
     )
-    sql, params = compile_query(plan, registry)
+    sql, params = compile_query(plan, registry, NAMES)
     # the identifier's set is selected first; the status is a condition on each of its rows
-    assert sql.index("IN (SELECT v.type, v.id FROM idx_token v") < sql.index("EXISTS (SELECT 1")
-    assert params[1:5] == ["identifier", "A-1", "urn:acc", "ServiceRequest"]
-    by_code = "SEARCH v USING COVERING INDEX idx_token_by_param_code_system"
+    assert sql.index("r.doc IN (SELECT v.doc FROM idx_token v") < sql.index("EXISTS (SELECT 1")
+    assert params[1:4] == [NAMES["identifier"]["ServiceRequest"], "A-1", "urn:acc"]
+    by_code = "SEARCH v USING COVERING INDEX idx_token_by_pid_code_system"
     assert _query_plan(plan, registry) == [
-        "SEARCH r USING PRIMARY KEY (type=? AND id=?)",
+        "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)",
         "LIST SUBQUERY 1",
-        f"{by_code} (param=? AND code=? AND type=?)",
-        "LIST SUBQUERY 1",
-        f"{by_code} (param=? AND code=? AND type=?)",
+        f"{by_code} (pid=? AND code=?)",
         "CORRELATED SCALAR SUBQUERY 2",
-        f"{by_code} (param=? AND code=? AND type=? AND id=?)",
+        f"{by_code} (pid=? AND code=? AND doc=?)",
+        "USE TEMP B-TREE FOR ORDER BY",
     ]
 
 
@@ -195,7 +207,7 @@ def test_negations_and_missing_never_drive(registry: SearchParamRegistry) -> Non
             Clause((Missing("birthdate", missing=True),)),
         ),
     )
-    sql, _ = compile_query(plan, registry)
+    sql, _ = compile_query(plan, registry, NAMES)
     assert " IN (SELECT" not in sql
     assert sql.count("NOT EXISTS (SELECT 1 FROM") == 2
 
@@ -217,6 +229,6 @@ def test_a_token_form_is_a_condition_on_the_value_row(
     plan = SearchPlan(
         types=("ServiceRequest",), clauses=(Clause((TokenMatch("identifier", form),)),)
     )
-    sql, params = compile_query(plan, registry)
-    assert f"WHERE v.param = ? AND {condition} AND v.type IN (?)" in sql
-    assert params[1:-2] == ["identifier", *values]
+    sql, params = compile_query(plan, registry, NAMES)
+    assert f"WHERE v.pid = ? AND {condition})" in sql
+    assert params[1:-1] == [NAMES["identifier"]["ServiceRequest"], *values]

@@ -1,5 +1,6 @@
-"""An index file of an older layout (one token row per query form) is dropped when opened, so
-the index is found empty and rebuilt from the store (app/deploy/engines.py `index_lost`)."""
+"""An index file of an older layout (rows keyed by type and id, not by an integer `doc`) is dropped
+when opened, so the index is found empty and rebuilt from the store (app/deploy/engines.py
+`index_lost`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from indexing.engines.sqlite.adapter import SqliteSearchIndex
 from indexing.engines.sqlite.schema import outdated
 from indexing.registry import SearchParamRegistry
 
-OLD_TOKEN = ["type", "id", "param", "grp", "form", "code"]
+OLD_TOKEN = ["type", "id", "param", "grp", "system", "code"]
+OLD_RESOURCE = ["type", "id", "version", "last_updated", "deleted"]
 
 
-def test_only_an_older_token_layout_asks_for_a_rebuild() -> None:
-    old = {"idx_token": OLD_TOKEN}
+def test_only_an_older_layout_asks_for_a_rebuild() -> None:
+    old = {"idx_resource": OLD_RESOURCE, "idx_token": OLD_TOKEN}
     assert outdated(lambda table: old.get(table, [])) == [
         "idx_resource",
+        "idx_name",
         "idx_param",
         "idx_string",
         "idx_token",
@@ -28,7 +31,7 @@ def test_only_an_older_token_layout_asks_for_a_rebuild() -> None:
         "idx_ref_identifier",
         "idx_uri",
     ]
-    current = {"idx_token": ["type", "id", "param", "grp", "system", "code"]}
+    current = {"idx_resource": ["doc", *OLD_RESOURCE], "idx_token": ["doc", "pid", "grp"]}
     assert outdated(lambda table: current.get(table, [])) == []
     assert outdated(lambda table: []) == []  # a new file
 
@@ -55,6 +58,6 @@ async def test_opening_an_older_file_empties_the_index_and_keeps_the_episodes(
         await index.close()
     db = sqlite3.connect(path)
     columns = [row[1] for row in db.execute("PRAGMA table_info(idx_token)")]
-    assert columns == ["type", "id", "param", "grp", "system", "code"]
+    assert columns == ["doc", "pid", "grp", "system", "code"]
     assert db.execute("SELECT since FROM epi_rebuild").fetchall() == [("x",)]
     db.close()
