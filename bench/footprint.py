@@ -4,6 +4,7 @@ statistics report for the run's own database and indices."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,40 @@ def embedded_bytes(data_dir: Path) -> dict[str, int]:
     return {
         part: sum(f.stat().st_size for f in data_dir.glob(f"{name}*") if f.is_file())
         for part, name in _EMBEDDED.items()
+    }
+
+
+def embedded_pages(data_dir: Path) -> dict[str, int]:
+    """`{"store": bytes, "index": bytes}` of the pages the embedded files' tables and indexes
+    use (SQLite's `dbstat`, read through the WAL): the data's own size, without the WAL and
+    the free pages, which come and go with checkpoints."""
+    sizes: dict[str, int] = {}
+    for part, name in _EMBEDDED.items():
+        db = sqlite3.connect(f"file:{data_dir / name}?mode=ro", uri=True)
+        try:
+            sizes[part] = int(
+                db.execute("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat").fetchone()[0]
+            )
+        finally:
+            db.close()
+    return sizes
+
+
+def embedded_versions(data_dir: Path) -> int:
+    """How many resource versions the embedded store holds (app/store/sqlite.py)."""
+    db = sqlite3.connect(f"file:{data_dir / _EMBEDDED['store']}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM resource_versions").fetchone()[0])
+    finally:
+        db.close()
+
+
+def per_version(pages: dict[str, int], versions: int) -> dict[str, Any]:
+    """Pages in use per stored resource version (issue 21's measure: store + index)."""
+    return {
+        **{f"{part}_page_bytes": n for part, n in pages.items()},
+        "stored_versions": versions,
+        "bytes_per_version": round(sum(pages.values()) / versions) if versions else None,
     }
 
 

@@ -209,6 +209,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
         row("disk: store bytes", ("disk", "store_bytes"), "", 0),
         row("disk: index bytes", ("disk", "index_bytes"), "", 0),
         row("disk: bytes per resource sent", ("disk", "bytes_per_resource"), "", 0),
+        row("disk: stored resource versions", ("disk", "stored_versions"), "", 0),
+        row("disk: pages in use per stored version (bytes)", ("disk", "bytes_per_version"), "", 0),
         row("bulk export: seconds waited for an idle stack", ("export", "settle_seconds"), " s"),
         row("bulk export: resources", ("export", "resources"), "", 0),
         row("bulk export: resources/s (kick-off to manifest)", ("export", "resources_per_second")),

@@ -59,7 +59,14 @@ from rich.table import Table
 from bench import report
 from bench.engine_calls import Calls, calls_between, engine_calls, per_unit
 from bench.engine_cpu import cpu_ms_per_unit, engine_cpu_seconds, engine_processes
-from bench.footprint import embedded_bytes, full_stack_bytes, per_resource
+from bench.footprint import (
+    embedded_bytes,
+    embedded_pages,
+    embedded_versions,
+    full_stack_bytes,
+    per_resource,
+    per_version,
+)
 from bench.generate import Dataset, flatten, generate
 from bench.notifications import Listener, settle, subscribe
 from bench.stack import Stack, StackError, engine_urls, ensure_services, start
@@ -287,6 +294,11 @@ async def _one_stack(
             await _disk(stack),
             result["sync_ingest"]["resources"] + result["async_ingest"]["resources"],
         )
+        if stack.kind == "embedded":
+            data_dir = Path(stack.env["MICDR_DATA_DIR"])
+            result["disk"].update(
+                per_version(embedded_pages(data_dir), embedded_versions(data_dir))
+            )
         refs = result["sync_ingest"].pop("refs") + result["async_ingest"].pop("refs")
         # What was loaded (within the budgets): searched, and the engines' limit's documents.
         loaded = replace(
