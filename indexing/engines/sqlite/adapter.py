@@ -21,7 +21,7 @@ from indexing.document import IndexOp
 from indexing.engines.port import Hit, HitPage, IndexStatus
 from indexing.engines.sqlite._names import ParamNames
 from indexing.engines.sqlite._rows import document_rows
-from indexing.engines.sqlite.compile import compile_count, compile_query
+from indexing.engines.sqlite.compile import Names, compile_count, compile_query
 from indexing.engines.sqlite.schema import PARAM, RESOURCE, SCHEMA, VALUE_COLUMNS, outdated
 from indexing.engines.sqlite_file import open_connection
 from indexing.plan.plan import SearchPlan
@@ -157,21 +157,31 @@ class SqliteSearchIndex:
     async def search(
         self, plan: SearchPlan, after: Any = None, with_total: bool = False
     ) -> HitPage:
-        return await self._run(self._search, plan, after, with_total)
+        names = self._names.by_param
+        sql, params = compile_query(plan, self._registry, names, after=after)
+        count = compile_count(plan, self._registry, names) if with_total else None
+        return await self._run(self._search, plan, after, names, (sql, params), count)
 
-    def _search(self, plan: SearchPlan, after: Any, with_total: bool) -> HitPage:
-        # compiled on the index's thread: the parameter numbers it reads are updated there
-        db, names = self._db, self._names
-        names.catch_up(db)
-        sql, params = compile_query(plan, self._registry, names.by_param, after=after)
+    def _search(
+        self,
+        plan: SearchPlan,
+        after: Any,
+        names: Names,
+        query: tuple[str, list[Any]],
+        count: tuple[str, list[Any]] | None,
+    ) -> HitPage:
+        db = self._db
+        self._names.catch_up(db)
+        if self._names.by_param is not names:  # numbers given since it was compiled
+            names = self._names.by_param
+            query = compile_query(plan, self._registry, names, after=after)
+            if count is not None:
+                count = compile_count(plan, self._registry, names)
         hits = [
             Hit(type=row[0], id=row[1], version=row[2], cursor=[*row[3:], row[0], row[1]])
-            for row in db.execute(sql, params)
+            for row in db.execute(*query)
         ]
-        total = None
-        if with_total:
-            count_sql, count_params = compile_count(plan, self._registry, names.by_param)
-            total = int(db.execute(count_sql, count_params).fetchone()[0])
+        total = int(db.execute(*count).fetchone()[0]) if count else None
         return HitPage(hits=hits, total=total)
 
     async def refresh(self) -> None:

@@ -69,7 +69,7 @@ from indexing.plan.plan import (
 )
 from indexing.registry import SearchParamRegistry
 
-__all__ = ["compile_count", "compile_query"]
+__all__ = ["Names", "compile_count", "compile_query"]
 
 # Greater than any character a normalised string can continue with: `norm >= v AND norm < v+MAX`
 # is "starts with v" and can use the (param, norm) index, unlike LIKE (case-insensitive, escapes).
