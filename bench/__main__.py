@@ -22,7 +22,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="small data, about 3 minutes on 2 cores")
     b.add_argument("--stack", choices=("embedded", "full", "both"), default="embedded")
     b.add_argument("--out", default="bench/results", help="folder for the JSON, Markdown, PNG")
-    b.add_argument("--profile", action="store_true", help="py-spy the API during sync ingest")
+    b.add_argument("--profile", action="store_true", help="py-spy the API during each ingest phase")
     b.add_argument("--patients", type=int, help="generated patients (about 9 entries each)")
     b.add_argument("--workers", type=int, help="full stack: micdr worker processes (default 2)")
     b.add_argument("--seed", type=int, help="the generator's seed")

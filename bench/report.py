@@ -285,7 +285,7 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
     met = sum(1 for t in results["targets"] if t["met"])
     lines += ["", f"{met} of {len(results['targets'])} met."]
     if results.get("profile_summary"):
-        lines += ["", "## Profile (py-spy, sync ingest): share of samples per part", ""]
+        lines += ["", "## Profile (py-spy, each ingest phase): share of samples per part", ""]
         for name, shares in results["profile_summary"].items():
             parts = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
             lines.append(f"- {name}: {parts}")

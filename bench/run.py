@@ -22,9 +22,9 @@ Each ingest phase also reports the episode lag: how long after its last outcome 
 episode index holds one episode per Bundle loaded so far.
 
 Writes `<out>/<stamp>.json`, `<out>/<stamp>.md` and `<out>/<stamp>.png` (matplotlib, the
-`bench` extra). `--profile` also records py-spy profiles of the API (and a worker) during the
-sync ingest (`<out>/<stamp>-<stack>-*.txt`, collapsed stacks: speedscope or flamegraph.pl read
-them) and summarises where the time goes.
+`bench` extra). `--profile` also records py-spy profiles of the API (and a worker) during
+each ingest phase (`<out>/<stamp>-<stack>-<sync|async>-*.txt`, collapsed stacks: speedscope
+or flamegraph.pl read them) and summarises where the time goes.
 """
 
 from __future__ import annotations
@@ -273,7 +273,11 @@ async def _one_stack(
             result["sync_ingest"], stack, urls, meter, result["sync_ingest"]["resources"]
         )
         result["profiles"] = [p.name for p in paths if p.exists()]
-        with _bar("async ingest (respond-async)", len(async_half.episodes)) as (a, n):
+        spied = prefix.with_name(f"{prefix.name}-{kind}-async")
+        with (
+            _profiling(pids, spied, profile) as paths,
+            _bar("async ingest (respond-async)", len(async_half.episodes)) as (a, n),
+        ):
             result["async_ingest"] = await ingest(
                 stack.base,
                 async_half.episodes,
@@ -288,6 +292,7 @@ async def _one_stack(
         meter = await _charge(
             result["async_ingest"], stack, urls, meter, result["async_ingest"]["resources"]
         )
+        result["profiles"] += [p.name for p in paths if p.exists()]
         result["notifications"] = await settle(stack.base, listener, subscriptions)
         await listener.stop()
         result["disk"] = per_resource(
