@@ -42,7 +42,7 @@ async def save_checkpoint(
     """Save a bulk job's checkpoint under journal `key`, renewing its lease, only while the
     job is still running and this worker's (else `Stopped`)."""
     now = time.time()
-    saved = await ctx.store.update_submission(
+    saved = await ctx.store.amend_submission(
         sub.id,
         {"state": "running", "owner": ctx.worker},
         {
@@ -53,5 +53,5 @@ async def save_checkpoint(
             **(changes or {}),
         },
     )
-    if saved is None:
+    if not saved:
         raise Stopped(sub.id)

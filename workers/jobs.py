@@ -207,7 +207,7 @@ class SubmissionJournal:
             }
             for r in results
         ]
-        fenced = await self._store.update_submission(
+        fenced = await self._store.amend_submission(
             self._id,
             {"state": "running", "owner": self._worker},
             {
@@ -217,7 +217,7 @@ class SubmissionJournal:
                 "updated": now,
             },
         )
-        if fenced is None:
+        if not fenced:
             raise LeaseLost(self._id)
 
 
@@ -225,10 +225,10 @@ async def _heartbeat(store: SubmissionStore, id_: str, worker: str, lease: float
     """Renew the lease every third of it while the submission runs."""
     while True:
         await asyncio.sleep(lease / 3)
-        renewed = await store.update_submission(
+        renewed = await store.amend_submission(
             id_, {"state": "running", "owner": worker}, {"lease_until": time.time() + lease}
         )
-        if renewed is None:
+        if not renewed:
             return
 
 
@@ -331,7 +331,7 @@ async def reconcile_submissions(ctx: JobContext, now: float, limit: int = 1000) 
                     settings.async_result_ttl,
                     settings.async_callbacks.get(sub.contributor),
                 )
-                await ctx.store.update_submission(
+                await ctx.store.amend_submission(
                     sub.id, expect, {**changes, "error": error, "attempts": sub.attempts + 1}
                 )
                 continue
@@ -372,7 +372,7 @@ async def deliver_callback(ctx: JobContext, sub: Submission) -> bool:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
     changes = outcomes.callback_after(sub.callback, delivered, error, time.time())
-    await ctx.store.update_submission(sub.id, {"state": sub.state}, {"callback": changes})
+    await ctx.store.amend_submission(sub.id, {"state": sub.state}, {"callback": changes})
     if not delivered:
         log.warning("callback for submission %s failed: %s", sub.id, error)
     return delivered

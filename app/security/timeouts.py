@@ -1,10 +1,11 @@
 """A per-call deadline on every store and index call an API request makes (MICDR_ENGINE_TIMEOUT).
 
 `timed(port, seconds)` answers a proxy whose coroutine methods raise `EngineTimeout` (503)
-after `seconds`. Writes (`commit`, `submit`, `update_submission`) are shielded: the caller stops
-waiting, but the write itself runs to its end, so a timeout never leaves half a commit behind
-(the store's recovery would repair one anyway; docs/implementation/write-path.md). The client
-is told the outcome is unknown and can re-read or resubmit (conditional creates are idempotent).
+after `seconds`. Writes (`commit`, `submit`, `update_submission`, `amend_submission`) are
+shielded: the caller stops waiting, but the write itself runs to its end, so a timeout never
+leaves half a commit behind (the store's recovery would repair one anyway;
+docs/implementation/write-path.md). The client is told the outcome is unknown and can re-read
+or resubmit (conditional creates are idempotent).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-SHIELDED = frozenset({"commit", "submit", "update_submission"})
+SHIELDED = frozenset({"commit", "submit", "update_submission", "amend_submission"})
 
 
 class EngineTimeout(Exception):

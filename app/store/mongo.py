@@ -1286,6 +1286,13 @@ class MongoResourceStore:
             await self._note_state(doc)
         return self._submission_of(doc)
 
+    async def amend_submission(
+        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> bool:
+        # The state document needs the submission's fields after the change, and FerretDB's
+        # findAndModify has no projection: the whole submission comes back either way.
+        return await self.update_submission(id, expect, changes) is not None
+
     # The periodic queries (due submissions, callbacks to retry, counts, expiry) filter on
     # state, not `_id`: on FerretDB a read of every document of the collection. A submission
     # holds its request, journal and result (tens of KB), so they read the small state

@@ -271,7 +271,10 @@ class SubmissionStore(Protocol):
     - `claim_submission` moves a due `queued` submission to `running` for `owner` until
       `lease_until`; None when it is not queued, not due, or another worker won.
     - `update_submission` applies `changes` (top-level fields, or `journal.<key>`) only if every
-      `expect` field still has its value; None when not.
+      `expect` field still has its value, and answers the submission after; None when not.
+    - `amend_submission` is the same change answering only whether it was made: a batch
+      records a journal entry per entry, and reading its whole submission back each time
+      would cost the square of its size.
     """
 
     async def submit(self, submission: Submission) -> Submission: ...
@@ -285,6 +288,10 @@ class SubmissionStore(Protocol):
     async def update_submission(
         self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> Submission | None: ...
+
+    async def amend_submission(
+        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> bool: ...
 
     async def due_submissions(self, now: float, limit: int) -> list[Submission]:
         """Queued ones due by `now`, and running ones whose lease ended by `now`, oldest first."""

@@ -25,6 +25,7 @@ from app.store.names import (
     CURRENT,
     IDENTIFIERS,
     SUBMISSION_KEYS,
+    SUBMISSION_PARTS,
     SUBMISSIONS,
     SUBSCRIPTION_DELIVERY,
     SUBSCRIPTION_EVENTS,
@@ -92,6 +93,9 @@ CREATE TABLE IF NOT EXISTS {SUBMISSIONS} (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS {SUBMISSIONS}_by_state ON {SUBMISSIONS} (state, created);
 CREATE TABLE IF NOT EXISTS {SUBMISSION_KEYS} (key TEXT PRIMARY KEY, id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {SUBMISSION_PARTS} (
+  id TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, UNIQUE (id, key)
+);
 CREATE TABLE IF NOT EXISTS {SUBSCRIPTION_EVENTS} (
   subscription TEXT NOT NULL, number INTEGER NOT NULL, seq INTEGER NOT NULL,
   focus TEXT NOT NULL, version INTEGER NOT NULL, interaction TEXT NOT NULL,
@@ -117,6 +121,28 @@ def _stored(row: sqlite3.Row | tuple[Any, ...]) -> StoredResource:
         deleted=op == "delete",
         resource=orjson.loads(body) if body is not None else None,
         op=op,
+    )
+
+
+# The parts of a submission that are written once each (its journal, one entry at a time)
+# are rows of SUBMISSION_PARTS keyed `request`, `result`, `journal.<key>`, apart from its
+# state document: a change of state rewrites a few hundred bytes, not the Bundle it carries.
+_PARTS = ("request", "result", "journal")
+
+
+def _state_columns(doc: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A state document's indexed columns, its body and its id, in the order of the UPDATE."""
+    callback = doc.get("callback") or {}
+    return (
+        doc["state"],
+        doc["created"],
+        doc["not_before"],
+        doc["lease_until"],
+        doc.get("expires"),
+        callback.get("state"),
+        callback.get("next_at"),
+        orjson.dumps(doc),
+        doc["id"],
     )
 
 
@@ -605,106 +631,154 @@ class SqliteResourceStore:
                     f"INSERT OR REPLACE INTO {SUBMISSION_KEYS} (key, id) VALUES (?, ?)",
                     (key, sub.id),
                 )
-            self._put_submission(sub.to_doc(), insert=True)
+            doc = sub.to_doc()
+            parts = {name: doc.pop(name) for name in _PARTS}
+            entries = parts.pop("journal")
+            db.execute(
+                f"INSERT INTO {SUBMISSIONS} (state, created, not_before, lease_until, expires, "
+                "cb_state, cb_next, doc, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _state_columns(doc),
+            )
+            self._put_parts(sub.id, parts, entries, whole=False)
             db.execute("COMMIT")
             return sub
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
-    def _put_submission(self, doc: dict[str, Any], insert: bool = False) -> None:
-        callback = doc.get("callback") or {}
-        values = (
-            doc["state"],
-            doc["created"],
-            doc["not_before"],
-            doc["lease_until"],
-            doc.get("expires"),
-            callback.get("state"),
-            callback.get("next_at"),
-            orjson.dumps(doc),
-            doc["id"],
+    def _put_parts(
+        self, id_: str, parts: Mapping[str, Any], entries: Mapping[str, Any], whole: bool
+    ) -> None:
+        """Write `request` and `result` (None: none) from `parts`, and the journal `entries`
+        (`whole`: they replace every entry before)."""
+        db = self._db
+        rows = [(id_, f"journal.{k}", orjson.dumps(v)) for k, v in entries.items()]
+        if whole:
+            db.execute(
+                f"DELETE FROM {SUBMISSION_PARTS} WHERE id = ? AND key LIKE 'journal.%'", (id_,)
+            )
+        for name, value in parts.items():
+            if value is None:
+                db.execute(f"DELETE FROM {SUBMISSION_PARTS} WHERE id = ? AND key = ?", (id_, name))
+            else:
+                rows.append((id_, name, orjson.dumps(value)))
+        db.executemany(
+            f"INSERT OR REPLACE INTO {SUBMISSION_PARTS} (id, key, body) VALUES (?, ?, ?)", rows
         )
-        if insert:
-            self._db.execute(
-                f"INSERT INTO {SUBMISSIONS} (state, created, not_before, lease_until, expires, "
-                "cb_state, cb_next, doc, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-        else:
-            self._db.execute(
-                f"UPDATE {SUBMISSIONS} SET state = ?, created = ?, not_before = ?, "
-                "lease_until = ?, expires = ?, cb_state = ?, cb_next = ?, doc = ? WHERE id = ?",
-                values,
-            )
 
     async def submission(self, id: str) -> Submission | None:
         return await self._run(self._submission, id)
 
     def _submission(self, id_: str) -> Submission | None:
-        row = self._db.execute(f"SELECT doc FROM {SUBMISSIONS} WHERE id = ?", (id_,)).fetchone()
-        return Submission.from_doc(orjson.loads(row[0])) if row else None
+        found = self._submissions(f"SELECT id, doc FROM {SUBMISSIONS} WHERE id = ?", id_)
+        return found[0] if found else None
+
+    def _submissions(self, select: str, *params: Any) -> list[Submission]:
+        """The submissions `select` (their id and state document) finds, whole."""
+        rows = self._db.execute(select, params).fetchall()
+        parts: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(rows), 500):
+            ids = [row[0] for row in rows[start : start + 500]]
+            for id_, key, body in self._db.execute(
+                f"SELECT id, key, body FROM {SUBMISSION_PARTS} "
+                f"WHERE id IN ({', '.join('?' * len(ids))})",
+                ids,
+            ):
+                top, _, entry = key.partition(".")
+                whole = parts.setdefault(id_, {"result": None, "journal": {}})
+                if entry:
+                    whole[top][entry] = orjson.loads(body)
+                else:
+                    whole[top] = orjson.loads(body)
+        # a submission of the layout before the parts table holds them in its state document
+        return [Submission.from_doc(orjson.loads(doc) | parts.get(id_, {})) for id_, doc in rows]
 
     async def claim_submission(
         self, id: str, owner: str, now: float, lease_until: float
     ) -> Submission | None:
         changes = {"state": "running", "owner": owner, "lease_until": lease_until, "updated": now}
-        return await self._run(self._change, id, {"state": "queued"}, changes, now)
+        return await self._run(self._updated, id, {"state": "queued"}, changes, now)
 
     async def update_submission(
         self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> Submission | None:
-        return await self._run(self._change, id, dict(expect), dict(changes), None)
+        return await self._run(self._updated, id, dict(expect), dict(changes), None)
+
+    async def amend_submission(
+        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> bool:
+        return await self._run(
+            self._immediately, lambda: self._change(id, dict(expect), dict(changes), None)
+        )
+
+    def _updated(
+        self, id_: str, expect: dict[str, Any], changes: dict[str, Any], due_by: float | None
+    ) -> Submission | None:
+        def change() -> Submission | None:
+            return self._submission(id_) if self._change(id_, expect, changes, due_by) else None
+
+        return self._immediately(change)
 
     def _change(
         self, id_: str, expect: dict[str, Any], changes: dict[str, Any], due_by: float | None
-    ) -> Submission | None:
+    ) -> bool:
+        """A compare-and-set on the state document (`expect` names state fields), in the
+        caller's transaction; changes to the parts are rows of their own."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute(f"SELECT doc FROM {SUBMISSIONS} WHERE id = ?", (id_,)).fetchone()
-            doc = orjson.loads(row[0]) if row else None
-            if (
-                doc is None
-                or any(doc.get(k) != v for k, v in expect.items())
-                or (due_by is not None and doc["not_before"] > due_by)
-            ):
-                db.execute("COMMIT")
-                return None
-            for name, value in changes.items():
-                top, _, sub = name.partition(".")
-                if sub:
-                    doc[top] = {**(doc.get(top) or {}), sub: value}
-                else:
-                    doc[name] = value
-            self._put_submission(doc)
-            db.execute("COMMIT")
-            return Submission.from_doc(doc)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        row = db.execute(f"SELECT doc FROM {SUBMISSIONS} WHERE id = ?", (id_,)).fetchone()
+        doc = orjson.loads(row[0]) if row else None
+        if (
+            doc is None
+            or any(doc.get(k) != v for k, v in expect.items())
+            or (due_by is not None and doc["not_before"] > due_by)
+        ):
+            return False
+        # the layout before the parts table: moved out now
+        parts = {name: doc.pop(name) for name in _PARTS if name in doc}
+        entries = dict(parts.pop("journal", None) or {})
+        whole = False
+        for name, value in changes.items():
+            top, _, sub = name.partition(".")
+            if top == "journal" and sub:
+                entries[sub] = value
+            elif top == "journal":
+                entries, whole = dict(value), True
+            elif top in _PARTS:
+                parts[top] = value
+            elif sub:
+                doc[top] = {**(doc.get(top) or {}), sub: value}
+            else:
+                doc[name] = value
+        db.execute(
+            f"UPDATE {SUBMISSIONS} SET state = ?, created = ?, not_before = ?, "
+            "lease_until = ?, expires = ?, cb_state = ?, cb_next = ?, doc = ? WHERE id = ?",
+            _state_columns(doc),
+        )
+        self._put_parts(id_, parts, entries, whole)
+        return True
 
     async def due_submissions(self, now: float, limit: int) -> list[Submission]:
         return await self._run(self._due, now, limit)
 
     def _due(self, now: float, limit: int) -> list[Submission]:
-        rows = self._db.execute(
-            f"SELECT doc FROM {SUBMISSIONS} WHERE (state = 'queued' AND not_before <= ?) "
-            "OR (state = 'running' AND lease_until <= ?) ORDER BY created LIMIT ?",
-            (now, now, limit),
-        ).fetchall()
-        return [Submission.from_doc(orjson.loads(r[0])) for r in rows]
+        return self._submissions(
+            f"SELECT id, doc FROM {SUBMISSIONS} WHERE (state = 'queued' AND "
+            "not_before <= ?) OR (state = 'running' AND lease_until <= ?) ORDER BY created LIMIT ?",
+            now,
+            now,
+            limit,
+        )
 
     async def undelivered_callbacks(self, now: float, limit: int) -> list[Submission]:
         return await self._run(self._undelivered, now, limit)
 
     def _undelivered(self, now: float, limit: int) -> list[Submission]:
-        rows = self._db.execute(
-            f"SELECT doc FROM {SUBMISSIONS} WHERE cb_state = 'pending' AND cb_next <= ? "
-            "ORDER BY cb_next LIMIT ?",
-            (now, limit),
-        ).fetchall()
-        return [Submission.from_doc(orjson.loads(r[0])) for r in rows]
+        return self._submissions(
+            f"SELECT id, doc FROM {SUBMISSIONS} WHERE cb_state = 'pending' "
+            "AND cb_next <= ? ORDER BY cb_next LIMIT ?",
+            now,
+            limit,
+        )
 
     async def submission_stats(self) -> SubmissionStats:
         return await self._run(self._stats)
@@ -737,6 +811,7 @@ class SqliteResourceStore:
         try:
             expired = f"SELECT id FROM {SUBMISSIONS} WHERE expires IS NOT NULL AND expires < ?"
             db.execute(f"DELETE FROM {SUBMISSION_KEYS} WHERE id IN ({expired})", (before,))
+            db.execute(f"DELETE FROM {SUBMISSION_PARTS} WHERE id IN ({expired})", (before,))
             cur = db.execute(f"DELETE FROM {SUBMISSIONS} WHERE id IN ({expired})", (before,))
             db.execute("COMMIT")
             return cur.rowcount

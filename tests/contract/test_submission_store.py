@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from app.store.port import Submission
@@ -103,3 +104,63 @@ async def test_callbacks_and_purge(store: Any) -> None:
     await store.purge_submissions(2.0)
     fresh = submission("k2")
     assert (await store.submit(fresh)).id == fresh.id
+
+
+async def test_every_change_keeps_the_request_the_result_and_each_journal_entry(
+    store: Any,
+) -> None:
+    sub = await store.submit(submission())
+    await store.claim_submission(sub.id, "w1", 100.0, 160.0)
+    running = {"state": "running", "owner": "w1"}
+    await store.update_submission(sub.id, running, {"journal.e0": [{"index": 0}]})
+    await store.update_submission(sub.id, running, {"journal.e3": [{"index": 3}], "progress": "3"})
+    await store.update_submission(sub.id, running, {"journal.e0": [{"index": 0, "again": 1}]})
+    await store.update_submission(
+        sub.id,
+        running,
+        {
+            "state": "done",
+            "result": {"status": 200, "body": {"entry": [1]}},
+            "callback": {"state": "pending", "next_at": 150.0, "attempts": 0},
+        },
+    )
+    await store.update_submission(sub.id, {"state": "done"}, {"callback.attempts": 1})
+    expected = replace(
+        sub,
+        state="done",
+        owner="w1",
+        lease_until=160.0,
+        progress="3",
+        result={"status": 200, "body": {"entry": [1]}},
+        callback={"state": "pending", "next_at": 150.0, "attempts": 1},
+        journal={"e0": [{"index": 0, "again": 1}], "e3": [{"index": 3}]},
+    )
+    assert await store.submission(sub.id) == expected
+    assert await store.undelivered_callbacks(200.0, 10) == [expected]
+    replaced = await store.update_submission(sub.id, {}, {"journal": {"bulk": {"at": 7}}})
+    assert replaced == replace(expected, journal={"bulk": {"at": 7}})
+    assert await store.submission(sub.id) == replaced
+
+
+async def test_an_amendment_is_the_same_compare_and_set_answering_only_whether_it_took(
+    store: Any,
+) -> None:
+    sub = await store.submit(submission())
+    await store.claim_submission(sub.id, "w1", 100.0, 160.0)
+    assert await store.amend_submission(sub.id, {"owner": "w2"}, {"progress": "no"}) is False
+    assert await store.amend_submission("nope", {}, {"progress": "no"}) is False
+    running = {"state": "running", "owner": "w1"}
+    assert await store.amend_submission(sub.id, running, {"journal.e0": [1], "lease_until": 170.0})
+    assert await store.amend_submission(sub.id, running, {"journal.e1": [2], "progress": "2"})
+    assert await store.submission(sub.id) == replace(
+        sub,
+        state="running",
+        owner="w1",
+        lease_until=170.0,
+        updated=100.0,
+        progress="2",
+        journal={"e0": [1], "e1": [2]},
+    )
+    # the lease it renewed is what the due query sees
+    assert await store.due_submissions(165.0, 10) == []
+    assert [s.id for s in await store.due_submissions(171.0, 10)] == [sub.id]

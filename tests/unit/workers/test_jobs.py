@@ -45,13 +45,22 @@ class CrashAfterCommit:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def update_submission(
-        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
-    ) -> Any:
+    def _maybe_crash(self, changes: Mapping[str, Any]) -> None:
         if changes.get("state") == "done" and self.crashes:
             self.crashes -= 1
             raise StoreError("crash")
+
+    async def update_submission(
+        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> Any:
+        self._maybe_crash(changes)
         return await self._store.update_submission(id, expect, changes)
+
+    async def amend_submission(
+        self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> bool:
+        self._maybe_crash(changes)
+        return bool(await self._store.amend_submission(id, expect, changes))
 
 
 @pytest.fixture
