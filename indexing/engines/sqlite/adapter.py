@@ -158,9 +158,15 @@ class SqliteSearchIndex:
         self, plan: SearchPlan, after: Any = None, with_total: bool = False
     ) -> HitPage:
         names = self._names.by_param
-        sql, params = compile_query(plan, self._registry, names, after=after)
-        count = compile_count(plan, self._registry, names) if with_total else None
-        return await self._run(self._search, plan, after, names, (sql, params), count)
+        query, count = self._compiled(plan, after, names, with_total)
+        return await self._run(self._search, plan, after, names, query, count)
+
+    def _compiled(
+        self, plan: SearchPlan, after: Any, names: Names, with_total: bool
+    ) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]] | None]:
+        """The page's query, and the count's when a total is wanted."""
+        query = compile_query(plan, self._registry, names, after=after)
+        return query, compile_count(plan, self._registry, names) if with_total else None
 
     def _search(
         self,
@@ -173,10 +179,7 @@ class SqliteSearchIndex:
         db = self._db
         self._names.catch_up(db)
         if self._names.by_param is not names:  # numbers given since it was compiled
-            names = self._names.by_param
-            query = compile_query(plan, self._registry, names, after=after)
-            if count is not None:
-                count = compile_count(plan, self._registry, names)
+            query, count = self._compiled(plan, after, self._names.by_param, count is not None)
         hits = [
             Hit(type=row[0], id=row[1], version=row[2], cursor=[*row[3:], row[0], row[1]])
             for row in db.execute(*query)

@@ -102,9 +102,10 @@ def compile_query(
     after the cursor `after`. Raises ValueError on an unresolved Chain/Has, an unknown sort
     parameter or a cursor of the wrong length."""
     params: Params = []
-    keys = [_sort_expression(key, plan.types, registry, names, params) for key in plan.sort]
+    scope = _Scope(names, plan.types, registry)
+    keys = [_sort_expression(key, scope, params) for key in plan.sort]
     columns = "".join(f", {expression} AS k{n}" for n, expression in enumerate(keys))
-    where = _where(plan, registry, names, params, now or datetime.now(UTC))
+    where = _where(plan, scope, params, now or datetime.now(UTC))
     inner = f"SELECT r.type AS t, r.id AS i, r.version AS ver{columns} FROM {RESOURCE} r {where}"
     sql = f"SELECT * FROM ({inner})"
     if after is not None:
@@ -124,16 +125,14 @@ def compile_count(
 ) -> tuple[str, Params]:
     """`(sql, params)` counting every match of the plan (sort and paging ignored)."""
     params: Params = []
-    where = _where(plan, registry, names, params, now or datetime.now(UTC))
+    where = _where(plan, _Scope(names, plan.types, registry), params, now or datetime.now(UTC))
     return f"SELECT COUNT(*) FROM {RESOURCE} r {where}", params
 
 
 # -- filter -----------------------------------------------------------------------------------
 
 
-def _where(
-    plan: SearchPlan, registry: SearchParamRegistry, names: Names, params: Params, now: datetime
-) -> str:
+def _where(plan: SearchPlan, scope: _Scope, params: Params, now: datetime) -> str:
     conditions = ["r.deleted = 0"]
     driver = _driving_clause(plan.clauses)
     if plan.types:
@@ -143,7 +142,6 @@ def _where(
         unary = "+" if driver is not None and not _names_ids(driver) else ""
         conditions.append(f"{unary}r.type IN ({_marks(plan.types)})")
         params.extend(plan.types)
-    scope = _Scope(names, plan.types, registry)
     for clause in sorted(plan.clauses, key=lambda c: c is not driver):
         conditions.append(_clause(clause, scope, params, now, drives=clause is driver))
     return "WHERE " + " AND ".join(conditions)
@@ -440,14 +438,12 @@ def _reference_condition(predicate: RefMatch, v: str, scope: _Scope) -> tuple[st
 # -- sort and paging ----------------------------------------------------------------------------
 
 
-def _sort_expression(
-    key: SortKey, types: Sequence[str], registry: SearchParamRegistry, names: Names, params: Params
-) -> str:
+def _sort_expression(key: SortKey, scope: _Scope, params: Params) -> str:
     if key.param == "_id":
         return "r.id"
     if key.param == "_lastUpdated":
         return "r.last_updated"
-    kind = _param_type(key.param, types, registry)
+    kind = scope.param_type(key.param)
     source = _SORT_SOURCES.get(kind or "")
     if source is None:
         raise ValueError(f"cannot sort by {key.param!r} (type {kind or 'unknown'})")
@@ -455,19 +451,11 @@ def _sort_expression(
     aggregate = descending if key.descending else ascending
     # INDEXED BY: without statistics the planner prefers the (pid, lte) index for MAX(lte),
     # a scan of every value of the parameter per row; the per-resource index is a point lookup.
-    condition = _Scope(names, types, registry).condition("v", key.param, params)
+    condition = scope.condition("v", key.param, params)
     return (
         f"(SELECT {aggregate} FROM {table} v INDEXED BY {table}_by_resource"
         f" WHERE v.doc = r.doc AND {condition})"
     )
-
-
-def _param_type(code: str, types: Sequence[str], registry: SearchParamRegistry) -> str | None:
-    for resource_type in types or sorted(RESOURCE_TYPES):
-        param = registry.get(resource_type, code)
-        if param is not None:
-            return param.type
-    return None
 
 
 def _after(keys: Sequence[SortKey], cursor: list[Any], n: int, params: Params) -> str:
@@ -505,6 +493,14 @@ class _Scope:
         if len(pids) == 1:
             return f"{alias}.pid = ?"
         return f"{alias}.pid IN ({_marks(pids)})"
+
+    def param_type(self, code: str) -> str | None:
+        """The type of parameter `code` on the first searched type that defines it."""
+        for resource_type in self._types or sorted(RESOURCE_TYPES):
+            param = self._registry.get(resource_type, code)
+            if param is not None:
+                return param.type
+        return None
 
     def targets(self, param: str) -> list[str]:
         """The types reference parameter `param` may point to (a bare id is any of them);
