@@ -18,6 +18,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from app.fhir.clock import utc_now
 from app.fhir.meta import new_id
 from app.fhir.outcome import FhirError, information, operation_outcome
@@ -140,6 +142,7 @@ async def accept(services: Services, code: str, method: str, request: FhirReques
     if code != "transaction" and request.type is not None:
         require(services, request.type, _OPS[code])  # a Bundle's entries are checked when run
     submission = new_submission(code, request, method, time.time(), services.principal)
+    _check_size(services, submission)
     stored = await services.store.submit(submission)
     if stored.id == submission.id:
         await services.queue.submit(stored.id)
@@ -151,6 +154,20 @@ async def accept(services: Services, code: str, method: str, request: FhirReques
         information(text),
         {"Content-Location": status_url(request.base, stored.id)},
     )
+
+
+def _check_size(services: Services, submission: Submission) -> None:
+    limit = services.store.submission_request_limit
+    if limit is None:
+        return
+    size = len(orjson.dumps(submission.request))
+    if size > limit:
+        raise FhirError.of(
+            413,
+            "too-costly",
+            f"an asynchronous request may hold at most {limit} bytes of JSON on this server "
+            f"(this one holds {size}); send it without Prefer: respond-async, or split it",
+        )
 
 
 async def accept_bulk(services: Services, request: FhirRequest, job: dict[str, Any]) -> Submission:

@@ -389,6 +389,12 @@ class MongoResourceStore:
     `_id` index (MongoDB; mongomock) or reads the whole collection for it (FerretDB 1.x), which
     decides how a snapshot is scanned (`scan_as_of`). `open` asks the server."""
 
+    # A submission is one document (at most 16 MB in MongoDB): its request, then its journal
+    # (the resources it wrote) and its answer, each about the request's size. A quarter of
+    # the limit leaves them room; a larger asynchronous request is refused when sent (413)
+    # rather than failing after its commits (docs/api/async.md).
+    submission_request_limit: int | None = 4 * 1024 * 1024
+
     def __init__(self, database: Any, *, indexed_ranges: bool = True) -> None:
         self._indexed_ranges = indexed_ranges
         self._db = database

@@ -275,7 +275,11 @@ class SubmissionStore(Protocol):
     - `amend_submission` is the same change answering only whether it was made: a batch
       records a journal entry per entry, and reading its whole submission back each time
       would cost the square of its size.
+    - `submission_request_limit`: the largest request (its JSON, in bytes) a submission may
+      carry on this store; None when only the HTTP body's limit applies.
     """
+
+    submission_request_limit: int | None
 
     async def submit(self, submission: Submission) -> Submission: ...
 

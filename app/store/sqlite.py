@@ -149,6 +149,8 @@ def _state_columns(doc: Mapping[str, Any]) -> tuple[Any, ...]:
 class SqliteResourceStore:
     """The embedded store; one instance per process owns the file's write connection."""
 
+    submission_request_limit: int | None = None  # a submission's parts are rows of their own
+
     def __init__(self, path: Path) -> None:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="micdr-sqlite")

@@ -259,3 +259,40 @@ async def test_the_outcome_is_pushed_signed_to_the_registered_callback(
             await asyncio.sleep(0.05)
         assert result.headers["x-callback-delivery"].startswith("pending; attempts=")
         assert "error=" in result.headers["x-callback-delivery"]
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+async def test_an_asynchronous_request_too_large_for_a_mongodb_document_is_refused_when_sent(
+    deployment: str, tmp_path: Path
+) -> None:
+    """On MongoDB a submission (its request, then the resources it wrote and its answer) is one
+    document of at most 16 MB: a request of more than 4 MiB is refused with 413 before anything
+    is stored, instead of a 500 or a failure after its commits. The embedded store has no such
+    limit and runs it."""
+    entries = [
+        {
+            "resource": {"resourceType": "Basic", "code": {"text": "x" * 200_000}},
+            "request": {"method": "POST", "url": "Basic"},
+        }
+        for _ in range(22)
+    ]
+    body = {"resourceType": "Bundle", "type": "batch", "entry": entries}
+    async with client_with({}, deployment, tmp_path) as client:
+        answer = await client.post("/fhir", json=body, headers={"Prefer": "respond-async"})
+        if deployment == "embedded":
+            assert answer.status_code == 202
+            done = await finished(client, answer.headers["content-location"], timeout=120.0)
+            statuses = [e["response"]["status"] for e in done.json()["entry"]]
+            assert statuses == ["201 Created"] * 22
+            return
+        assert answer.status_code == 413
+        issue = answer.json()["issue"][0]
+        size = len(json.dumps({"body": body}, separators=(",", ":")))
+        assert issue["code"] == "too-costly"
+        assert issue["diagnostics"].startswith(
+            "an asynchronous request may hold at most 4194304 bytes of JSON on this server "
+            "(this one holds "
+        )
+        held = int(issue["diagnostics"].split("(this one holds ")[1].split(")")[0])
+        assert size < held < size + 2000  # the body and the request's method, base and headers
+        assert (await client.get("/health")).json()["submissions"]["queue_depth"] == 0
