@@ -1,7 +1,7 @@
-"""One large asynchronous batch on a fresh embedded stack: seconds from its acceptance until its
-status is done, and per entry (bench/README.md, "A large asynchronous batch").
+"""One large asynchronous batch on a fresh stack: seconds from its acceptance until its status is
+done, and per entry (bench/README.md, "A large asynchronous batch").
 
-    .venv/bin/python -m bench.batch --entries 1600
+    .venv/bin/python -m bench.batch --entries 1600 [--stack full]
 
 The batch PUTs generated Patients (no references between entries, so each entry stands alone);
 its cost per entry should not grow with the batch's size.
@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from bench.generate import flatten, generate
-from bench.stack import start
+from bench.stack import engine_urls, ensure_services, start
 from bench.workloads import health
 
 POLL_SECONDS = 0.2
@@ -39,9 +39,12 @@ def patient_batch(entries: int, seed: int) -> dict[str, Any]:
     }
 
 
-async def run(entries: int, seed: int) -> str:
+async def run(entries: int, seed: int, kind: str) -> str:
     body = patient_batch(entries, seed)
-    stack = await start("embedded", uuid.uuid4().hex[:8], 0, {})
+    urls = engine_urls()
+    if kind == "full":
+        ensure_services(urls)
+    stack = await start(kind, uuid.uuid4().hex[:8], 1 if kind == "full" else 0, urls)
     try:
         async with httpx.AsyncClient(base_url=stack.base, timeout=600) as client:
             await health(client, stack.base)
@@ -58,6 +61,7 @@ async def run(entries: int, seed: int) -> str:
             seconds = time.perf_counter() - began
     finally:
         stack.stop()
+        await stack.clean()
     sent = len(body["entry"])
     ok = sum(
         1
@@ -74,8 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1600)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stack", choices=["embedded", "full"], default="embedded")
     args = parser.parse_args(argv)
-    print(asyncio.run(run(args.entries, args.seed)))
+    print(asyncio.run(run(args.entries, args.seed, args.stack)))
 
 
 if __name__ == "__main__":
