@@ -5,13 +5,15 @@
 #     or, with MICDR_FERRETDB_BACKEND=postgresql, on Debian's PostgreSQL  127.0.0.1:15432
 #   Redis (appendonly, fsync always)                      redis://127.0.0.1:16379/0
 #
-# Usage: scripts/services.sh start|stop|restart|kill|status|env|versions|logs [SERVICE...]
+# Usage: scripts/services.sh start|stop|restart|kill|reset|status|env|versions|logs [SERVICE...]
 #   SERVICE is redis, ferretdb or elasticsearch (default: all three); ferretdb includes its
 #   PostgreSQL cluster when that is its backend (started before it, stopped after it).
 #   start    install/build/download what is missing (cached in MICDR_SERVICES_DIR), start,
 #            wait until each answers, print its version; a running service is left alone
 #   stop     graceful stop (SIGTERM, then SIGKILL after a timeout)
 #   kill     SIGKILL, no clean shutdown (for fault tests)
+#   reset    stop, then delete the data (not the binaries nor the downloads): the next start is
+#            on empty engines, as on a fresh machine (CI does this first)
 #   status   running/stopped per service; exit 0 only when all asked for are running
 #   env      the MICDR_TEST_* exports: eval "$(scripts/services.sh env)"
 #   versions one line per running service
@@ -573,6 +575,25 @@ cmd_stop() {
   with_lock
   for ((i = ${#svcs[@]} - 1; i >= 0; i--)); do "${svcs[i]}_stop" "${SIGNAL:-TERM}"; done
 }
+data_dirs() { # SERVICE -> the folders holding its data and state
+  case $1 in
+    redis) echo "$REDIS_DIR/data" ;;
+    ferretdb) echo "$FERRET_DIR/data $FERRET_DIR/state $PG_DATA" ;;
+    es) echo "$ES_HOME_DIR/data" ;;
+  esac
+}
+cmd_reset() {
+  local s d size
+  cmd_stop "$@"
+  for s in "$@"; do
+    for d in $(data_dirs "$s"); do
+      [ -d "$d" ] || continue
+      size=$(du -sh "$d" 2>/dev/null | cut -f1)
+      rm -rf "$d"
+      log "$(svc_name "$s"): removed $d ($size of earlier runs)"
+    done
+  done
+}
 cmd_status() {
   local s pid rc=0 v
   for s in "$@"; do
@@ -628,6 +649,7 @@ main() {
     stop) cmd_stop "${svcs[@]}" ;;
     kill) SIGNAL=KILL cmd_stop "${svcs[@]}" ;;
     restart) cmd_stop "${svcs[@]}" && cmd_start "${svcs[@]}" ;;
+    reset) cmd_reset "${svcs[@]}" ;;
     status) cmd_status "${svcs[@]}" ;;
     versions) cmd_versions "${svcs[@]}" ;;
     env) cmd_env ;;

@@ -23,6 +23,8 @@ TEST_REFRESH_INTERVAL = "50ms"
 # The Redis database of the tests' queues, emptied before each test: arq keeps a finished job's
 # id for a while, and commit sequence numbers (the job ids) restart with every test's store.
 TEST_REDIS_DB = 9
+# A cancelled worker task ends at its next await; one still running after this never will.
+STOP_SECONDS = 60
 
 
 _named: set[str] = set()  # every name this test session handed out (what `sweep` may delete)
@@ -64,7 +66,12 @@ def start_worker(settings: Settings) -> Callable[[], Awaitable[None]]:
         tasks = [running, *worker.tasks.values()]
         for task in tasks:
             task.cancel()
-        await asyncio.wait(tasks)
+        _, pending = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+        if pending:  # a task that ignores its cancellation is a bug: name it, do not hang
+            names = sorted(task.get_name() for task in pending)
+            raise AssertionError(
+                f"worker tasks still running {STOP_SECONDS}s after cancel: {names}"
+            )
         worker.tasks.clear()
         await worker.close()
 
