@@ -51,6 +51,7 @@ from pymongo.errors import (
 
 from app.fhir.clock import format_instant, utc_now
 from app.records import Claim, StoredResource, Transaction, Write
+from app.store.mongo_submission import stored_changes, stored_submission, submission_of
 from app.store.names import (
     CLAIMS,
     COUNTERS,
@@ -301,6 +302,16 @@ def _submission_keys(doc: Mapping[str, Any]) -> list[str]:
     keys = [_attempt_claim(doc["_id"], n) for n in range(int(doc.get("attempts") or 0) + 1)]
     claim = idempotency_claim(str(doc.get("contributor", "")), doc.get("idempotency_key"))
     return [*keys, claim] if claim else keys
+
+
+# What a submission's state document holds, by the submission field it comes from.
+_STATE_SOURCES = frozenset({"state", "created", "not_before", "lease_until", "expires", "callback"})
+
+
+def _moves_only_the_lease(changes: Mapping[str, Any]) -> bool:
+    """Whether `changes` leave every field of the state document as it is but `lease_until`,
+    which only moves forward (a later renewal)."""
+    return all(k == "lease_until" or k.split(".", 1)[0] not in _STATE_SOURCES for k in changes)
 
 
 def _submission_state(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -1228,24 +1239,15 @@ class MongoResourceStore:
                     break
             else:
                 raise StoreError(f"could not take the idempotency claim {key}")
-        doc = submission.to_doc()
-        doc["_id"] = doc.pop("id")
+        doc = stored_submission(submission)
         # its state first: a submission is never stored without one that the periodic
         # queries find (a state whose submission never came is dropped when found)
         await self._note_state(doc)
         await self._submissions.insert_one(doc)
         return submission
 
-    @staticmethod
-    def _submission_of(doc: Mapping[str, Any] | None) -> Submission | None:
-        if doc is None:
-            return None
-        fields = dict(doc)
-        fields["id"] = fields.pop("_id")
-        return Submission.from_doc(fields)
-
     async def submission(self, id: str) -> Submission | None:
-        return self._submission_of(await self._submissions.find_one({"_id": id}))
+        return submission_of(await self._submissions.find_one({"_id": id}))
 
     async def claim_submission(
         self, id: str, owner: str, now: float, lease_until: float
@@ -1278,26 +1280,38 @@ class MongoResourceStore:
         )
         if doc is not None:
             await self._note_state(doc)
-        return self._submission_of(doc)
+        return submission_of(doc)
 
     async def update_submission(
         self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> Submission | None:
         doc = await self._submissions.find_one_and_update(
             {"_id": id, **expect},
-            {"$set": dict(changes)},
+            {"$set": stored_changes(changes)},
             return_document=ReturnDocument.AFTER,
         )
         if doc is not None:
             await self._note_state(doc)
-        return self._submission_of(doc)
+        return submission_of(doc)
 
     async def amend_submission(
         self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> bool:
-        # The state document needs the submission's fields after the change, and FerretDB's
-        # findAndModify has no projection: the whole submission comes back either way.
-        return await self.update_submission(id, expect, changes) is not None
+        if not _moves_only_the_lease(changes):
+            # the state document is written from the submission after the change, and
+            # FerretDB's findAndModify has no projection: the whole submission comes back
+            return await self.update_submission(id, expect, changes) is not None
+        # A journal record, a lease renewal or a checkpoint: nothing comes back. Its state
+        # document is behind until the lease is written there too; behind, it selects the
+        # submission early, and `_selected` checks the submission and mends the note.
+        done = await self._submissions.update_one(
+            {"_id": id, **expect}, {"$set": stored_changes(changes)}
+        )
+        if done.matched_count and "lease_until" in changes:
+            await self._submission_states.update_one(
+                {"_id": id}, {"$set": {"lease_until": changes["lease_until"]}}
+            )
+        return bool(done.matched_count)
 
     # The periodic queries (due submissions, callbacks to retry, counts, expiry) filter on
     # state, not `_id`: on FerretDB a read of every document of the collection. A submission
@@ -1316,7 +1330,7 @@ class MongoResourceStore:
             ]
         }
         docs = await self._selected(selected, [("created", ASCENDING)], limit)
-        return [s for d in docs if _is_due(d, now) and (s := self._submission_of(d))]
+        return [s for d in docs if _is_due(d, now) and (s := submission_of(d))]
 
     async def undelivered_callbacks(self, now: float, limit: int) -> list[Submission]:
         selected = {"callback_state": "pending", "callback_next_at": {"$lte": now}}
@@ -1326,7 +1340,7 @@ class MongoResourceStore:
             for d in docs
             if (d.get("callback") or {}).get("state") == "pending"
             and d["callback"].get("next_at", math.inf) <= now
-            and (s := self._submission_of(d))
+            and (s := submission_of(d))
         ]
 
     async def _selected(

@@ -164,3 +164,8 @@ async def test_an_amendment_is_the_same_compare_and_set_answering_only_whether_i
     # the lease it renewed is what the due query sees
     assert await store.due_submissions(165.0, 10) == []
     assert [s.id for s in await store.due_submissions(171.0, 10)] == [sub.id]
+    # a change of state is what the counts see
+    assert await store.amend_submission(sub.id, running, {"state": "dead", "owner": None})
+    stats = await store.submission_stats()
+    assert (stats.queued, stats.running, stats.dead) == (0, 0, 1)
+    assert await store.due_submissions(171.0, 10) == []

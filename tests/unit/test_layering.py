@@ -55,7 +55,7 @@ LAYERS = (
     Layer("benchmark", ("bench",), PORTS | ADAPTERS),  # a dev tool: measures raw engines too
     Layer("application", ("app", "workers"), PORTS),  # http, interactions, jobs, commands
     Layer("SQLite store", ("app.store.sqlite",), PORTS | {"SQLite file"}),
-    Layer("MongoDB store", ("app.store.mongo",), PORTS),
+    Layer("MongoDB store", ("app.store.mongo", "app.store.mongo_submission"), PORTS),
     Layer("SQLite index", ("indexing.engines.sqlite",), PORTS | {"SQLite file"}),
     Layer("Elasticsearch index", ("indexing.engines.elasticsearch",), PORTS),
     Layer("local export files", ("app.bulk.local",), PORTS),
