@@ -11,6 +11,7 @@ truth, Redis only the doorbell.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -20,12 +21,14 @@ from typing import Any, TypedDict
 
 from arq import Retry, create_pool, cron
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import in_progress_key_prefix, retry_key_prefix
 from arq.worker import Worker, func
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError
 
 from app.search_parameters import ALL_TYPES
 from app.settings import Settings
+from app.store.port import Submission
 from workers.context import JobContext
 from workers.delivery import deliver_notifications
 from workers.jobs import (
@@ -61,7 +64,7 @@ PROJECT_TRIES = 10  # then the reconciler (every 15 s) projects what is left
 REINDEX_TRIES = 20
 BULK_TIMEOUT = 24 * 3600
 AHEAD_OF_QUEUE = timedelta(hours=1)
-CRON_HOLD_SECONDS = 600.0  # the longest a killed reconciler's run keeps the next ones out
+CRON_HOLD_SECONDS = 30.0  # the longest a killed reconciler's run keeps the next ones out
 
 
 class _Ahead(TypedDict):
@@ -116,15 +119,26 @@ async def run_alone(
 ) -> int | None:
     """Run a periodic job unless a run of it (by any worker) still holds `key`: None then.
     arq starts a cron run on schedule even while the last one is busy, and two reconcilers
-    of one backlog do the same work twice. A run killed mid-way holds the key for `hold`
-    seconds at most."""
+    of one backlog do the same work twice. The hold is renewed while the run lasts, so a run
+    killed mid-way keeps the next ones out for `hold` seconds at most, however long runs are."""
     lock = redis.lock(key, timeout=hold, blocking=False)
     if not await lock.acquire():
         return None
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(hold / 3)
+            with contextlib.suppress(LockError, RedisError):
+                await lock.reacquire()
+
+    renewing = asyncio.create_task(renew())
     try:
         return await run()
     finally:
-        with contextlib.suppress(LockError):  # held past `hold`: already free
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+        with contextlib.suppress(LockError):  # lost past `hold`: already free
             await lock.release()
 
 
@@ -180,6 +194,9 @@ async def _reconcile_submissions(ctx: dict[str, Any]) -> int | None:
     async def run() -> int:
         now = time.time()
         due = await reconcile_submissions(job, now)
+        await release_untaken(
+            ctx["redis"], ctx["names"], due, ctx["held_for"], job.settings.async_lease_seconds
+        )
         for sub in due:
             enqueue = enqueue_bulk if is_bulk(sub) else enqueue_submission
             await enqueue(ctx["redis"], ctx["names"], sub.id, sub.attempts, sub.not_before)
@@ -188,6 +205,44 @@ async def _reconcile_submissions(ctx: dict[str, Any]) -> int | None:
         return len(due)
 
     return await run_alone(ctx["redis"], ctx["names"].running(SUBMISSIONS_RECONCILE_JOB), run)
+
+
+def _job_id(names: QueueNames, sub: Submission) -> str:
+    job_id = names.bulk_job_id if is_bulk(sub) else names.submission_job_id
+    return job_id(sub.id, sub.attempts)
+
+
+async def release_untaken(
+    redis: Redis, names: QueueNames, due: Sequence[Submission], held_for: float, grace: float
+) -> list[str]:
+    """Free the jobs of queued submissions that a worker took but never claimed; answers their
+    ids. arq marks a job in progress when a worker takes it, for `held_for` seconds (its
+    longest job timeout: a day, for bulk jobs), and no other worker takes it meanwhile. A
+    worker claims its submission first thing, so a mark older than `grace` (the lease) on a
+    submission still queued was left by a worker that died in between (kill -9): without this
+    its submission would wait a day. Should the taker be alive after all, a second run of the
+    job finds the submission claimed and skips it. arq counted the dead worker's take as the
+    job's one try, so that count goes too: the next worker runs the job, not refuses it."""
+    ids = [_job_id(names, sub) for sub in due if sub.state == "queued"]
+    if not ids:
+        return []
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.pttl(in_progress_key_prefix + job_id)
+            left = await pipe.execute()
+        # pttl is negative for a key that does not exist (or has no expiry: not arq's)
+        stale = [i for i, ms in zip(ids, left, strict=True) if 0 < ms < (held_for - grace) * 1000]
+        if stale:
+            await redis.delete(
+                *(in_progress_key_prefix + i for i in stale), *(retry_key_prefix + i for i in stale)
+            )
+    except (RedisError, OSError) as exc:
+        log.warning("could not check the queue for jobs taken by stopped workers: %s", exc)
+        return []
+    for job_id in stale:
+        log.warning("job %s was taken by a worker that stopped before it ran; released", job_id)
+    return stale
 
 
 async def enqueue_submission(
@@ -334,13 +389,14 @@ def build_worker(
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["names"] = names
+        ctx["held_for"] = worker.in_progress_timeout_s
         ctx["job"], ctx["close"] = await open_job(ArqQueue(ctx["redis"], names, owned=False))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "close" in ctx:
             await ctx["close"]()
 
-    return Worker(
+    worker = Worker(
         functions=[
             func(_project, name=PROJECT_JOB, max_tries=PROJECT_TRIES),
             func(_reindex, name=REINDEX_JOB, max_tries=REINDEX_TRIES, timeout=3600, keep_result=0),
@@ -382,3 +438,4 @@ def build_worker(
         max_jobs=4,
         poll_delay=poll_delay,
     )
+    return worker

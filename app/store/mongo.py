@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from bisect import bisect_right
@@ -88,6 +89,8 @@ from app.store.port import (
     VersionConflict,
     idempotency_claim,
 )
+
+log = logging.getLogger("micdr.store")
 
 _DUPLICATE_KEY = 11000
 _SEQUENCE_ATTEMPTS = 100
@@ -1255,32 +1258,56 @@ class MongoResourceStore:
         # The claim of one attempt is a document whose `_id` is `<id>:<attempts>`, inserted once:
         # FerretDB runs `find_one_and_update` as a read then a write, so two workers could both
         # pass its filter; a duplicate `_id` cannot. A re-queued submission has more attempts.
-        current = await self._submissions.find_one(
-            {"_id": id, "state": "queued", "not_before": {"$lte": now}}, {"attempts": 1}
-        )
-        if current is None:
-            return None
-        try:
-            await self._submission_keys.insert_one(
-                {"_id": _attempt_claim(id, current["attempts"]), "id": id, "at": time.time()}
+        for _ in range(2):
+            current = await self._submissions.find_one(
+                {"_id": id, "state": "queued", "not_before": {"$lte": now}}, {"attempts": 1}
             )
-        except DuplicateKeyError:
-            return None
+            if current is None:
+                return None
+            attempts = int(current["attempts"])
+            try:
+                await self._submission_keys.insert_one(
+                    {"_id": _attempt_claim(id, attempts), "id": id, "at": now}
+                )
+            except DuplicateKeyError:
+                if not await self._requeue_abandoned(id, attempts, now, lease_until - now):
+                    return None
+                continue  # claim the next attempt
+            doc = await self._submissions.find_one_and_update(
+                {"_id": id, "state": "queued", "attempts": attempts},
+                {
+                    "$set": {
+                        "state": "running",
+                        "owner": owner,
+                        "lease_until": lease_until,
+                        "updated": now,
+                    }
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                await self._note_state(doc)
+            return submission_of(doc)
+        return None
+
+    async def _requeue_abandoned(self, id: str, attempts: int, now: float, lease: float) -> bool:
+        """An attempt claimed more than a lease ago whose submission is still queued: its
+        claimer died between the claim and the change of state (kill -9), and no worker
+        could ever take that attempt again. Queued again as the next attempt, as when a
+        running submission's lease ends; answers whether it was."""
+        held = await self._submission_keys.find_one({"_id": _attempt_claim(id, attempts)})
+        if held is None or held.get("at", 0.0) + lease > now:
+            return False  # its claimer is (probably) about to change the state
         doc = await self._submissions.find_one_and_update(
-            {"_id": id, "state": "queued", "attempts": current["attempts"]},
-            {
-                "$set": {
-                    "state": "running",
-                    "owner": owner,
-                    "lease_until": lease_until,
-                    "updated": now,
-                }
-            },
+            {"_id": id, "state": "queued", "attempts": attempts},
+            {"$set": {"attempts": attempts + 1, "updated": now}},
             return_document=ReturnDocument.AFTER,
         )
-        if doc is not None:
-            await self._note_state(doc)
-        return submission_of(doc)
+        if doc is None:
+            return False
+        await self._note_state(doc)
+        log.warning("submission %s: attempt %d was claimed by a worker that stopped", id, attempts)
+        return True
 
     async def update_submission(
         self, id: str, expect: Mapping[str, Any], changes: Mapping[str, Any]

@@ -136,6 +136,45 @@ async def test_kill_9_of_a_worker_mid_job(full_env: dict[str, str], tmp_path: Pa
         assert (stats["queue_depth"], stats["running"], stats["dead"]) == (0, 0, 0)
 
 
+async def test_a_job_taken_by_a_worker_that_died_before_claiming_it(
+    full_env: dict[str, str], tmp_path: Path
+) -> None:
+    """arq marks a job in progress when a worker takes it, for a day (its longest job
+    timeout); a worker killed before it claimed the submission leaves that mark behind. The
+    reconciler releases it once older than the lease, and another worker runs the job."""
+    import redis.asyncio
+    from arq.constants import in_progress_key_prefix, retry_key_prefix
+
+    from app.deploy.worker import build_worker
+    from workers.keys import QueueNames
+
+    settings = load_settings(full_env)
+    held_for = build_worker(settings).in_progress_timeout_s
+    app = create_app(settings)
+    async with AsyncTestClient(app=app, base_url="http://micdr.local") as client:
+        path = await submit(client, bundle(uuid.uuid4().hex[:8], 0))
+        names = QueueNames.for_store(settings.mongo_database)
+        key = in_progress_key_prefix + names.submission_job_id(path.rsplit("/", 1)[1], 0)
+        queue = redis.asyncio.Redis.from_url(full_env["MICDR_REDIS_URL"])
+        try:
+            # what a worker that took the job 10 s ago and was killed at once left: arq's
+            # in-progress mark, and its count of the job's tries
+            await queue.psetex(key, int((held_for - 10) * 1000), b"1")
+            await queue.set(key.replace(in_progress_key_prefix, retry_key_prefix), b"1")
+            worker = Process(["worker"], full_env, tmp_path / "worker.log")
+            try:
+                done = await wait_finished(client, [path], timeout=60)
+            finally:
+                worker.stop()
+            assert await queue.exists(key) == 0
+        finally:
+            await queue.aclose()
+        await assert_exactly_once(full_env, done)
+        log = worker.tail()
+        assert "was taken by a worker that stopped before it ran; released" in log
+        assert "max retries" not in log  # run at once, not refused as a second try
+
+
 async def test_redis_flushed_and_restarted_with_jobs_queued(
     full_env: dict[str, str], tmp_path: Path, services: ServiceControl
 ) -> None:
