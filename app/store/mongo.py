@@ -286,11 +286,6 @@ async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[int]:
     return []
 
 
-_STATE_FIELDS = {f: 1 for f in ("state", "created", "not_before", "lease_until", "expires")} | {
-    "callback": 1
-}
-
-
 _KEY_FIELDS = {"attempts": 1, "contributor": 1, "idempotency_key": 1}
 
 
@@ -307,8 +302,10 @@ def _submission_keys(doc: Mapping[str, Any]) -> list[str]:
     return [*keys, claim] if claim else keys
 
 
-# What a submission's state document holds, by the submission field it comes from.
+# The submission fields its state document is made of (`_submission_state`), and the projection
+# that reads no more of a submission than that.
 _STATE_SOURCES = frozenset({"state", "created", "not_before", "lease_until", "expires", "callback"})
+_STATE_FIELDS = dict.fromkeys(_STATE_SOURCES, 1)
 
 
 def _moves_only_the_lease(changes: Mapping[str, Any]) -> bool:
