@@ -188,13 +188,23 @@ def subscriber_of(
 async def _resolve_chains(
     ctx: JobContext, criteria: Criteria, subscribers: Sequence[Subscriber]
 ) -> dict[Chain | Has, Predicate]:
-    """`patient.identifier=system|value` filters, answered by the store."""
-    resolved: dict[Chain | Has, Predicate] = {}
-    for subscriber in subscribers:
-        for chain, target, token in identifier_chains(criteria, subscriber.settings.filters):
-            ids = (await ctx.store.find_by_identifier(target, [token])).get(token, [])
-            resolved[chain] = RefIn(chain.param, tuple(f"{target}/{i}" for i in ids))
-    return resolved
+    """`patient.identifier=system|value` filters, answered by the store (one lookup for all
+    the subscribers' chains)."""
+    chains = [
+        found
+        for subscriber in subscribers
+        for found in identifier_chains(criteria, subscriber.settings.filters)
+    ]
+    if not chains:
+        return {}
+    wanted: dict[str, set[str]] = {}
+    for _, target, token in chains:
+        wanted.setdefault(target, set()).add(token)
+    found = await ctx.store.find_by_identifiers({t: sorted(ts) for t, ts in wanted.items()})
+    return {
+        chain: RefIn(chain.param, tuple(f"{target}/{i}" for i in found[target].get(token, [])))
+        for chain, target, token in chains
+    }
 
 
 async def _versions(

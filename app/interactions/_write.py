@@ -123,13 +123,13 @@ async def resolve(services: Services, entries: list[Entry]) -> Resolution:
     tokens_by_type: dict[str, set[str]] = {}
     for c in criteria:
         tokens_by_type.setdefault(c.type, set()).update(t for s in c.identifier_sets for t in s)
-    lookups = await asyncio.gather(
-        *(
-            services.store.find_by_identifier(t, sorted(tokens))
-            for t, tokens in tokens_by_type.items()
+    by_type = (
+        await services.store.find_by_identifiers(
+            {t: sorted(tokens) for t, tokens in tokens_by_type.items()}
         )
+        if tokens_by_type
+        else {}
     )
-    by_type = dict(zip(tokens_by_type, lookups, strict=True))
     id_refs = {(c.type, i) for c in criteria for s in c.id_sets for i in s}
     live_by_ref = (
         {(r.type, r.id) for r in await services.store.read_many(sorted(id_refs)) if not r.deleted}

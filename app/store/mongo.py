@@ -756,23 +756,32 @@ class MongoResourceStore:
         known.update((key, outcomes.get(key, False)) for key in wanted)
 
     async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:
-        # The postings name every resource that may carry a token; its current document decides.
-        found: dict[str, list[str]] = {t: [] for t in tokens}
-        if not tokens:
-            return found
-        postings = await self._find_ids(
-            self._identifiers, [f"{type}|{t}" for t in found], {"ids": 1}
+        return (await self.find_by_identifiers({type: tokens}))[type]
+
+    async def find_by_identifiers(
+        self, wanted: Mapping[str, Sequence[str]]
+    ) -> Mapping[str, Mapping[str, list[str]]]:
+        # The postings (`<type>|<token>`) name every resource that may carry a token; its
+        # current document decides. Two round trips, whatever the number of types.
+        found: dict[str, dict[str, list[str]]] = {
+            type: {t: [] for t in tokens} for type, tokens in wanted.items()
+        }
+        keys = [f"{type}|{t}" for type, tokens in found.items() for t in tokens]
+        postings = await self._find_ids(self._identifiers, keys, {"ids": 1})
+        candidates = sorted(
+            {f"{p['_id'].split('|', 1)[0]}/{i}" for p in postings for i in p["ids"]}
         )
-        candidates = sorted({f"{type}/{i}" for p in postings for i in p["ids"]})
         fields = {"id": 1, "ident": 1, "op": 1}
         for doc in await self._find_ids(self._current, candidates, fields):
             if doc["op"] == "delete":
                 continue
+            tokens = found[doc["_id"].split("/", 1)[0]]
             for token in doc.get("ident", []):
-                if token in found:
-                    found[token].append(doc["id"])
-        for ids in found.values():
-            ids.sort()
+                if token in tokens:
+                    tokens[token].append(doc["id"])
+        for by_token in found.values():
+            for ids in by_token.values():
+                ids.sort()
         return found
 
     async def resource_types(self) -> list[str]:

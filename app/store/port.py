@@ -109,7 +109,13 @@ class ResourceStore(Protocol):
 
     async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:
         """For each token (`system|value`, `|value` or `value`), the ids of the live resources of
-        `type` carrying it. One round trip for all tokens."""
+        `type` carrying it (sorted). One round trip for all tokens."""
+
+    async def find_by_identifiers(
+        self, wanted: Mapping[str, Sequence[str]]
+    ) -> Mapping[str, Mapping[str, list[str]]]:
+        """`find_by_identifier` of several types at once (type -> tokens): as many round trips
+        as for one type. A transaction's conditional entries name half a dozen types."""
 
     async def status(self) -> ServiceStatus: ...
 

@@ -333,7 +333,13 @@ class SqliteResourceStore:
         return [_stored(r) for r in rows]
 
     async def find_by_identifier(self, type: str, tokens: Sequence[str]) -> Mapping[str, list[str]]:
-        return await self._run(self._find_by_identifier, type, list(tokens))
+        return (await self.find_by_identifiers({type: tokens}))[type]
+
+    async def find_by_identifiers(
+        self, wanted: Mapping[str, Sequence[str]]
+    ) -> Mapping[str, Mapping[str, list[str]]]:
+        pairs = [(t, list(tokens)) for t, tokens in wanted.items()]
+        return await self._run(lambda: {t: self._find_by_identifier(t, ts) for t, ts in pairs})
 
     def _find_by_identifier(self, type_: str, tokens: list[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {t: [] for t in tokens}

@@ -153,6 +153,36 @@ async def test_find_by_identifier_answers_live_resources_per_token(store: Any) -
     assert dict(await store.find_by_identifier("Observation", ["s|1"])) == {"s|1": []}
 
 
+async def test_find_by_identifiers_answers_each_type_apart(store: Any) -> None:
+    """The same token on resources of two types: each type answers its own; a deleted one and
+    a type with none answer nothing."""
+
+    def organization(id_: str, version: int, *identifiers: str) -> Write:
+        body = {"resourceType": "Organization", "id": id_, "meta": {"versionId": str(version)}}
+        op = "create" if version == 1 else "update"
+        return Write("Organization", id_, version, op, body, identifiers=identifiers)
+
+    await store.commit(
+        Transaction(
+            (
+                put("a", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1",)),
+                organization("o1", 1, "s|1", "u|7"),
+                organization("o2", 1, "u|7"),
+            )
+        )
+    )
+    await store.commit(Transaction((Write("Organization", "o2", 2, "delete", None),)))
+    found = await store.find_by_identifiers(
+        {"Patient": ["s|1", "u|7"], "Organization": ["u|7", "s|1"], "Observation": ["s|1"]}
+    )
+    assert {t: dict(by_token) for t, by_token in found.items()} == {
+        "Patient": {"s|1": ["a"], "u|7": []},
+        "Organization": {"u|7": ["o1"], "s|1": ["o1"]},
+        "Observation": {"s|1": []},
+    }
+    assert dict(await store.find_by_identifiers({})) == {}
+
+
 async def test_find_by_identifier_follows_identifiers_across_transactions(store: Any) -> None:
     await store.commit(
         Transaction((put("a", 1, "2024-01-01T00:00:00.000Z", identifiers=("s|1",)),))
